@@ -1,0 +1,34 @@
+"""Runtime configuration from the environment (pydantic-settings).
+
+Secrets are ``SecretStr``: they print as ``**********`` and are read only where
+an HTTP header is built, inside activities. They never reach workflow input,
+history, search attributes or logs.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
+
+
+class StnSettings(BaseSettings):
+    """sTN Partner API. Env: ``STN_BASE_URL``, ``STN_API_KEY``, ``STN_TIMEOUT_SECONDS``."""
+
+    model_config = SettingsConfigDict(env_prefix="STN_", extra="ignore")
+
+    base_url: str = f"{DEFAULT_SANDBOX_URL}/stn"
+    api_key: SecretStr = SecretStr("sandbox-stn-key")
+    timeout_seconds: float = 15.0
+
+
+class OrchestratorSettings(BaseSettings):
+    """Orchestrator-wide settings. Env prefix ``CANCEL_``."""
+
+    model_config = SettingsConfigDict(env_prefix="CANCEL_", extra="ignore")
+
+    task_queue: str = "cancellations"
+    # Keys the hash that turns a phone number into a workflow id. Set your own
+    # in production; every process that starts sagas must use the same one.
+    workflow_id_key: SecretStr = SecretStr("dev-only-workflow-id-key")

@@ -1,0 +1,88 @@
+"""Find or build the Temporal CLI (dev server + Web UI).
+
+Order: ``$TEMPORAL_CLI``, a ``temporal`` on ``PATH``, the cached build, then
+``go install github.com/temporalio/cli/cmd/temporal@v1.5.1`` into the cache.
+Temporal's download site is never contacted (later tags carry a ``replace``
+directive and cannot be installed by version).
+
+``python -m config.temporal_cli`` prints the path, building it if needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
+CLI_VERSION = "v1.5.1"
+
+
+class TemporalCliUnavailable(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cancellation-orchestrator" / f"temporal-cli-{CLI_VERSION}"
+
+
+def find_temporal_cli() -> Path | None:
+    """The CLI to use if one is already there, without building anything."""
+    explicit = os.environ.get("TEMPORAL_CLI")
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise TemporalCliUnavailable(f"TEMPORAL_CLI={explicit} is not an executable file")
+        return path
+    on_path = shutil.which("temporal")
+    if on_path:
+        return Path(on_path)
+    cached = cache_dir() / "temporal"
+    return cached if cached.is_file() else None
+
+
+def ensure_temporal_cli() -> Path:
+    """Return the CLI's path, building it with Go into the cache when missing."""
+    found = find_temporal_cli()
+    if found:
+        return found
+    go = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").is_file() else None
+    )
+    if go is None:
+        raise TemporalCliUnavailable(
+            "No Temporal CLI found and Go is not installed. Either install Go (>= 1.23) so "
+            f"`go install {CLI_MODULE}@{CLI_VERSION}` can build it, put a `temporal` binary "
+            "on PATH, or set TEMPORAL_CLI=/path/to/temporal."
+        )
+    target = cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    print(
+        f"Building the Temporal CLI {CLI_VERSION} into {target} (first run only, ~3 min)...",
+        file=sys.stderr,
+    )
+    env = {**os.environ, "GOBIN": str(target)}
+    result = subprocess.run([go, "install", f"{CLI_MODULE}@{CLI_VERSION}"], env=env, check=False)
+    binary = target / "temporal"
+    if result.returncode != 0 or not binary.is_file():
+        raise TemporalCliUnavailable(
+            f"`go install {CLI_MODULE}@{CLI_VERSION}` failed (exit {result.returncode}); "
+            "see the output above. Set TEMPORAL_CLI to an existing binary to skip the build."
+        )
+    return binary
+
+
+def main() -> int:
+    try:
+        print(ensure_temporal_cli())
+    except TemporalCliUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

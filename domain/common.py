@@ -1,0 +1,126 @@
+"""Models and rules every saga shares: phases, the audit trail, input problems.
+
+Pure code: no I/O, no clock. Workflows import it through
+``workflow.unsafe.imports_passed_through()``, starters and activities import it
+directly, so the same model describes a saga everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    """Base for every model on the wire: camelCase outside, snake_case in Python.
+
+    Temporal's pydantic converter serialises with the aliases, so workflow
+    histories, ``cancelctl status --json`` and (later) the HTTP API all show the
+    same field names as the providers' documentation.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+    )
+
+
+class SagaPhase(StrEnum):
+    """Where a saga is. Stored in the ``CancellationStatus`` search attribute."""
+
+    RECEIVED = "RECEIVED"
+    SUBMITTING = "SUBMITTING"
+    WAITING = "WAITING"
+    POLLING = "POLLING"
+    REVOKING = "REVOKING"
+    RESCHEDULING = "RESCHEDULING"
+    COMPENSATING = "COMPENSATING"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REVOKED = "REVOKED"
+    COMPENSATED = "COMPENSATED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_PHASES
+
+
+FINAL_PHASES = frozenset(
+    {SagaPhase.COMPLETED, SagaPhase.FAILED, SagaPhase.REVOKED, SagaPhase.COMPENSATED}
+)
+
+
+class SagaKind(StrEnum):
+    """What a saga cancels. Stored in the ``CancellationKind`` search attribute."""
+
+    LINE_TERMINATION = "LINE_TERMINATION"
+    ORDER_CANCELLATION = "ORDER_CANCELLATION"
+    FUTURE_ORDER_CANCELLATION = "FUTURE_ORDER_CANCELLATION"
+    CUSTOMER_CHURN = "CUSTOMER_CHURN"
+
+
+class Provider(StrEnum):
+    STN = "stn"
+    REBILLY = "rebilly"
+    AIRALO = "airalo"
+
+
+class StepRecord(CamelModel):
+    """One line of a saga's audit trail."""
+
+    at: datetime
+    step: str
+    detail: str = ""
+
+
+class FieldProblem(CamelModel):
+    """One rule one field broke, phrased for the person who sent it."""
+
+    field: str
+    rule: str
+
+
+class InvalidRequest(ValueError):
+    """Input rejected at the edge: nothing was started.
+
+    Carries every problem found, not just the first, so a caller fixes them in
+    one go. The CLI prints them and exits 2; the HTTP API answers 422.
+    """
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.rule}" for p in problems))
+
+
+def problems_from_validation_error(error: Exception) -> list[FieldProblem]:
+    """Turn a pydantic ``ValidationError`` into field problems (alias names)."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return [FieldProblem(field="request", rule=str(error))]
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "request"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(field=field, rule=message))
+    return problems
+
+
+class ErrorType(StrEnum):
+    """``ApplicationError.type`` values shared by activities and workflows."""
+
+    # The provider refused the request (4xx): retrying cannot help.
+    PROVIDER_REJECTED = "ProviderRejected"
+    # Timeout, 5xx, 429, connection failure: retried by the activity's policy.
+    PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+    # A polled provider status is not final yet: benign, retried.
+    STILL_PENDING = "StillPending"
+    # An operator request (update) the saga could not apply.
+    REQUEST_REFUSED = "RequestRefused"

@@ -1,0 +1,37 @@
+"""Typed search attributes: how operators filter sagas in the Temporal UI.
+
+Never put PII here: search attributes are indexed in clear and are not passed
+through the payload codec.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+CANCELLATION_STATUS = SearchAttributeKey.for_keyword("CancellationStatus")
+CANCELLATION_KIND = SearchAttributeKey.for_keyword("CancellationKind")
+CANCELLATION_PROVIDERS = SearchAttributeKey.for_keyword_list("CancellationProviders")
+WISH_DATE = SearchAttributeKey.for_datetime("WishDate")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+
+ALL = (CANCELLATION_STATUS, CANCELLATION_KIND, CANCELLATION_PROVIDERS, WISH_DATE, CUSTOMER_ID)
+
+
+def dev_server_flags() -> list[str]:
+    """``--search-attribute NAME=Type`` arguments for ``temporal server start-dev``."""
+    kinds = {
+        "KEYWORD": "Keyword",
+        "KEYWORD_LIST": "KeywordList",
+        "DATETIME": "Datetime",
+        "TEXT": "Text",
+        "INT": "Int",
+        "FLOAT": "Double",
+        "BOOL": "Bool",
+    }
+    flags: list[str] = []
+    for key in ALL:
+        flags += [
+            "--search-attribute",
+            f"{key.name}={kinds[key.indexed_value_type.name.removeprefix('INDEXED_VALUE_TYPE_')]}",
+        ]
+    return flags

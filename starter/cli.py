@@ -1,0 +1,240 @@
+"""cancelctl: start, inspect and steer cancellation sagas from a shell.
+
+Exit codes: 0 ok; 1 Temporal or the saga refused (unreachable server, unknown
+workflow, refused update); 2 bad input (the field and the rule are printed,
+nothing was started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from config.settings import OrchestratorSettings
+from config.temporal import connect, connect_config
+from domain.common import FieldProblem, InvalidRequest, problems_from_validation_error
+from domain.stn import TerminationRequest
+from starter import sagas
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+EPILOG = """\
+Temporal connection: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE,
+TEMPORAL_API_KEY, TLS settings and profiles as in Temporal's environment configuration.
+Task queue: CANCEL_TASK_QUEUE (default "cancellations").
+
+Exit codes: 0 ok, 1 refused or unreachable, 2 invalid input (nothing started).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cancelctl",
+        description="Start, inspect and steer durable cancellation sagas.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    terminate = commands.add_parser(
+        "terminate",
+        help="terminate an sTN mobile line, now or at a wish date",
+        description="Terminate an sTN mobile subscription. Prints the saga's workflow id; "
+        "a second request for the same line attaches to the running saga.",
+    )
+    target = terminate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--subscription-id", metavar="ID", help="sTN subscription id")
+    target.add_argument(
+        "--phone", metavar="NUMBER", help="mobile number, 0612345678 or 06-12345678"
+    )
+    terminate.add_argument(
+        "--wish-date",
+        metavar="ISO",
+        help="ISO 8601 with offset, e.g. 2026-12-01T00:00:00+01:00 (default: as soon as possible)",
+    )
+    terminate.add_argument(
+        "--reference", metavar="REF", help="your reference, at most 15 characters"
+    )
+    terminate.add_argument(
+        "--customer-id", metavar="ID", help="your customer id (searchable in the UI)"
+    )
+
+    status = commands.add_parser("status", help="show a saga's state and audit trail")
+    status.add_argument("workflow_id", metavar="ID")
+    status.add_argument("--json", action="store_true", help="print the full status as JSON")
+
+    revoke = commands.add_parser("revoke", help="revoke a saga before its provider executed it")
+    revoke.add_argument("workflow_id", metavar="ID")
+    revoke.add_argument("--reason", metavar="TEXT", help="why (sent to the provider as a note)")
+
+    reschedule = commands.add_parser("reschedule", help="move a saga to a new wish date")
+    reschedule.add_argument("workflow_id", metavar="ID")
+    reschedule.add_argument(
+        "--wish-date", metavar="ISO", required=True, help="new date, ISO 8601 with offset"
+    )
+
+    cancel = commands.add_parser(
+        "cancel", help="cancel the workflow: the saga undoes what it did, then stops"
+    )
+    cancel.add_argument("workflow_id", metavar="ID")
+
+    listing = commands.add_parser("list", help="list sagas, newest first")
+    listing.add_argument("--status", metavar="S", help="phase, e.g. WAITING, COMPLETED, REVOKED")
+    listing.add_argument("--customer-id", metavar="ID")
+    listing.add_argument("--limit", type=int, default=100, metavar="N")
+    return parser
+
+
+def _parse_datetime(field: str, raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    field=field, rule=f"{raw!r} is not ISO 8601 (e.g. 2026-12-01T00:00:00+01:00)"
+                )
+            ]
+        ) from None
+    if value.tzinfo is None:
+        raise InvalidRequest(
+            [FieldProblem(field=field, rule="must carry a UTC offset, e.g. +01:00 or Z")]
+        )
+    return value
+
+
+def _termination_request(args: argparse.Namespace) -> TerminationRequest:
+    raw = {
+        "subscriptionId": args.subscription_id,
+        "phoneNumber": args.phone,
+        "wishDate": _parse_datetime("wishDate", args.wish_date) if args.wish_date else None,
+        "referenceNumber": args.reference,
+        "customerId": args.customer_id,
+    }
+    try:
+        return TerminationRequest.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as error:
+        raise InvalidRequest(problems_from_validation_error(error)) from None
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _print_status(state: dict[str, Any]) -> None:
+    print(
+        f"{state.get('workflowId')}  {state.get('workflowType')}  {state.get('phase')}"
+        f"  (run {str(state.get('runStatus', '')).lower()})"
+    )
+    for key, value in state.items():
+        if key in {"workflowId", "workflowType", "phase", "runStatus", "steps"} or value in (
+            None,
+            [],
+            {},
+        ):
+            continue
+        print(f"  {key}: {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
+    print("  steps:")
+    for step in state.get("steps", []):
+        print(f"    {step['at']}  {step['step']:<16} {step.get('detail', '')}")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = OrchestratorSettings()
+    # Validate before connecting: bad input is reported even with Temporal down.
+    request = _termination_request(args) if args.command == "terminate" else None
+    wish_date = (
+        _parse_datetime("wishDate", args.wish_date) if args.command == "reschedule" else None
+    )
+    if args.command == "list":
+        sagas.list_query(args.status, args.customer_id)
+    client = await _connect()
+    if request is not None:
+        started = await sagas.start_line_termination(client, request, settings)
+        print(started.workflow_id)
+        if started.already_running:
+            print("already running: attached to the existing saga", file=sys.stderr)
+        return EXIT_OK
+    handlers: dict[str, Callable[[Client], Awaitable[int]]] = {
+        "status": lambda c: _status(c, args),
+        "revoke": lambda c: _steer(sagas.revoke(c, args.workflow_id, args.reason)),
+        "reschedule": lambda c: _steer(sagas.reschedule(c, args.workflow_id, wish_date)),  # type: ignore[arg-type]
+        "cancel": lambda c: _cancel(c, args.workflow_id),
+        "list": lambda c: _list(c, args),
+    }
+    return await handlers[args.command](client)
+
+
+async def _connect() -> Client:
+    try:
+        return await connect()
+    except Exception as error:  # the SDK raises plain RuntimeError on connect failure
+        target = connect_config().get("target_host")
+        raise ConnectionError(f"cannot reach Temporal at {target}: {error}") from error
+
+
+async def _status(client: Client, args: argparse.Namespace) -> int:
+    state = await sagas.saga_status(client, args.workflow_id)
+    if args.json:
+        _print_json(state)
+    else:
+        _print_status(state)
+    return EXIT_OK
+
+
+async def _steer(action: Awaitable[dict[str, Any]]) -> int:
+    try:
+        state = await action
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        print(f"refused: {cause.message if hasattr(cause, 'message') else cause}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{state.get('workflowId')}: {state.get('phase')}")
+    return EXIT_OK
+
+
+async def _cancel(client: Client, workflow_id: str) -> int:
+    await sagas.cancel(client, workflow_id)
+    print(f"{workflow_id}: cancellation requested; the saga compensates and stops")
+    return EXIT_OK
+
+
+async def _list(client: Client, args: argparse.Namespace) -> int:
+    rows = await sagas.list_sagas(client, args.status, args.customer_id, args.limit)
+    print(f"{'WORKFLOW ID':<44} {'TYPE':<18} {'PHASE':<16} {'WISH DATE':<26} CUSTOMER")
+    for row in rows:
+        wish = row.wish_date.isoformat() if row.wish_date else "-"
+        print(
+            f"{row.workflow_id:<44} {row.workflow_type:<18} {row.phase or '-':<16} {wish:<26} "
+            f"{row.customer_id or '-'}"
+        )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except InvalidRequest as error:
+        for problem in error.problems:
+            print(f"invalid {problem.field}: {problem.rule}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ConnectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except RPCError as error:
+        print(f"error: Temporal refused: {error.message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

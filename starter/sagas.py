@@ -1,0 +1,147 @@
+"""Start and steer sagas: the one implementation behind cancelctl (and the HTTP API).
+
+Everything here validates first and talks to Temporal second, so bad input
+never starts anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from config.settings import OrchestratorSettings
+from domain import search_attributes as sa
+from domain.common import FieldProblem, InvalidRequest, SagaPhase
+from domain.stn import (
+    RescheduleRequest,
+    RevokeRequest,
+    TerminationRequest,
+    check_future_wish_date,
+    check_termination_request,
+    termination_workflow_id,
+)
+from workflows.line_termination import LineTerminationSaga
+
+
+@dataclass(frozen=True)
+class StartedSaga:
+    workflow_id: str
+    run_id: str | None
+    # True when a run for this business key was already open: nothing new started.
+    already_running: bool
+
+
+async def start_line_termination(
+    client: Client,
+    request: TerminationRequest,
+    settings: OrchestratorSettings,
+    now: datetime | None = None,
+) -> StartedSaga:
+    check_termination_request(request, now or datetime.now(UTC))
+    workflow_id = termination_workflow_id(
+        request, settings.workflow_id_key.get_secret_value().encode()
+    )
+    try:
+        handle = await client.start_workflow(
+            LineTerminationSaga.run,
+            request,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            # A closed run (completed, revoked, failed) may be followed by a new
+            # one; an open one is never doubled: the duplicate attaches to it.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=request.summary(),
+        )
+    except WorkflowAlreadyStartedError as existing:
+        return StartedSaga(workflow_id, existing.run_id, already_running=True)
+    return StartedSaga(workflow_id, handle.result_run_id, already_running=False)
+
+
+async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
+    """The saga's ``status`` query as JSON-ready data (any saga type), plus run facts."""
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    state: dict[str, Any] = await handle.query("status")
+    return {
+        "workflowType": description.workflow_type,
+        "runStatus": description.status.name if description.status else None,
+        **state,
+    }
+
+
+async def revoke(client: Client, workflow_id: str, reason: str | None) -> dict[str, Any]:
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    result: dict[str, Any] = await handle.execute_update("revoke", RevokeRequest(reason=reason))
+    return result
+
+
+async def reschedule(
+    client: Client, workflow_id: str, wish_date: datetime, now: datetime | None = None
+) -> dict[str, Any]:
+    check_future_wish_date(wish_date, now or datetime.now(UTC))
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    result: dict[str, Any] = await handle.execute_update(
+        "reschedule", RescheduleRequest(wish_date=wish_date)
+    )
+    return result
+
+
+async def cancel(client: Client, workflow_id: str) -> None:
+    """Cancel the workflow: the saga compensates what it did, then ends cancelled."""
+    await client.get_workflow_handle(workflow_id).cancel()
+
+
+def list_query(phase: str | None = None, customer_id: str | None = None) -> str:
+    """A visibility query over our sagas (values validated, so no injection)."""
+    clauses = [f"{sa.CANCELLATION_KIND.name} IS NOT NULL"]
+    if phase is not None:
+        try:
+            SagaPhase(phase)
+        except ValueError:
+            allowed = ", ".join(p.value for p in SagaPhase)
+            raise InvalidRequest(
+                [FieldProblem(field="status", rule=f"must be one of {allowed}")]
+            ) from None
+        clauses.append(f"{sa.CANCELLATION_STATUS.name} = '{phase}'")
+    if customer_id is not None:
+        if "'" in customer_id or "\\" in customer_id:
+            raise InvalidRequest([FieldProblem(field="customerId", rule="must not contain quotes")])
+        clauses.append(f"{sa.CUSTOMER_ID.name} = '{customer_id}'")
+    return " AND ".join(clauses)
+
+
+@dataclass(frozen=True)
+class SagaListing:
+    workflow_id: str
+    workflow_type: str
+    run_status: str
+    phase: str | None
+    wish_date: datetime | None
+    customer_id: str | None
+    started: datetime
+
+
+async def list_sagas(
+    client: Client, phase: str | None = None, customer_id: str | None = None, limit: int = 100
+) -> list[SagaListing]:
+    listings = []
+    async for execution in client.list_workflows(list_query(phase, customer_id), limit=limit):
+        attributes = execution.typed_search_attributes
+        status = execution.status or WorkflowExecutionStatus.RUNNING
+        listings.append(
+            SagaListing(
+                workflow_id=execution.id,
+                workflow_type=execution.workflow_type,
+                run_status=status.name,
+                phase=attributes.get(sa.CANCELLATION_STATUS),
+                wish_date=attributes.get(sa.WISH_DATE),
+                customer_id=attributes.get(sa.CUSTOMER_ID),
+                started=execution.start_time,
+            )
+        )
+    return listings

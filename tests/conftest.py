@@ -1,0 +1,75 @@
+"""Real parts: one Temporal dev server and one provider sandbox per test session,
+a fresh task queue and worker per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from config.settings import OrchestratorSettings, StnSettings
+from config.temporal import data_converter
+from config.temporal_cli import ensure_temporal_cli
+from domain import search_attributes as sa
+from sandbox.settings import SandboxSettings
+from sandbox.testing import SandboxAdmin, SandboxServer
+from worker import build_worker, provider_clients
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxSettings(stn_processing_delay_seconds=1.0)) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_admin(sandbox: SandboxServer) -> Iterator[SandboxAdmin]:
+    admin = SandboxAdmin(sandbox.base_url)
+    yield admin
+    admin.clear_faults()
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(ensure_temporal_cli()),
+        search_attributes=sa.ALL,
+        data_converter=data_converter(),
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def settings(task_queue: str) -> OrchestratorSettings:
+    return OrchestratorSettings(task_queue=task_queue)
+
+
+@pytest.fixture
+async def worker(client: Client, sandbox: SandboxServer, task_queue: str) -> AsyncIterator[Worker]:
+    """The production worker (same workflows, activities, options) on a fresh queue."""
+    async with provider_clients(StnSettings(base_url=sandbox.stn_url)) as stn_http:
+        async with build_worker(client, task_queue, stn_http) as running:
+            yield running
+
+
+@pytest.fixture
+def uid() -> str:
+    """A unique suffix so tests never share provider state or workflow ids."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,286 @@
+"""LineTermination end to end: real Temporal dev server, real worker, sandbox over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import CancelledError
+from temporalio.worker import Worker
+
+from config.settings import OrchestratorSettings
+from domain.stn import TerminationRequest
+from sandbox.testing import SandboxAdmin
+from starter import sagas
+from tests.helpers import record_history, status_of, wait_for_phase
+
+TERMINATE = "/api/TerminateSubscription"
+CANCEL = "/api/CancelTerminateSubscription"
+QUERY = "/api/QueryActivation"
+
+
+def stn_calls(admin: SandboxAdmin, path: str, subscription_id: str) -> list[dict[str, Any]]:
+    """Calls for one subscription (other tests' traffic is ignored)."""
+    calls = admin.calls(provider="stn", path=path)
+    if path == TERMINATE:
+        return [c for c in calls if (c["requestBody"] or {}).get("subscriptionId") == subscription_id]
+    return calls
+
+
+async def start(
+    client: Client, settings: OrchestratorSettings, **fields: Any
+) -> sagas.StartedSaga:
+    return await sagas.start_line_termination(
+        client, TerminationRequest.model_validate(fields), settings
+    )
+
+
+async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
+    return result
+
+
+async def test_immediate_termination_completes(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    started = await start(client, settings, subscriptionId=subscription, customerId=f"C-{uid}")
+
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "COMPLETED"
+    assert final["activationStatus"] == "DONE"
+    assert final["submissions"] == 1
+    assert final["providerChecks"] >= 1
+    assert [s["step"] for s in final["steps"]][:4] == ["received", "submitting", "submitted", "waiting"]
+    assert final["steps"][-1]["step"] == "completed"
+    terminates = stn_calls(sandbox_admin, TERMINATE, subscription)
+    assert len(terminates) == 1
+    body = terminates[0]["requestBody"]
+    assert "wishDate" not in body and len(body["referenceNumber"]) <= 15
+    await record_history(client.get_workflow_handle(started.workflow_id), "line_termination_completed")
+
+
+async def test_termination_waits_for_wish_date(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    wish = datetime.now(UTC) + timedelta(seconds=4)
+    started = await start(client, settings, subscriptionId=f"SUB-{uid}", wishDate=wish)
+
+    waiting = await wait_for_phase(client, started.workflow_id, "WAITING")
+    assert waiting["activationStatus"] == "BUSY"
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "COMPLETED"
+    polling_step = next(s for s in final["steps"] if s["step"] == "polling")
+    assert datetime.fromisoformat(polling_step["at"]) >= wish  # the timer held until the date
+    terminate = stn_calls(sandbox_admin, TERMINATE, f"SUB-{uid}")[0]["requestBody"]
+    assert datetime.fromisoformat(terminate["wishDate"]) == wish
+
+
+async def test_phone_number_is_sent_dashed_and_kept_out_of_ids(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin
+) -> None:
+    number = f"06{uuid_digits()}"
+    started = await start(client, settings, phoneNumber=number)
+
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "COMPLETED"
+    assert number not in started.workflow_id and number[2:] not in started.workflow_id
+    assert final["phoneNumber"] == f"06-****{number[-4:]}"
+    sent = [c for c in sandbox_admin.calls(provider="stn", path=TERMINATE)
+            if (c["requestBody"] or {}).get("phoneNumber") == f"06-{number[2:]}"]
+    assert len(sent) == 1
+
+
+def uuid_digits() -> str:
+    import uuid
+
+    return str(uuid.uuid4().int)[:8]
+
+
+async def test_revoke_before_wish_date(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    started = await start(
+        client, settings, subscriptionId=subscription, wishDate=datetime.now(UTC) + timedelta(hours=1)
+    )
+    await wait_for_phase(client, started.workflow_id, "WAITING")
+
+    state = await sagas.revoke(client, started.workflow_id, "customer stayed")
+
+    assert state["phase"] == "REVOKED"
+    final = await result_of(client, started.workflow_id)
+    assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
+    assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
+    cancels = [c for c in stn_calls(sandbox_admin, CANCEL, subscription)
+               if c["requestBody"]["activationId"] == final["activationId"]]
+    assert len(cancels) == 1
+    assert cancels[0]["requestBody"]["note"] == "customer stayed"
+    await record_history(client.get_workflow_handle(started.workflow_id), "line_termination_revoked")
+
+
+async def test_revoke_refused_once_final(
+    client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
+) -> None:
+    started = await start(client, settings, subscriptionId=f"SUB-{uid}")
+    await result_of(client, started.workflow_id)
+
+    with pytest.raises(Exception) as refused:
+        await sagas.revoke(client, started.workflow_id, None)
+
+    # The run is closed: Temporal refuses the update before the workflow sees it.
+    assert "complete" in str(refused.value).lower()
+
+
+async def test_reschedule_moves_the_termination(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    started = await start(
+        client, settings, subscriptionId=subscription, wishDate=datetime.now(UTC) + timedelta(days=7)
+    )
+    await wait_for_phase(client, started.workflow_id, "WAITING")
+    first = await status_of(client, started.workflow_id)
+    new_date = datetime.now(UTC) + timedelta(seconds=3)
+
+    state = await sagas.reschedule(client, started.workflow_id, new_date)
+
+    assert state["phase"] == "WAITING"
+    assert datetime.fromisoformat(state["wishDate"]) == new_date
+    assert state["activationId"] != first["activationId"]
+    final = await result_of(client, started.workflow_id)
+    assert final["phase"] == "COMPLETED" and final["submissions"] == 2
+    terminates = stn_calls(sandbox_admin, TERMINATE, subscription)
+    assert [datetime.fromisoformat(t["requestBody"]["wishDate"]) for t in terminates] == [
+        datetime.fromisoformat(first["wishDate"]),
+        new_date,
+    ]
+    cancelled = [c for c in stn_calls(sandbox_admin, CANCEL, subscription)
+                 if c["requestBody"]["activationId"] == first["activationId"]]
+    assert len(cancelled) == 1
+
+
+async def test_reschedule_to_the_past_is_refused(
+    client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
+) -> None:
+    started = await start(
+        client, settings, subscriptionId=f"SUB-{uid}", wishDate=datetime.now(UTC) + timedelta(days=1)
+    )
+    await wait_for_phase(client, started.workflow_id, "WAITING")
+    handle = client.get_workflow_handle(started.workflow_id)
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            "reschedule", {"wishDate": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}
+        )
+
+    assert "in the past" in str(refused.value.cause)
+    state = await status_of(client, started.workflow_id)
+    assert state["phase"] == "WAITING" and state["submissions"] == 1
+    await sagas.revoke(client, started.workflow_id, "test cleanup")
+
+
+async def test_provider_error_fails_with_reason(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    sandbox_admin.stn_set_outcome(subscription, "ERROR", "SIM is blocked by the operator")
+    started = await start(client, settings, subscriptionId=subscription)
+
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "FAILED"
+    assert final["activationStatus"] == "ERROR"
+    assert "SIM is blocked by the operator" in final["lastError"]
+    await record_history(client.get_workflow_handle(started.workflow_id), "line_termination_failed")
+
+
+async def test_provider_rejection_fails_without_retrying(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    sandbox_admin.add_fault(provider="stn", path=TERMINATE, mode="error", status=403, count=1)
+    started = await start(client, settings, subscriptionId=subscription)
+
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "FAILED"
+    assert "403" in final["lastError"]
+    assert len(sandbox_admin.calls(provider="stn", path=TERMINATE, method="POST")) >= 1
+    assert stn_calls(sandbox_admin, TERMINATE, subscription) and all(
+        c["status"] == 403 for c in stn_calls(sandbox_admin, TERMINATE, subscription)
+    )
+    assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
+
+
+async def test_duplicate_request_attaches_to_the_running_saga(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    wish = datetime.now(UTC) + timedelta(seconds=3)
+    first = await start(client, settings, subscriptionId=subscription, wishDate=wish)
+    second = await start(client, settings, subscriptionId=subscription, wishDate=wish)
+
+    assert not first.already_running and second.already_running
+    assert second.workflow_id == first.workflow_id and second.run_id == first.run_id
+    await result_of(client, first.workflow_id)
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{first.workflow_id}'")]
+    assert len(runs) == 1
+    assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
+
+
+async def test_lost_response_still_terminates_exactly_once(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    sandbox_admin.add_fault(provider="stn", method="POST", path=TERMINATE, mode="drop_response", count=1)
+    started = await start(client, settings, subscriptionId=subscription)
+
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "COMPLETED"
+    terminates = stn_calls(sandbox_admin, TERMINATE, subscription)
+    assert len(terminates) == 1 and terminates[0]["status"] == 504 and terminates[0]["applied"]
+    assert any("lost response" in s["detail"] for s in final["steps"])
+
+
+async def test_transient_faults_are_retried(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    sandbox_admin.add_fault(provider="stn", method="POST", path=TERMINATE, mode="error", status=503, count=2)
+    sandbox_admin.add_fault(provider="stn", path=QUERY, mode="rate_limit", retryAfterSeconds=1, count=1)
+    started = await start(client, settings, subscriptionId=subscription)
+
+    final = await result_of(client, started.workflow_id)
+
+    assert final["phase"] == "COMPLETED"
+    statuses = [c["status"] for c in stn_calls(sandbox_admin, TERMINATE, subscription)]
+    assert statuses == [503, 503, 200]
+    assert 429 in [c["status"] for c in sandbox_admin.calls(provider="stn", path=QUERY)]
+
+
+async def test_workflow_cancellation_compensates(
+    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+) -> None:
+    subscription = f"SUB-{uid}"
+    started = await start(
+        client, settings, subscriptionId=subscription, wishDate=datetime.now(UTC) + timedelta(days=3)
+    )
+    waiting = await wait_for_phase(client, started.workflow_id, "WAITING")
+
+    await sagas.cancel(client, started.workflow_id)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await client.get_workflow_handle(started.workflow_id).result()
+    assert isinstance(failure.value.cause, CancelledError)
+    final = await status_of(client, started.workflow_id)
+    assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
+    cancels = [c for c in sandbox_admin.calls(provider="stn", path=CANCEL)
+               if c["requestBody"]["activationId"] == waiting["activationId"]]
+    assert len(cancels) == 1

@@ -1,0 +1,318 @@
+"""LineTermination: terminate one sTN mobile line, durably, at its wish date.
+
+submit TerminateSubscription → durable timer until the wish date → poll
+QueryActivation until DONE/ERROR → COMPLETED or FAILED.
+
+While it waits an operator can ``revoke`` (CancelTerminateSubscription → REVOKED)
+or ``reschedule`` (cancel + resubmit with the new date); cancelling the workflow
+undoes the submitted termination the same way. Termination is irreversible at
+sTN, so everything that can still be undone is undone before DONE, and nothing
+is attempted after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.common import Provider, SagaKind, SagaPhase
+    from domain.stn import (
+        Activation,
+        CancelTermination,
+        LineTerminationStatus,
+        RescheduleRequest,
+        RevokeRequest,
+        SubmitTermination,
+        TerminationRequest,
+        derived_reference_number,
+        mask_phone_number,
+    )
+
+import contextlib
+
+from workflows import stn_steps
+from workflows.ledger import SagaLedger, describe_failure
+from workflows.operator_inbox import OperatorInbox, OperatorRequest
+
+REVOKE = "revoke"
+RESCHEDULE = "reschedule"
+
+
+@workflow.defn(name="LineTermination")
+class LineTerminationSaga:
+    @workflow.init
+    def __init__(self, request: TerminationRequest) -> None:
+        self._request = request
+        self._wish_date: datetime | None = request.wish_date
+        self._ledger = SagaLedger(SagaKind.LINE_TERMINATION, [Provider.STN])
+        self._inbox = OperatorInbox()
+        self._submission: SubmitTermination | None = None
+        self._submit_task: asyncio.Task[None] | None = None
+        self._activation: Activation | None = None
+        self._submissions = 0
+        self._provider_checks = 0
+
+    @workflow.run
+    async def run(self, request: TerminationRequest) -> LineTerminationStatus:
+        self._ledger.open(self._wish_date, request.customer_id)
+        try:
+            await self._submit()
+            await self._drive()
+        except ActivityError as error:
+            self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
+        except BaseException as error:
+            if not is_cancelled_exception(error):
+                raise
+            # Undo even though we are being cancelled: shield the compensation.
+            await asyncio.shield(asyncio.ensure_future(self._compensate("workflow cancelled")))
+            raise
+        finally:
+            self._inbox.refuse_all(f"the saga ended {self._ledger.phase.value}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    # -- the main loop -------------------------------------------------------
+
+    async def _drive(self) -> None:
+        """Run until final; operator requests are applied between steps."""
+        while not self._ledger.phase.is_final:
+            if self._inbox.has_pending():
+                await self._apply(self._inbox.take())
+            elif self._ledger.phase == SagaPhase.WAITING:
+                await self._wait_until_due()
+            else:
+                await self._poll()
+
+    async def _submit(self) -> None:
+        self._submissions += 1
+        info = workflow.info()
+        reference = self._request.reference_number
+        if reference is None or self._submissions > 1:
+            reference = derived_reference_number(info.workflow_id, info.run_id, self._submissions)
+        self._submission = SubmitTermination(
+            subscription_id=self._request.subscription_id,
+            phone_number=self._request.phone_number,
+            wish_date=self._wish_date,
+            reference_number=reference,
+        )
+        self._ledger.enter(SagaPhase.SUBMITTING, f"asking sTN to terminate (reference {reference})")
+        # A task, so a workflow cancellation cannot orphan a submit that is in
+        # flight: the compensation waits for it and then knows what to undo.
+        self._submit_task = asyncio.ensure_future(self._send_submission(self._submission))
+        await self._submit_task
+        assert self._activation is not None
+        when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
+        self._ledger.enter(
+            SagaPhase.WAITING, f"activation {self._activation.id} scheduled for {when}"
+        )
+
+    async def _send_submission(self, submission: SubmitTermination) -> None:
+        result = await stn_steps.submit_termination(submission)
+        self._activation = result.activation
+        recovered = " (found after a lost response)" if result.recovered else ""
+        self._ledger.record(
+            "submitted",
+            f"activation {result.activation.id} is {result.activation.status}{recovered}; "
+            f"attempt {result.attempt}",
+        )
+
+    async def _wait_until_due(self) -> None:
+        """Durable timer to the wish date; returns early for an operator request."""
+        if self._wish_date is not None:
+            remaining = self._wish_date - workflow.now()
+            if remaining > timedelta(0):
+                try:
+                    await workflow.wait_condition(self._inbox.has_pending, timeout=remaining)
+                    return
+                except TimeoutError:
+                    pass
+        self._ledger.enter(SagaPhase.POLLING, "wish date reached; waiting for sTN to execute")
+
+    async def _poll(self) -> None:
+        assert self._activation is not None
+        poll = asyncio.ensure_future(stn_steps.await_activation_final(self._activation.id))
+        interrupt = asyncio.ensure_future(workflow.wait_condition(self._inbox.has_pending))
+        await workflow.wait([poll, interrupt], return_when=asyncio.FIRST_COMPLETED)
+        if not poll.done():
+            # An operator request: stop polling, let the loop apply it.
+            poll.cancel()
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                await poll
+            return
+        interrupt.cancel()
+        try:
+            checked = poll.result()
+        except ActivityError as error:
+            if not _is_timeout(error):
+                raise
+            self._ledger.record("still_pending", "sTN has not finished after a day; still polling")
+            return
+        self._provider_checks += checked.checks
+        self._settle(checked.activation)
+
+    def _settle(self, activation: Activation) -> None:
+        """Record a final provider status as the saga's outcome."""
+        self._activation = activation
+        if activation.status == "DONE":
+            self._ledger.enter(
+                SagaPhase.COMPLETED,
+                f"sTN terminated the line (activation {activation.id}, "
+                f"{activation.activated_date or 'date not reported'})",
+            )
+        elif activation.is_cancelled:
+            self._ledger.enter(SagaPhase.REVOKED, f"activation {activation.id} was cancelled")
+        else:
+            self._ledger.fail(
+                SagaPhase.FAILED, f"sTN reported {activation.status}: {activation.error_message}"
+            )
+
+    # -- operator requests ---------------------------------------------------
+
+    async def _apply(self, request: OperatorRequest) -> None:
+        try:
+            if request.kind == REVOKE:
+                await self._revoke(request.payload)
+            else:
+                await self._reschedule(request.payload)
+            request.finish()
+        except ActivityError as error:
+            request.finish(describe_failure(error))
+        finally:
+            self._inbox.release()
+
+    async def _revoke(self, request: RevokeRequest) -> None:
+        previous = self._ledger.phase
+        note = request.reason or "revoked by operator"
+        self._ledger.enter(SagaPhase.REVOKING, note)
+        try:
+            cancelled = await self._cancel_activation(note)
+        except ActivityError as error:
+            self._ledger.note_error("revoke_refused", describe_failure(error))
+            self._ledger.enter(previous, "revoke refused; carrying on")
+            raise
+        self._ledger.enter(SagaPhase.REVOKED, f"{note} (activation {cancelled})")
+
+    async def _reschedule(self, request: RescheduleRequest) -> None:
+        previous = self._ledger.phase
+        self._ledger.enter(SagaPhase.RESCHEDULING, f"moving to {request.wish_date.isoformat()}")
+        try:
+            await self._cancel_activation(f"rescheduled to {request.wish_date.isoformat()}")
+        except ActivityError as error:
+            self._ledger.note_error("reschedule_refused", describe_failure(error))
+            self._ledger.enter(previous, "reschedule refused; carrying on")
+            raise
+        self._wish_date = request.wish_date
+        self._ledger.move_wish_date(request.wish_date)
+        try:
+            await self._submit()
+        except ActivityError as error:
+            # The old termination is gone and sTN refused the new one: say so loudly.
+            self._ledger.fail(
+                SagaPhase.FAILED, f"resubmission after reschedule failed: {describe_failure(error)}"
+            )
+            raise
+
+    async def _cancel_activation(self, note: str) -> str:
+        assert self._activation is not None
+        cancelled = await stn_steps.cancel_termination(
+            CancelTermination(activation_id=self._activation.id, note=note)
+        )
+        if cancelled is not None:
+            self._activation = cancelled
+        return self._activation.id
+
+    async def _compensate(self, reason: str) -> None:
+        """Undo the submitted termination after a workflow cancellation."""
+        self._ledger.enter(SagaPhase.COMPENSATING, reason)
+        if self._submit_task is not None and not self._submit_task.done():
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                await self._submit_task
+        if self._activation is not None and self._activation.is_executed:
+            # Too late: sTN already executed (or failed) it. Report what happened.
+            self._settle(self._activation)
+            return
+        if self._submission is None or (self._activation and self._activation.is_cancelled):
+            self._ledger.enter(SagaPhase.REVOKED, f"{reason}; nothing to undo")
+            return
+        try:
+            undone = await stn_steps.cancel_termination(
+                CancelTermination(
+                    activation_id=self._activation.id if self._activation else None,
+                    submitted=self._submission,
+                    note=reason,
+                )
+            )
+        except ActivityError as error:
+            self._ledger.fail(
+                SagaPhase.FAILED, f"{reason}; could not undo: {describe_failure(error)}"
+            )
+            return
+        if undone is not None:
+            self._activation = undone
+        what = f"activation {undone.id} cancelled" if undone else "sTN never created one"
+        self._ledger.enter(SagaPhase.REVOKED, f"{reason}; {what}")
+
+    # -- handlers --------------------------------------------------------------
+
+    @workflow.update
+    async def revoke(self, request: RevokeRequest) -> LineTerminationStatus:
+        """Cancel the termination at sTN and end REVOKED (before it executed)."""
+        await self._inbox.submit(REVOKE, request)
+        return self.status()
+
+    @revoke.validator
+    def _validate_revoke(self, request: RevokeRequest) -> None:
+        self._refuse_if_settled("revoke")
+
+    @workflow.update
+    async def reschedule(self, request: RescheduleRequest) -> LineTerminationStatus:
+        """Move the termination to a new wish date (cancel + resubmit at sTN)."""
+        await self._inbox.submit(RESCHEDULE, request)
+        return self.status()
+
+    @reschedule.validator
+    def _validate_reschedule(self, request: RescheduleRequest) -> None:
+        self._refuse_if_settled("reschedule")
+        if request.wish_date.tzinfo is None:
+            raise ValueError("wishDate must carry a UTC offset")
+        if request.wish_date <= workflow.now():
+            raise ValueError(f"wishDate {request.wish_date.isoformat()} is in the past")
+
+    def _refuse_if_settled(self, action: str) -> None:
+        phase = self._ledger.phase
+        if phase.is_final:
+            raise ValueError(f"cannot {action}: the saga is already {phase.value}")
+        if self._activation is not None and self._activation.is_executed:
+            raise ValueError(
+                f"cannot {action}: sTN already executed the termination ({self._activation.status})"
+            )
+        if self._inbox.busy:
+            raise ValueError(f"cannot {action}: another request is being applied")
+
+    @workflow.query
+    def status(self) -> LineTerminationStatus:
+        activation = self._activation
+        return LineTerminationStatus(
+            workflow_id=workflow.info().workflow_id,
+            phase=self._ledger.phase,
+            subscription_id=self._request.subscription_id,
+            phone_number=mask_phone_number(self._request.phone_number),
+            customer_id=self._request.customer_id,
+            wish_date=self._wish_date,
+            reference_number=self._submission.reference_number if self._submission else None,
+            activation_id=activation.id if activation else None,
+            activation_status=activation.status if activation else None,
+            submissions=self._submissions,
+            provider_checks=self._provider_checks,
+            last_error=self._ledger.last_error,
+            steps=list(self._ledger.steps),
+        )
+
+
+def _is_timeout(error: ActivityError) -> bool:
+    return isinstance(error.cause, ActivityTimeoutError)
