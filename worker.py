@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,24 +27,39 @@ from workflows.line_termination import LineTerminationSaga
 WORKFLOWS: Sequence[type] = (LineTerminationSaga,)
 
 
-def activities_of(stn_http: httpx.AsyncClient) -> list[Any]:
+@dataclass(frozen=True)
+class ProviderClients:
+    """One configured httpx client per provider, owned by the worker process."""
+
+    stn: httpx.AsyncClient
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    stn: StnSettings = field(default_factory=StnSettings)
+
+
+def activities_of(clients: ProviderClients) -> list[Any]:
     """Every activity, bound to the injected provider HTTP clients."""
-    stn = StnActivities(stn_http)
+    stn = StnActivities(clients.stn)
     return [stn.submit_termination, stn.await_activation_final, stn.cancel_termination]
 
 
 @contextlib.asynccontextmanager
-async def provider_clients(stn: StnSettings | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    async with stn_http_client(stn or StnSettings()) as stn_http:
-        yield stn_http
+async def provider_clients(
+    settings: ProviderSettings | None = None,
+) -> AsyncIterator[ProviderClients]:
+    settings = settings or ProviderSettings()
+    async with stn_http_client(settings.stn) as stn_http:
+        yield ProviderClients(stn=stn_http)
 
 
-def build_worker(client: Client, task_queue: str, stn_http: httpx.AsyncClient) -> Worker:
+def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities_of(stn_http),
+        activities=activities_of(clients),
     )
 
 
@@ -51,8 +67,8 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = OrchestratorSettings()
     client = await connect()
-    async with provider_clients() as stn_http:
-        worker = build_worker(client, settings.task_queue, stn_http)
+    async with provider_clients() as clients:
+        worker = build_worker(client, settings.task_queue, clients)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

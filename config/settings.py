@@ -32,3 +32,27 @@ class OrchestratorSettings(BaseSettings):
     # Keys the hash that turns a phone number into a workflow id. Set your own
     # in production; every process that starts sagas must use the same one.
     workflow_id_key: SecretStr = SecretStr("dev-only-workflow-id-key")
+
+
+class RebillySettings(BaseSettings):
+    """Rebilly. Env: ``REBILLY_BASE_URL`` (organization-scoped, e.g.
+    ``https://api-sandbox.rebilly.com/organizations/<org>``), ``REBILLY_API_KEY``,
+    ``REBILLY_TIMEOUT_SECONDS``."""
+
+    model_config = SettingsConfigDict(env_prefix="REBILLY_", extra="ignore")
+
+    base_url: str = f"{DEFAULT_SANDBOX_URL}/rebilly/organizations/org-sandbox"
+    api_key: SecretStr = SecretStr("sk_sandbox_rebilly")
+    timeout_seconds: float = 15.0
+
+
+class AiraloSettings(BaseSettings):
+    """Airalo Partner API. Env: ``AIRALO_BASE_URL``, ``AIRALO_CLIENT_ID``,
+    ``AIRALO_CLIENT_SECRET``, ``AIRALO_TIMEOUT_SECONDS``."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRALO_", extra="ignore")
+
+    base_url: str = f"{DEFAULT_SANDBOX_URL}/airalo"
+    client_id: str = "sandbox-airalo-client"
+    client_secret: SecretStr = SecretStr("sandbox-airalo-secret")
+    timeout_seconds: float = 15.0

@@ -17,7 +17,7 @@ from config.temporal_cli import ensure_temporal_cli
 from domain import search_attributes as sa
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin, SandboxServer
-from worker import build_worker, provider_clients
+from worker import ProviderSettings, build_worker, provider_clients
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +61,19 @@ def settings(task_queue: str) -> OrchestratorSettings:
     return OrchestratorSettings(task_queue=task_queue)
 
 
+def provider_settings_for(sandbox: SandboxServer) -> ProviderSettings:
+    """Production settings classes, pointed at the test sandbox."""
+    return ProviderSettings(stn=StnSettings(base_url=sandbox.stn_url))
+
+
 @pytest.fixture
 async def worker(client: Client, sandbox: SandboxServer, task_queue: str) -> AsyncIterator[Worker]:
     """The production worker (same workflows, activities, options) on a fresh queue."""
-    async with provider_clients(StnSettings(base_url=sandbox.stn_url)) as stn_http:
-        async with build_worker(client, task_queue, stn_http) as running:
-            yield running
+    async with (
+        provider_clients(provider_settings_for(sandbox)) as clients,
+        build_worker(client, task_queue, clients) as running,
+    ):
+        yield running
 
 
 @pytest.fixture
