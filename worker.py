@@ -19,8 +19,9 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.provider_http import json_http_client
 from activities.stn import StnActivities, stn_http_client
-from config.settings import OrchestratorSettings, StnSettings
+from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
 from config.temporal import connect
 from workflows.line_termination import LineTerminationSaga
 
@@ -32,11 +33,15 @@ class ProviderClients:
     """One configured httpx client per provider, owned by the worker process."""
 
     stn: httpx.AsyncClient
+    rebilly: httpx.AsyncClient
+    airalo: httpx.AsyncClient
 
 
 @dataclass(frozen=True)
 class ProviderSettings:
     stn: StnSettings = field(default_factory=StnSettings)
+    rebilly: RebillySettings = field(default_factory=RebillySettings)
+    airalo: AiraloSettings = field(default_factory=AiraloSettings)
 
 
 def activities_of(clients: ProviderClients) -> list[Any]:
@@ -50,8 +55,14 @@ async def provider_clients(
     settings: ProviderSettings | None = None,
 ) -> AsyncIterator[ProviderClients]:
     settings = settings or ProviderSettings()
-    async with stn_http_client(settings.stn) as stn_http:
-        yield ProviderClients(stn=stn_http)
+    async with (
+        stn_http_client(settings.stn) as stn_http,
+        json_http_client(settings.rebilly.base_url, settings.rebilly.timeout_seconds) as rebilly,
+        json_http_client(settings.airalo.base_url, settings.airalo.timeout_seconds) as airalo,
+    ):
+        # Credentials are added by each provider's activities (Rebilly's key
+        # header, Airalo's cached bearer token), never passed through workflows.
+        yield ProviderClients(stn=stn_http, rebilly=rebilly, airalo=airalo)
 
 
 def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> Worker:

@@ -32,6 +32,17 @@ PROVIDER_UNAVAILABLE = ErrorType.PROVIDER_UNAVAILABLE.value
 MessageReader = Callable[[Any], str | None]
 
 
+def json_http_client(
+    base_url: str, timeout_seconds: float, headers: dict[str, str] | None = None
+) -> httpx.AsyncClient:
+    """A provider client: base URL from settings, JSON by default, bounded time."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Accept": "application/json", **(headers or {})},
+        timeout=timeout_seconds,
+    )
+
+
 def body_of(response: httpx.Response) -> Any:
     try:
         return response.json()

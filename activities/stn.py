@@ -12,7 +12,12 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.provider_http import PROVIDER_REJECTED, raise_for_provider, unavailable
+from activities.provider_http import (
+    PROVIDER_REJECTED,
+    json_http_client,
+    raise_for_provider,
+    unavailable,
+)
 from config.settings import StnSettings
 from domain.common import ErrorType
 from domain.stn import (
@@ -43,13 +48,10 @@ def servicestack_message(body: Any) -> str | None:
 
 
 def stn_http_client(settings: StnSettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=settings.base_url,
-        headers={
-            "stn-api-key": settings.api_key.get_secret_value(),
-            "Accept": "application/json",
-        },
-        timeout=settings.timeout_seconds,
+    return json_http_client(
+        settings.base_url,
+        settings.timeout_seconds,
+        {"stn-api-key": settings.api_key.get_secret_value()},
     )
 
 

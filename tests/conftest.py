@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config.settings import OrchestratorSettings, StnSettings
+from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
 from config.temporal import data_converter
 from config.temporal_cli import ensure_temporal_cli
 from domain import search_attributes as sa
@@ -63,7 +63,11 @@ def settings(task_queue: str) -> OrchestratorSettings:
 
 def provider_settings_for(sandbox: SandboxServer) -> ProviderSettings:
     """Production settings classes, pointed at the test sandbox."""
-    return ProviderSettings(stn=StnSettings(base_url=sandbox.stn_url))
+    return ProviderSettings(
+        stn=StnSettings(base_url=sandbox.stn_url),
+        rebilly=RebillySettings(base_url=sandbox.rebilly_url),
+        airalo=AiraloSettings(base_url=sandbox.airalo_url),
+    )
 
 
 @pytest.fixture

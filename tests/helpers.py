@@ -17,10 +17,10 @@ HISTORIES = Path(__file__).parent / "histories"
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.2
+    check: Callable[[], Awaitable[T]], *, within: float = 30.0, interval: float = 0.2
 ) -> T:
     """Run ``check`` until it stops raising AssertionError, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         try:
             return await check()
@@ -37,14 +37,14 @@ async def status_of(client: Client, workflow_id: str) -> dict[str, Any]:
 
 
 async def wait_for_phase(
-    client: Client, workflow_id: str, phase: str, timeout: float = 30.0
+    client: Client, workflow_id: str, phase: str, within: float = 30.0
 ) -> dict[str, Any]:
     async def check() -> dict[str, Any]:
         state = await status_of(client, workflow_id)
         assert state["phase"] == phase, f"phase {state['phase']}, want {phase}"
         return state
 
-    return await eventually(check, timeout=timeout)
+    return await eventually(check, within=within)
 
 
 async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
