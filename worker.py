@@ -76,6 +76,8 @@ def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> W
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request URL at INFO; sTN lookups carry phone numbers (PII).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = OrchestratorSettings()
     client = await connect()
     async with provider_clients() as clients:

@@ -9,13 +9,21 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from domain.common import CamelModel, FieldProblem, InvalidRequest, SagaPhase, StepRecord
+from domain.common import (
+    CamelModel,
+    FieldProblem,
+    InvalidRequest,
+    SagaPhase,
+    StepRecord,
+    problems_from_validation_error,
+)
 
 REFERENCE_MAX_LENGTH = 15
 NOTE_MAX_LENGTH = 164
@@ -99,8 +107,26 @@ class TerminationRequest(CamelModel):
 
 def check_termination_request(request: TerminationRequest, now: datetime) -> None:
     """The rules that depend on the clock, checked once, at the edge."""
-    if request.wish_date is not None and request.wish_date < now:
-        raise InvalidRequest([FieldProblem(field="wishDate", rule="must not be in the past")])
+    problems = _wish_date_problems(request.wish_date, now)
+    if problems:
+        raise InvalidRequest(problems)
+
+
+def _wish_date_problems(wish_date: Any, now: datetime) -> list[FieldProblem]:
+    if isinstance(wish_date, datetime) and wish_date.tzinfo and wish_date < now:
+        return [FieldProblem(field="wishDate", rule="must not be in the past")]
+    return []
+
+
+def parse_termination_request(data: Mapping[str, Any], now: datetime) -> TerminationRequest:
+    """Validate a caller's request completely, reporting every problem at once."""
+    try:
+        request = TerminationRequest.model_validate(data)
+    except ValidationError as error:
+        problems = problems_from_validation_error(error)
+        raise InvalidRequest(problems + _wish_date_problems(data.get("wishDate"), now)) from None
+    check_termination_request(request, now)
+    return request
 
 
 def check_future_wish_date(wish_date: datetime, now: datetime, field: str = "wishDate") -> None:

@@ -10,22 +10,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
-from domain.common import FieldProblem, InvalidRequest, problems_from_validation_error
-from domain.stn import TerminationRequest
+from domain.common import FieldProblem, InvalidRequest
+from domain.stn import TerminationRequest, parse_termination_request
 from starter import sagas
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class TemporalUnreachable(Exception):
+    pass
+
 
 EPILOG = """\
 Temporal connection: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE,
@@ -120,10 +125,9 @@ def _termination_request(args: argparse.Namespace) -> TerminationRequest:
         "referenceNumber": args.reference,
         "customerId": args.customer_id,
     }
-    try:
-        return TerminationRequest.model_validate({k: v for k, v in raw.items() if v is not None})
-    except ValidationError as error:
-        raise InvalidRequest(problems_from_validation_error(error)) from None
+    return parse_termination_request(
+        {k: v for k, v in raw.items() if v is not None}, datetime.now(UTC)
+    )
 
 
 def _print_json(data: Any) -> None:
@@ -179,7 +183,7 @@ async def _connect() -> Client:
         return await connect()
     except Exception as error:  # the SDK raises plain RuntimeError on connect failure
         target = connect_config().get("target_host")
-        raise ConnectionError(f"cannot reach Temporal at {target}: {error}") from error
+        raise TemporalUnreachable(f"cannot reach Temporal at {target}: {error}") from error
 
 
 async def _status(client: Client, args: argparse.Namespace) -> int:
@@ -212,7 +216,7 @@ async def _list(client: Client, args: argparse.Namespace) -> int:
     rows = await sagas.list_sagas(client, args.status, args.customer_id, args.limit)
     print(f"{'WORKFLOW ID':<44} {'TYPE':<18} {'PHASE':<16} {'WISH DATE':<26} CUSTOMER")
     for row in rows:
-        wish = row.wish_date.isoformat() if row.wish_date else "-"
+        wish = row.wish_date.isoformat(timespec="seconds") if row.wish_date else "-"
         print(
             f"{row.workflow_id:<44} {row.workflow_type:<18} {row.phase or '-':<16} {wish:<26} "
             f"{row.customer_id or '-'}"
@@ -228,12 +232,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"invalid {problem.field}: {problem.rule}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ConnectionError as error:
+    except TemporalUnreachable as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except RPCError as error:
         print(f"error: Temporal refused: {error.message}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        # `cancelctl list | head`: the reader left; exit quietly like other CLI tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

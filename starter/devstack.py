@@ -1,0 +1,176 @@
+"""``make run``: the whole product on one machine, in the foreground.
+
+Starts the Temporal dev server with its Web UI (SQLite under ``.data/`` so
+sagas survive a restart, our search attributes registered), the provider
+sandbox, and the worker; prints the UI URL and a ready-to-paste ``cancelctl``
+example; Ctrl-C stops everything, worker first.
+
+Ports (environment): ``TEMPORAL_PORT`` (7233), ``TEMPORAL_UI_PORT`` (8233),
+``SANDBOX_PORT`` (8099); ``DEVSTACK_DATA_DIR`` (``.data``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from config.temporal_cli import TemporalCliUnavailable, ensure_temporal_cli
+from domain.search_attributes import dev_server_flags
+
+STARTUP_SECONDS = 60.0
+STOP_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Ports:
+    temporal: int
+    ui: int
+    sandbox: int
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        return cls(
+            temporal=int(os.environ.get("TEMPORAL_PORT", "7233")),
+            ui=int(os.environ.get("TEMPORAL_UI_PORT", "8233")),
+            sandbox=int(os.environ.get("SANDBOX_PORT", "8099")),
+        )
+
+
+def wait_for_port(port: int, name: str, process: subprocess.Popen[bytes]) -> None:
+    """Poll until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} during startup")
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not open port {port} within {STARTUP_SECONDS:.0f}s")
+
+
+def refuse_busy_port(port: int, name: str) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(
+                f"port {port} for {name} is already in use; stop that process or set another port"
+            )
+
+
+def main() -> int:
+    ports = Ports.from_env()
+    data_dir = Path(os.environ.get("DEVSTACK_DATA_DIR", ".data")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cli = ensure_temporal_cli()
+        for port, name in (
+            (ports.temporal, "Temporal"),
+            (ports.ui, "Temporal UI"),
+            (ports.sandbox, "sandbox"),
+        ):
+            refuse_busy_port(port, name)
+    except (TemporalCliUnavailable, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    address = f"127.0.0.1:{ports.temporal}"
+    sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": address,
+        "STN_BASE_URL": f"{sandbox_url}/stn",
+        "REBILLY_BASE_URL": f"{sandbox_url}/rebilly/organizations/org-sandbox",
+        "AIRALO_BASE_URL": f"{sandbox_url}/airalo",
+    }
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def stop_all(*_: object) -> None:
+        for name, process in reversed(processes):
+            if process.poll() is None:
+                print(f"stopping {name}...", flush=True)
+                process.send_signal(signal.SIGINT if name == "worker" else signal.SIGTERM)
+                try:
+                    process.wait(timeout=STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server = subprocess.Popen(
+            [
+                str(cli),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(ports.temporal),
+                "--ui-port",
+                str(ports.ui),
+                "--db-filename",
+                str(data_dir / "temporal.db"),
+                "--log-level",
+                "error",
+                *dev_server_flags(),
+            ],
+            start_new_session=True,
+        )
+        processes.append(("Temporal dev server", server))
+        wait_for_port(ports.temporal, "Temporal dev server", server)
+        sandbox = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)],
+            env=env,
+            start_new_session=True,
+        )
+        processes.append(("sandbox", sandbox))
+        wait_for_port(ports.sandbox, "sandbox", sandbox)
+        worker = subprocess.Popen([sys.executable, "worker.py"], env=env, start_new_session=True)
+        processes.append(("worker", worker))
+        print(banner(ports, address), flush=True)
+        while not stopping:
+            for name, process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited unexpectedly (code {process.returncode})")
+            time.sleep(0.5)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        stop_all()
+        return 1
+    stop_all()
+    print("stopped; saga state is kept in", data_dir / "temporal.db")
+    return 0
+
+
+def banner(ports: Ports, address: str) -> str:
+    env = "" if ports.temporal == 7233 else f"TEMPORAL_ADDRESS={address} "
+    return f"""
+  cancellation-orchestrator is running
+    Temporal Web UI   http://127.0.0.1:{ports.ui}/namespaces/default/workflows
+    Temporal          {address}
+    Provider sandbox  http://127.0.0.1:{ports.sandbox}  (call log: /_sandbox/calls)
+
+  Try it (in another shell):
+    {env}.venv/bin/cancelctl terminate --subscription-id SUB-DEMO-1
+    {env}.venv/bin/cancelctl status terminate-SUB-DEMO-1
+
+  Ctrl-C stops everything.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

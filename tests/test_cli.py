@@ -1,0 +1,159 @@
+"""cancelctl as a user runs it, against the real dev server, worker and sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from sandbox.testing import SandboxAdmin
+from starter import cli
+from tests.helpers import eventually, status_of, wait_for_phase
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, client: Client, task_queue: str) -> None:
+    """Point cancelctl at the test server and this test's task queue, as a user would."""
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
+    monkeypatch.setenv("CANCEL_TASK_QUEUE", task_queue)
+
+
+async def cancelctl(*argv: str) -> int:
+    # The CLI runs its own event loop, so it gets a thread of its own.
+    return await asyncio.to_thread(cli.main, list(argv))
+
+
+async def test_terminate_status_list_via_cli(
+    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+) -> None:
+    code = await cancelctl(
+        "terminate", "--subscription-id", f"SUB-{uid}", "--customer-id", f"C-{uid}"
+    )
+    workflow_id = capsys.readouterr().out.strip()
+
+    assert code == 0 and workflow_id == f"terminate-SUB-{uid}"
+    await wait_for_phase(client, workflow_id, "COMPLETED")
+    assert await cancelctl("status", workflow_id, "--json") == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["phase"] == "COMPLETED" and state["workflowType"] == "LineTermination"
+    assert await cancelctl("status", workflow_id) == 0
+    human = capsys.readouterr().out
+    assert "COMPLETED" in human and "steps:" in human
+
+    async def listed() -> str:
+        assert await cancelctl("list", "--status", "COMPLETED", "--customer-id", f"C-{uid}") == 0
+        out = capsys.readouterr().out
+        assert workflow_id in out  # visibility is eventually consistent
+        return out
+
+    await eventually(listed)
+
+
+async def test_revoke_and_reschedule_via_cli(
+    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+) -> None:
+    wish = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    assert await cancelctl("terminate", "--subscription-id", f"SUB-{uid}", "--wish-date", wish) == 0
+    workflow_id = capsys.readouterr().out.strip()
+    await wait_for_phase(client, workflow_id, "WAITING")
+
+    later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    assert await cancelctl("reschedule", workflow_id, "--wish-date", later) == 0
+    assert capsys.readouterr().out.strip() == f"{workflow_id}: WAITING"
+    assert (await status_of(client, workflow_id))["wishDate"].startswith(later[:19])
+
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    assert await cancelctl("reschedule", workflow_id, "--wish-date", past) == 2
+    assert "invalid wishDate: must not be in the past" in capsys.readouterr().err
+
+    assert await cancelctl("revoke", workflow_id, "--reason", "customer stayed") == 0
+    assert capsys.readouterr().out.strip() == f"{workflow_id}: REVOKED"
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "rule"),
+    [
+        (["--phone", "12345"], "phoneNumber", "Dutch mobile number"),
+        (["--wish-date", "2020-01-01T00:00:00+01:00"], "wishDate", "must not be in the past"),
+        (["--wish-date", "2030-01-01T00:00:00"], "wishDate", "UTC offset"),
+        (["--wish-date", "next tuesday"], "wishDate", "not ISO 8601"),
+        (["--reference", "R" * 16], "referenceNumber", "at most 15 characters"),
+    ],
+    ids=["phone", "past-wish-date", "naive-wish-date", "garbled-wish-date", "long-reference"],
+)
+async def test_invalid_input_starts_nothing(
+    cli_env: None,
+    client: Client,
+    worker: Worker,
+    sandbox_admin: SandboxAdmin,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
+    argv: list[str],
+    field: str,
+    rule: str,
+) -> None:
+    subscription = f"SUB-{uid}"
+    target = argv if argv[0] == "--phone" else ["--subscription-id", subscription, *argv]
+
+    code = await cancelctl("terminate", *target)
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"invalid {field}:" in err and rule in err
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(f"terminate-{subscription}").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+    sent = [
+        c
+        for c in sandbox_admin.calls(provider="stn")
+        if subscription in json.dumps(c["requestBody"] or {})
+    ]
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["terminate"],
+        ["terminate", "--subscription-id", "A", "--phone", "0612345678"],
+        ["reschedule", "some-id"],
+        ["frobnicate"],
+    ],
+    ids=["no-target", "two-targets", "reschedule-without-date", "unknown-command"],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert "usage: cancelctl" in capsys.readouterr().err
+
+
+def test_every_problem_is_reported_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        [
+            "terminate",
+            "--subscription-id",
+            "S",
+            "--reference",
+            "R" * 16,
+            "--wish-date",
+            "2020-01-01T00:00:00Z",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "invalid referenceNumber" in err and "invalid wishDate: must not be in the past" in err
+
+
+def test_unreachable_temporal_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    assert cli.main(["status", "anything"]) == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""Pure sTN rules: no server, no clock but the one passed in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.common import InvalidRequest
+from domain.stn import (
+    derived_reference_number,
+    mask_phone_number,
+    normalize_phone_number,
+    parse_termination_request,
+    termination_workflow_id,
+)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+KEY = b"test-key"
+
+
+@pytest.mark.parametrize(
+    "raw", ["0612345678", "06-12345678", "06 1234 5678", "+31612345678", "0031612345678"]
+)
+def test_phone_numbers_are_sent_in_the_documented_form(raw: str) -> None:
+    assert normalize_phone_number(raw) == "06-12345678"
+
+
+@pytest.mark.parametrize("raw", ["0201234567", "061234567", "06-123456789", "phone", ""])
+def test_non_mobile_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="Dutch mobile number"):
+        normalize_phone_number(raw)
+
+
+def test_masking_keeps_only_the_last_four_digits() -> None:
+    assert mask_phone_number("06-12345678") == "06-****5678"
+    assert mask_phone_number(None) is None
+
+
+def test_request_needs_an_identifier() -> None:
+    with pytest.raises(InvalidRequest) as error:
+        parse_termination_request({}, NOW)
+    assert error.value.problems[0].rule.startswith("give subscriptionId or phoneNumber")
+
+
+def test_past_wish_date_is_refused_with_the_other_problems() -> None:
+    with pytest.raises(InvalidRequest) as error:
+        parse_termination_request(
+            {"subscriptionId": "S", "referenceNumber": "X" * 16, "wishDate": NOW - timedelta(1)},
+            NOW,
+        )
+    assert {p.field for p in error.value.problems} == {"referenceNumber", "wishDate"}
+
+
+def test_past_wish_date_is_valid_on_replay() -> None:
+    # The model itself is time-free: a workflow re-reading its input weeks later must not fail.
+    request = parse_termination_request({"subscriptionId": "S", "wishDate": NOW}, NOW)
+    assert request.model_validate(request.model_dump()).wish_date == NOW
+
+
+def test_workflow_id_is_the_business_key_without_pii() -> None:
+    by_subscription = parse_termination_request({"subscriptionId": "SUB-1"}, NOW)
+    by_phone = parse_termination_request({"phoneNumber": "0612345678"}, NOW)
+    same_phone = parse_termination_request({"phoneNumber": "06-12345678"}, NOW)
+
+    assert termination_workflow_id(by_subscription, KEY) == "terminate-SUB-1"
+    phone_id = termination_workflow_id(by_phone, KEY)
+    assert phone_id == termination_workflow_id(same_phone, KEY)
+    assert "12345678" not in phone_id
+    assert phone_id != termination_workflow_id(by_phone, b"another-deployment")
+
+
+def test_reference_numbers_fit_stn_and_differ_per_submission() -> None:
+    first = derived_reference_number("terminate-S", "run-1", 1)
+    assert len(first) == 15 and first == derived_reference_number("terminate-S", "run-1", 1)
+    assert first != derived_reference_number("terminate-S", "run-1", 2)
+    assert first != derived_reference_number("terminate-S", "run-2", 1)
+
+
+def test_summary_never_shows_the_phone_number() -> None:
+    request = parse_termination_request({"phoneNumber": "0612345678", "customerId": "C1"}, NOW)
+    assert "12345678" not in request.summary() and "5678" in request.summary()
