@@ -1,0 +1,15 @@
+# One image for the worker, cancelctl and the provider sandbox.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY domain domain
+COPY config config
+COPY activities activities
+COPY workflows workflows
+COPY starter starter
+COPY sandbox sandbox
+COPY worker.py ./
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 app
+USER app
+CMD ["python", "worker.py"]

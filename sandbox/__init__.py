@@ -1,0 +1,1 @@
+"""Stateful sandbox of the sTN, Rebilly and Airalo provider APIs (see ``README.md``)."""

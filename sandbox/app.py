@@ -1,0 +1,91 @@
+"""The sandbox application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from sandbox import airalo, rebilly, stn
+from sandbox.admin import build_admin_router
+from sandbox.clock import Clock, utc_now
+from sandbox.common import SandboxContext
+from sandbox.errors import ProviderError, ProviderName, ProviderProfile, status_phrase
+from sandbox.gateway import (
+    AIRALO_PREFIX,
+    REBILLY_ORG_PREFIX,
+    STN_PREFIX,
+    ProviderGateway,
+    resolve_provider,
+)
+from sandbox.settings import SandboxSettings
+from sandbox.state import Sandbox
+
+ADMIN_PREFIX = "/_sandbox"
+
+PROFILES: Mapping[ProviderName, ProviderProfile] = {
+    "stn": stn.PROFILE,
+    "rebilly": rebilly.PROFILE,
+    "airalo": airalo.PROFILE,
+}
+
+
+def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """A fresh sandbox with its own state; ``clock`` replaces the UTC wall clock."""
+    context = SandboxContext(settings=settings or SandboxSettings(), clock=clock or utc_now)
+    sandbox = Sandbox.create(context)
+    app = FastAPI(title="Provider sandbox", version="1.0")
+    app.state.sandbox = sandbox
+
+    app.include_router(stn.build_router(sandbox.stn), prefix=STN_PREFIX, tags=["sTN"])
+    app.include_router(
+        rebilly.build_router(sandbox.rebilly),
+        prefix=REBILLY_ORG_PREFIX + "{organizationId}",
+        tags=["Rebilly"],
+    )
+    app.include_router(airalo.build_router(sandbox.airalo), prefix=AIRALO_PREFIX, tags=["Airalo"])
+    app.include_router(build_admin_router(sandbox), prefix=ADMIN_PREFIX, tags=["sandbox"])
+    app.include_router(stn.build_admin_router(sandbox.stn), prefix=f"{ADMIN_PREFIX}/stn")
+    app.include_router(
+        rebilly.build_admin_router(sandbox.rebilly), prefix=f"{ADMIN_PREFIX}/rebilly"
+    )
+    app.include_router(airalo.build_admin_router(sandbox.airalo), prefix=f"{ADMIN_PREFIX}/airalo")
+
+    app.add_exception_handler(ProviderError, _provider_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_middleware(
+        ProviderGateway,
+        context=context,
+        calls=sandbox.calls,
+        faults=sandbox.faults,
+        profiles=PROFILES,
+    )
+    return app
+
+
+def _render(request: Request, error: ProviderError) -> Response:
+    target = resolve_provider(request.url.path)
+    if target is None:
+        return JSONResponse({"detail": error.message}, status_code=error.status)
+    return PROFILES[target[0]].render(error, request.url.path)
+
+
+async def _provider_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProviderError)
+    return _render(request, exc)
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    """Unknown routes and wrong methods under a provider prefix get that provider's shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    if resolve_provider(request.url.path) is None:
+        return await http_exception_handler(request, exc)
+    error = ProviderError(
+        status=exc.status_code,
+        message=status_phrase(exc.status_code),
+        headers=dict(exc.headers or {}),
+    )
+    return _render(request, error)

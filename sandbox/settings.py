@@ -1,0 +1,28 @@
+"""Runtime configuration of the provider sandbox (environment prefix ``SANDBOX_``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Settings that are never echoed back by ``GET /_sandbox/config``.
+SECRET_FIELDS = frozenset({"stn_api_key", "rebilly_api_key", "airalo_client_secret"})
+
+
+class SandboxSettings(BaseSettings):
+    """Credentials and timing knobs of the three simulated providers."""
+
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="forbid")
+
+    stn_api_key: str = "sandbox-stn-key"
+    #: How long a termination stays BUSY after its wish date (or creation).
+    stn_processing_delay_seconds: float = 1.0
+
+    rebilly_api_key: str = "sk_sandbox_rebilly"
+    rebilly_organization_id: str = "org-sandbox"
+    #: Renewal period of implicit orders; also the proration denominator.
+    rebilly_default_renewal_days: int = 30
+
+    airalo_client_id: str = "sandbox-airalo-client"
+    airalo_client_secret: str = "sandbox-airalo-secret"
+    airalo_token_expires_in: int = 86400
+    airalo_token_rate_limit_per_minute: int = 5

@@ -1,0 +1,467 @@
+"""Rebilly: auth, validation, PUT idempotency, conflicts, lifecycle, reactivation, proration."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.clock import ManualClock
+from tests.sandbox.conftest import REBILLY_BASE, REBILLY_HEADERS, START
+
+CANCELLATIONS = REBILLY_BASE + "/order-cancellations"
+REACTIVATIONS = REBILLY_BASE + "/order-reactivations"
+LATER = "2030-02-01T00:00:00Z"
+
+
+async def put(client: httpx.AsyncClient, cancellation_id: str, **body: Any) -> httpx.Response:
+    return await client.put(
+        f"{CANCELLATIONS}/{cancellation_id}", json=body, headers=REBILLY_HEADERS
+    )
+
+
+async def get(client: httpx.AsyncClient, cancellation_id: str) -> httpx.Response:
+    return await client.get(f"{CANCELLATIONS}/{cancellation_id}", headers=REBILLY_HEADERS)
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def invalid_fields(response: httpx.Response) -> dict[str, str]:
+    body = problem(response, 422)
+    return {item["field"]: item["message"] for item in body["invalidFields"]}
+
+
+# ------------------------------------------------------------------ auth
+
+
+@pytest.mark.parametrize("headers", [{}, {"REB-APIKEY": "sk_wrong"}])
+async def test_missing_or_wrong_api_key(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    response = await client.get(CANCELLATIONS, headers=headers)
+    assert problem(response, 401) == {
+        "type": "https://www.rebilly.com/catalog/all/section/errors/unauthorized",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "Invalid or missing REB-APIKEY header",
+        "instance": "/rebilly/organizations/org-sandbox/order-cancellations",
+    }
+
+
+async def test_unknown_organization(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/rebilly/organizations/org-other/order-cancellations", headers=REBILLY_HEADERS
+    )
+    body = problem(response, 404)
+    assert body["detail"] == "Organization org-other not found"
+    assert body["type"].endswith("/not-found")
+
+
+# ------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "orderId"),
+        ({"orderId": ""}, "orderId"),
+        ({"orderId": 7}, "orderId"),
+        ({"orderId": "o", "churnTimePolicy": "later"}, "churnTimePolicy"),
+        ({"orderId": "o", "status": "completed"}, "status"),
+        ({"orderId": "o", "status": "revoked"}, "status"),
+        ({"orderId": "o", "reason": "bored"}, "reason"),
+        ({"orderId": "o", "canceledBy": "robot"}, "canceledBy"),
+        ({"orderId": "o", "description": "d" * 256}, "description"),
+        ({"orderId": "o", "churnTime": "next week"}, "churnTime"),
+        ({"orderId": "o", "prorated": "yes"}, "prorated"),
+        ({"orderId": "o", "lineItems": {}}, "lineItems"),
+        ({"orderId": "o", "lineItems": ["x"]}, "lineItems[0]"),
+    ],
+)
+async def test_invalid_cancellation_fields(
+    client: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    fields = invalid_fields(await put(client, "c-1", **body))
+    assert list(fields) == [field]
+    assert (await get(client, "c-1")).status_code == 404
+
+
+async def test_line_item_rules(client: httpx.AsyncClient) -> None:
+    items = [
+        {"type": "refund", "unitPriceAmount": "5", "unitPriceCurrency": "EURO", "quantity": 0},
+        {},
+        {"type": "debit", "unitPriceAmount": 1, "unitPriceCurrency": "EUR", "quantity": 1.5},
+    ]
+    fields = invalid_fields(await put(client, "c-1", orderId="o", lineItems=items))
+    assert set(fields) == {
+        "lineItems[0].type",
+        "lineItems[0].unitPriceAmount",
+        "lineItems[0].unitPriceCurrency",
+        "lineItems[0].quantity",
+        "lineItems[1].type",
+        "lineItems[1].unitPriceAmount",
+        "lineItems[1].unitPriceCurrency",
+        "lineItems[1].quantity",
+        "lineItems[2].quantity",
+    }
+
+
+@pytest.mark.parametrize("cancellation_id", ["x" * 51, "bad id", "semi;colon"])
+async def test_put_id_rules(client: httpx.AsyncClient, cancellation_id: str) -> None:
+    fields = invalid_fields(await put(client, cancellation_id, orderId="o"))
+    assert list(fields) == ["id"]
+
+
+async def test_valid_id_characters(client: httpx.AsyncClient) -> None:
+    response = await put(client, "wf@run~1.step-2_x", orderId="o", churnTime=LATER)
+    assert response.status_code == 201
+
+
+async def test_all_invalid_fields_are_reported_together(client: httpx.AsyncClient) -> None:
+    fields = invalid_fields(await put(client, "x" * 51, reason="?", canceledBy="?"))
+    assert set(fields) == {"id", "orderId", "reason", "canceledBy"}
+
+
+# ------------------------------------------------------------------ create and PUT
+
+
+async def test_put_creates_with_defaults(client: httpx.AsyncClient) -> None:
+    response = await put(client, "wf-1", orderId="order-1", churnTime=LATER)
+    assert response.status_code == 201
+    href = "http://sandbox/rebilly/organizations/org-sandbox/order-cancellations/wf-1"
+    assert response.headers["Location"] == href
+    assert response.json() == {
+        "id": "wf-1",
+        "orderId": "order-1",
+        "status": "confirmed",
+        "churnTime": "2030-02-01T00:00:00Z",
+        "churnTimePolicy": None,
+        "canceledBy": "customer",
+        "reason": "other",
+        "description": None,
+        "prorated": False,
+        "proratedInvoiceId": None,
+        "appliedInvoiceId": None,
+        "lineItems": [],
+        "lineItemSubtotal": {"amount": 0.0, "currency": "EUR"},
+        "canceledTime": "2030-01-15T12:00:00Z",
+        "createdTime": "2030-01-15T12:00:00Z",
+        "updatedTime": "2030-01-15T12:00:00Z",
+        "_links": [{"href": href, "rel": "self"}],
+    }
+    assert (await get(client, "wf-1")).json() == response.json()
+
+
+async def test_put_is_idempotent_for_a_confirmed_cancellation(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    first = await put(client, "wf-1", orderId="order-1", churnTime=LATER, reason="too-expensive")
+    clock.advance(seconds=30)
+    again = await put(client, "wf-1", orderId="order-1", churnTime=LATER, reason="did-not-use")
+    assert again.status_code == 200
+    assert "Location" not in again.headers
+    assert again.json() == first.json()
+    moved = await put(client, "wf-1", orderId="order-2", churnTime=LATER)
+    assert problem(moved, 409)["detail"] == "Cancellation wf-1 is confirmed and can not be changed"
+
+
+async def test_churn_time_policy_takes_precedence(client: httpx.AsyncClient) -> None:
+    await client.post("/_sandbox/rebilly/orders", json={"id": "o-1", "nextRenewalTime": LATER})
+    renewal = await put(
+        client, "a", orderId="o-1", churnTimePolicy="at-next-renewal", churnTime="2031-01-01T00:00Z"
+    )
+    assert renewal.json()["churnTime"] == "2030-02-01T00:00:00Z"
+    now = await put(client, "b", orderId="o-2", churnTimePolicy="now", churnTime=LATER)
+    assert now.json()["churnTime"] == "2030-01-15T12:00:00Z"
+    default = await put(client, "c", orderId="o-3")
+    assert default.json()["churnTime"] == "2030-01-15T12:00:00Z"
+
+
+async def test_implicit_orders_renew_after_the_default_period(client: httpx.AsyncClient) -> None:
+    response = await put(client, "a", orderId="fresh", churnTimePolicy="at-next-renewal")
+    assert response.json()["churnTime"] == "2030-02-14T12:00:00Z"
+
+
+async def test_post_generates_an_id(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        CANCELLATIONS, json={"orderId": "o", "churnTime": LATER}, headers=REBILLY_HEADERS
+    )
+    assert response.status_code == 201
+    created = response.json()
+    assert response.headers["Location"].endswith(f"/order-cancellations/{created['id']}")
+    assert (await get(client, created["id"])).json() == created
+    assert invalid_fields(await client.post(CANCELLATIONS, json={}, headers=REBILLY_HEADERS)) == {
+        "orderId": "orderId is required."
+    }
+
+
+# ------------------------------------------------------------------ drafts
+
+
+async def test_draft_can_be_updated_confirmed_and_deleted(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    draft = (await put(client, "d-1", orderId="o", status="draft", churnTime=LATER)).json()
+    assert (draft["status"], draft["canceledTime"]) == ("draft", None)
+    clock.advance(minutes=1)
+    updated = await put(client, "d-1", orderId="o", status="draft", reason="did-not-use")
+    assert updated.status_code == 200
+    assert updated.json()["reason"] == "did-not-use"
+    deleted = await client.delete(f"{CANCELLATIONS}/d-1", headers=REBILLY_HEADERS)
+    assert deleted.status_code == 204
+    assert problem(await get(client, "d-1"), 404)["detail"] == "Cancellation d-1 not found"
+
+    await put(client, "d-2", orderId="o", status="draft", churnTime=LATER)
+    confirmed = await put(client, "d-2", orderId="o", churnTime=LATER)
+    assert confirmed.status_code == 200
+    assert confirmed.json()["status"] == "confirmed"
+    assert confirmed.json()["canceledTime"] == "2030-01-15T12:01:00Z"
+    refused = await client.delete(f"{CANCELLATIONS}/d-2", headers=REBILLY_HEADERS)
+    assert problem(refused, 409)["detail"] == "Cancellation d-2 is confirmed and can not be deleted"
+
+
+async def test_delete_unknown(client: httpx.AsyncClient) -> None:
+    response = await client.delete(f"{CANCELLATIONS}/nope", headers=REBILLY_HEADERS)
+    problem(response, 404)
+
+
+# ------------------------------------------------------------------ conflicts and lifecycle
+
+
+async def test_one_active_cancellation_per_order(client: httpx.AsyncClient) -> None:
+    await put(client, "first", orderId="o", status="draft")
+    second = await put(client, "second", orderId="o", churnTime=LATER)
+    assert problem(second, 409)["detail"] == "Order o already has an active cancellation first"
+    assert (await get(client, "second")).status_code == 404
+
+
+async def test_confirmed_completes_at_churn_time(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await put(client, "c-1", orderId="o", churnTime="2030-01-15T13:00:00Z")
+    clock.advance(minutes=59, seconds=59)
+    assert (await get(client, "c-1")).json()["status"] == "confirmed"
+    clock.advance(seconds=1)
+    completed = (await get(client, "c-1")).json()
+    assert completed["status"] == "completed"
+    assert completed["updatedTime"] == "2030-01-15T13:00:00Z"
+    again = await put(client, "c-1", orderId="o", churnTime="2030-01-15T13:00:00Z")
+    assert problem(again, 409)["detail"] == "Cancellation c-1 is completed and can not be changed"
+    other = await put(client, "c-2", orderId="o")
+    assert problem(other, 409)["detail"] == "Order o is already churned"
+
+
+async def test_churn_now_completes_immediately(client: httpx.AsyncClient) -> None:
+    response = await put(client, "now", orderId="o", churnTimePolicy="now")
+    assert response.status_code == 201
+    assert response.json()["status"] == "completed"
+
+
+# ------------------------------------------------------------------ reactivation
+
+
+async def test_reactivation_revokes_the_confirmed_cancellation(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await put(client, "c-1", orderId="o", churnTime=LATER)
+    clock.advance(minutes=5)
+    response = await client.post(
+        REACTIVATIONS, json={"orderId": "o", "description": "stays"}, headers=REBILLY_HEADERS
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "orderId": "o",
+        "description": "stays",
+        "effectiveTime": "2030-01-15T12:05:00Z",
+        "createdTime": "2030-01-15T12:05:00Z",
+    }
+    location = response.headers["Location"]
+    assert location.endswith(f"/order-reactivations/{body['id']}")
+    assert (await client.get(location, headers=REBILLY_HEADERS)).json() == body
+    revoked = (await get(client, "c-1")).json()
+    assert (revoked["status"], revoked["updatedTime"]) == ("revoked", "2030-01-15T12:05:00Z")
+    clock.advance(days=30)
+    assert (await get(client, "c-1")).json()["status"] == "revoked"
+
+    again = await client.post(REACTIVATIONS, json={"orderId": "o"}, headers=REBILLY_HEADERS)
+    assert problem(again, 409)["detail"] == "Order o has no confirmed cancellation"
+    changed = await put(client, "c-1", orderId="o")
+    assert problem(changed, 409)["detail"] == "Cancellation c-1 is revoked and can not be changed"
+    # A reactivated order can be cancelled again under a new id.
+    assert (await put(client, "c-2", orderId="o", churnTime=LATER)).status_code == 201
+
+
+async def test_reactivation_of_a_churned_order(client: httpx.AsyncClient) -> None:
+    await put(client, "c-1", orderId="o", churnTimePolicy="now")
+    response = await client.post(REACTIVATIONS, json={"orderId": "o"}, headers=REBILLY_HEADERS)
+    assert problem(response, 409)["detail"] == (
+        "Order o is already churned and can not be reactivated"
+    )
+
+
+async def test_reactivation_validation(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        REACTIVATIONS, json={"effectiveTime": "soon"}, headers=REBILLY_HEADERS
+    )
+    assert set(invalid_fields(response)) == {"orderId", "effectiveTime"}
+
+
+# ------------------------------------------------------------------ proration
+
+
+async def test_proration_credit_and_line_items(client: httpx.AsyncClient) -> None:
+    seeded = await client.post(
+        "/_sandbox/rebilly/orders",
+        json={
+            "id": "o",
+            "nextRenewalTime": "2030-02-14T12:00:00Z",
+            "amount": 30,
+            "currency": "usd",
+        },
+    )
+    assert seeded.json()["currency"] == "USD"
+    line_items = [
+        {"type": "debit", "unitPriceAmount": 5, "unitPriceCurrency": "USD", "quantity": 2},
+        {"type": "credit", "unitPriceAmount": 1.5, "unitPriceCurrency": "USD", "quantity": 1},
+    ]
+    # 20 of the 30 days remain after churn: credit 20.00; then +10.00 debit, -1.50 credit.
+    response = await put(
+        client,
+        "p-1",
+        orderId="o",
+        churnTime="2030-01-25T12:00:00Z",
+        prorated=True,
+        lineItems=line_items,
+    )
+    body = response.json()
+    assert body["lineItemSubtotal"] == {"amount": -11.5, "currency": "USD"}
+    assert [item["type"] for item in body["lineItems"]] == ["debit", "credit"]
+
+
+async def test_proration_rounds_to_cents(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/_sandbox/rebilly/orders",
+        json={"id": "o", "nextRenewalTime": "2030-02-14T12:00:00Z", "amount": 10},
+    )
+    response = await put(client, "p", orderId="o", churnTime="2030-01-16T12:00:00Z", prorated=True)
+    # 29/30 of 10.00 = 9.6666… → 9.67
+    assert response.json()["lineItemSubtotal"]["amount"] == -9.67
+
+
+async def test_unprorated_cancellation_has_no_credit(client: httpx.AsyncClient) -> None:
+    response = await put(client, "p", orderId="o", churnTime=LATER)
+    assert response.json()["lineItemSubtotal"]["amount"] == 0.0
+
+
+# ------------------------------------------------------------------ list, patch
+
+
+async def test_list_filter_and_pagination(client: httpx.AsyncClient, clock: ManualClock) -> None:
+    for index in range(4):
+        status = "draft" if index == 3 else "confirmed"
+        await put(client, f"c-{index}", orderId=f"o-{index}", status=status, churnTime=LATER)
+        clock.advance(seconds=1)
+    response = await client.get(
+        CANCELLATIONS, params={"limit": 2, "offset": 1}, headers=REBILLY_HEADERS
+    )
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()] == ["c-2", "c-1"]
+    assert response.headers["Pagination-Total"] == "4"
+    assert response.headers["Pagination-Limit"] == "2"
+    assert response.headers["Pagination-Offset"] == "1"
+
+    async def ids(**params: str) -> list[str]:
+        listed = await client.get(CANCELLATIONS, params=params, headers=REBILLY_HEADERS)
+        return [c["id"] for c in listed.json()]
+
+    assert await ids(filter="orderId:o-1") == ["c-1"]
+    assert await ids(filter="status:draft") == ["c-3"]
+    assert await ids(filter="status:confirmed;orderId:o-0,o-3") == ["c-0"]
+    assert await ids(sort="createdTime") == ["c-0", "c-1", "c-2", "c-3"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"filter": "color:red"}, "filter"),
+        ({"limit": "lots"}, "limit"),
+        ({"limit": "5000"}, "limit"),
+        ({"offset": "-3"}, "offset"),
+        ({"sort": "reason"}, "sort"),
+    ],
+)
+async def test_list_parameter_validation(
+    client: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    response = await client.get(CANCELLATIONS, params=params, headers=REBILLY_HEADERS)
+    assert list(invalid_fields(response)) == [field]
+
+
+async def test_patch_only_reason_and_description(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await put(client, "c-1", orderId="o", churnTime=LATER)
+    clock.advance(seconds=10)
+    url = f"{CANCELLATIONS}/c-1"
+    patched = await client.patch(
+        url, json={"reason": "too-expensive", "description": "price"}, headers=REBILLY_HEADERS
+    )
+    assert patched.status_code == 200
+    body = patched.json()
+    assert (body["reason"], body["description"]) == ("too-expensive", "price")
+    assert body["updatedTime"] == "2030-01-15T12:00:10Z"
+    refused = await client.patch(
+        url, json={"status": "draft", "churnTime": LATER}, headers=REBILLY_HEADERS
+    )
+    assert set(invalid_fields(refused)) == {"status", "churnTime"}
+    bad_reason = await client.patch(url, json={"reason": "x"}, headers=REBILLY_HEADERS)
+    assert list(invalid_fields(bad_reason)) == ["reason"]
+    unknown = await client.patch(f"{CANCELLATIONS}/nope", json={}, headers=REBILLY_HEADERS)
+    problem(unknown, 404)
+
+
+# ------------------------------------------------------------------ faults
+
+
+async def test_rate_limit_fault_sends_epoch_retry_header(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/_sandbox/faults",
+        json={"provider": "rebilly", "mode": "rate_limit", "retryAfterSeconds": 1.5},
+    )
+    response = await put(client, "c-1", orderId="o", churnTime=LATER)
+    body = problem(response, 429)
+    assert body["type"].endswith("/too-many-requests")
+    assert response.headers["X-RateLimit-Retry-After"] == str(math.ceil(START.timestamp() + 1.5))
+    await client.delete("/_sandbox/faults")
+    assert (await get(client, "c-1")).status_code == 404
+
+
+async def test_drop_response_on_put_then_retry_is_idempotent(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/_sandbox/faults",
+        json={"provider": "rebilly", "method": "PUT", "mode": "drop_response", "count": 1},
+    )
+    lost = await put(client, "c-1", orderId="o", churnTime=LATER)
+    assert lost.status_code == 504
+    retried = await put(client, "c-1", orderId="o", churnTime=LATER)
+    assert retried.status_code == 200
+    log = (await client.get("/_sandbox/calls", params={"provider": "rebilly"})).json()["calls"]
+    assert [(c["path"], c["status"], c["applied"]) for c in log] == [
+        ("/order-cancellations/c-1", 504, True),
+        ("/order-cancellations/c-1", 200, True),
+    ]
+
+
+async def test_error_fault_in_problem_shape(client: httpx.AsyncClient) -> None:
+    await client.post("/_sandbox/faults", json={"provider": "rebilly", "mode": "error"})
+    body = problem(await get(client, "x"), 503)
+    assert body["title"] == "Service Unavailable"
+    assert body["type"].endswith("/service-unavailable")
