@@ -1,4 +1,4 @@
-"""``python -m sandbox [--host 127.0.0.1] [--port 8099]``: run the provider sandbox."""
+"""``python -m sandbox [--host 127.0.0.1] [--port 8099] [--state-file PATH]``: run the sandbox."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import uvicorn
 
 from sandbox.app import create_app
+from sandbox.persistence import StateFileError
+from sandbox.settings import SandboxSettings
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -24,12 +26,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn log level (default warning)",
     )
+    parser.add_argument(
+        "--state-file",
+        metavar="PATH",
+        help="keep provider state in this JSON file across restarts "
+        "(default: $SANDBOX_STATE_FILE, else memory only)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    settings = (
+        SandboxSettings()
+        if args.state_file is None
+        else SandboxSettings(state_file=args.state_file)
+    )
+    try:
+        app = create_app(settings)
+    except StateFileError as error:
+        raise SystemExit(f"sandbox: {error}") from error
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
 from sandbox.faults import FaultSpec
-from sandbox.settings import SECRET_FIELDS, SandboxSettings
+from sandbox.settings import SECRET_FIELDS, STARTUP_FIELDS, SandboxSettings
 from sandbox.state import Sandbox
 
 
@@ -36,6 +36,10 @@ def updated_settings(current: SandboxSettings, changes: dict[str, Any]) -> Sandb
     unknown = sorted(key for key in changes if key not in names)
     if unknown:
         raise HTTPException(status_code=422, detail=f"unknown settings: {', '.join(unknown)}")
+    fixed = sorted(key for key in changes if names[key] in STARTUP_FIELDS)
+    if fixed:
+        detail = f"only settable at startup: {', '.join(fixed)}"
+        raise HTTPException(status_code=422, detail=detail)
     merged = current.model_dump() | {names[key]: value for key, value in changes.items()}
     try:
         return SandboxSettings.model_validate(merged)

@@ -346,6 +346,13 @@ class FutureOrder:
         }
 
 
+@dataclass
+class AiraloState:
+    """The part of :class:`AiraloStore` that ``--state-file`` keeps (not the tokens)."""
+
+    future_orders: list[FutureOrder]
+
+
 class AiraloStore:
     """Issued tokens, the token rate limiter and future orders."""
 
@@ -357,6 +364,13 @@ class AiraloStore:
         self._tokens: dict[str, datetime] = {}
         self._token_requests: deque[datetime] = deque()
         self._orders: dict[str, FutureOrder] = {}
+
+    def snapshot(self) -> AiraloState:
+        """The live future orders (shared objects: serialise them right away)."""
+        return AiraloState(future_orders=list(self._orders.values()))
+
+    def restore(self, state: AiraloState) -> None:
+        self._orders = {order.request_id: order for order in state.future_orders}
 
     # ----------------------------------------------------------------- tokens
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -21,6 +23,7 @@ from sandbox.gateway import (
     ProviderGateway,
     resolve_provider,
 )
+from sandbox.persistence import PersistState, StateFile
 from sandbox.settings import SandboxSettings
 from sandbox.state import Sandbox
 
@@ -34,10 +37,25 @@ PROFILES: Mapping[ProviderName, ProviderProfile] = {
 
 
 def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """A fresh sandbox with its own state; ``clock`` replaces the UTC wall clock."""
+    """A fresh sandbox with its own state; ``clock`` replaces the UTC wall clock.
+
+    With ``settings.state_file`` the provider state is loaded from that file (if it exists;
+    :class:`sandbox.persistence.StateFileError` if it is unreadable) and saved back to it.
+    """
     context = SandboxContext(settings=settings or SandboxSettings(), clock=clock or utc_now)
     sandbox = Sandbox.create(context)
-    app = FastAPI(title="Provider sandbox", version="1.0")
+    path = context.settings.state_file
+    state_file = StateFile(Path(path)) if path else None
+    if state_file is not None:
+        state_file.load(sandbox)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if state_file is not None:
+            state_file.save(sandbox)
+
+    app = FastAPI(title="Provider sandbox", version="1.0", lifespan=lifespan)
     app.state.sandbox = sandbox
 
     app.include_router(stn.build_router(sandbox.stn), prefix=STN_PREFIX, tags=["sTN"])
@@ -63,6 +81,8 @@ def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None =
         faults=sandbox.faults,
         profiles=PROFILES,
     )
+    if state_file is not None:
+        app.add_middleware(PersistState, state_file=state_file, sandbox=sandbox)
     return app
 
 

@@ -519,6 +519,16 @@ class Reactivation:
 
 
 @dataclass
+class RebillyState:
+    """The part of :class:`RebillyStore` that ``--state-file`` keeps across restarts."""
+
+    orders: list[Order]
+    cancellations: list[Cancellation]
+    reactivations: list[Reactivation]
+    seq: int
+
+
+@dataclass
 class RebillyStore:
     """Orders, cancellations and reactivations of the one sandbox organization."""
 
@@ -532,6 +542,21 @@ class RebillyStore:
         self._orders.clear()
         self._cancellations.clear()
         self._reactivations.clear()
+
+    def snapshot(self) -> RebillyState:
+        """The live state (shares the objects: serialise it right away)."""
+        return RebillyState(
+            orders=list(self._orders.values()),
+            cancellations=list(self._cancellations.values()),
+            reactivations=list(self._reactivations.values()),
+            seq=self._seq,
+        )
+
+    def restore(self, state: RebillyState) -> None:
+        self._orders = {order.id: order for order in state.orders}
+        self._cancellations = {c.id: c for c in state.cancellations}
+        self._reactivations = {r.id: r for r in state.reactivations}
+        self._seq = state.seq
 
     def now(self) -> datetime:
         """Rebilly timestamps have whole seconds."""

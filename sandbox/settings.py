@@ -6,10 +6,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Settings that are never echoed back by ``GET /_sandbox/config``.
 SECRET_FIELDS = frozenset({"stn_api_key", "rebilly_api_key", "airalo_client_secret"})
+#: Settings that only take effect at startup; ``POST /_sandbox/config`` refuses them.
+STARTUP_FIELDS = frozenset({"state_file"})
 
 
 class SandboxSettings(BaseSettings):
-    """Credentials and timing knobs of the three simulated providers."""
+    """Credentials and timing knobs of the three simulated providers, and the state file."""
 
     model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="forbid")
 
@@ -26,3 +28,6 @@ class SandboxSettings(BaseSettings):
     airalo_client_secret: str = "sandbox-airalo-secret"
     airalo_token_expires_in: int = 86400
     airalo_token_rate_limit_per_minute: int = 5
+
+    #: JSON file that keeps provider state across restarts (``None``: memory only).
+    state_file: str | None = None

@@ -284,6 +284,15 @@ class ConfiguredOutcome:
     message: str
 
 
+@dataclass
+class StnState:
+    """The part of :class:`StnStore` that ``--state-file`` keeps across restarts."""
+
+    activations: list[Activation]
+    phone_links: dict[str, str]
+    outcomes: dict[str, ConfiguredOutcome]
+
+
 class StnStore:
     """Activations and per-subscription outcome configuration."""
 
@@ -298,6 +307,19 @@ class StnStore:
 
     def set_outcome(self, subscription_id: str, outcome: Outcome, message: str) -> None:
         self._outcomes[subscription_id] = ConfiguredOutcome(outcome, message)
+
+    def snapshot(self) -> StnState:
+        """The live state (shares the activation objects: serialise it right away)."""
+        return StnState(
+            activations=list(self._activations.values()),
+            phone_links=dict(self._phone_to_subscription),
+            outcomes=dict(self._outcomes),
+        )
+
+    def restore(self, state: StnState) -> None:
+        self._activations = {activation.id: activation for activation in state.activations}
+        self._phone_to_subscription = dict(state.phone_links)
+        self._outcomes = dict(state.outcomes)
 
     # ----------------------------------------------------------------- lifecycle
 

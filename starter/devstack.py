@@ -133,7 +133,17 @@ def main() -> int:
         processes.append(("Temporal dev server", server))
         wait_for_port(ports.temporal, "Temporal dev server", server)
         sandbox = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)],
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports.sandbox),
+                "--state-file",
+                str(data_dir / "sandbox-state.json"),
+            ],
             env=env,
             start_new_session=True,
         )

@@ -25,13 +25,13 @@ def stn_calls(admin: SandboxAdmin, path: str, subscription_id: str) -> list[dict
     """Calls for one subscription (other tests' traffic is ignored)."""
     calls = admin.calls(provider="stn", path=path)
     if path == TERMINATE:
-        return [c for c in calls if (c["requestBody"] or {}).get("subscriptionId") == subscription_id]
+        return [
+            c for c in calls if (c["requestBody"] or {}).get("subscriptionId") == subscription_id
+        ]
     return calls
 
 
-async def start(
-    client: Client, settings: OrchestratorSettings, **fields: Any
-) -> sagas.StartedSaga:
+async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -> sagas.StartedSaga:
     return await sagas.start_line_termination(
         client, TerminationRequest.model_validate(fields), settings
     )
@@ -43,7 +43,11 @@ async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
 
 
 async def test_immediate_termination_completes(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     started = await start(client, settings, subscriptionId=subscription, customerId=f"C-{uid}")
@@ -54,17 +58,28 @@ async def test_immediate_termination_completes(
     assert final["activationStatus"] == "DONE"
     assert final["submissions"] == 1
     assert final["providerChecks"] >= 1
-    assert [s["step"] for s in final["steps"]][:4] == ["received", "submitting", "submitted", "waiting"]
+    assert [s["step"] for s in final["steps"]][:4] == [
+        "received",
+        "submitting",
+        "submitted",
+        "waiting",
+    ]
     assert final["steps"][-1]["step"] == "completed"
     terminates = stn_calls(sandbox_admin, TERMINATE, subscription)
     assert len(terminates) == 1
     body = terminates[0]["requestBody"]
     assert "wishDate" not in body and len(body["referenceNumber"]) <= 15
-    await record_history(client.get_workflow_handle(started.workflow_id), "line_termination_completed")
+    await record_history(
+        client.get_workflow_handle(started.workflow_id), "line_termination_completed"
+    )
 
 
 async def test_termination_waits_for_wish_date(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     wish = datetime.now(UTC) + timedelta(seconds=4)
     started = await start(client, settings, subscriptionId=f"SUB-{uid}", wishDate=wish)
@@ -91,8 +106,11 @@ async def test_phone_number_is_sent_dashed_and_kept_out_of_ids(
     assert final["phase"] == "COMPLETED"
     assert number not in started.workflow_id and number[2:] not in started.workflow_id
     assert final["phoneNumber"] == f"06-****{number[-4:]}"
-    sent = [c for c in sandbox_admin.calls(provider="stn", path=TERMINATE)
-            if (c["requestBody"] or {}).get("phoneNumber") == f"06-{number[2:]}"]
+    sent = [
+        c
+        for c in sandbox_admin.calls(provider="stn", path=TERMINATE)
+        if (c["requestBody"] or {}).get("phoneNumber") == f"06-{number[2:]}"
+    ]
     assert len(sent) == 1
 
 
@@ -103,11 +121,18 @@ def uuid_digits() -> str:
 
 
 async def test_revoke_before_wish_date(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     started = await start(
-        client, settings, subscriptionId=subscription, wishDate=datetime.now(UTC) + timedelta(hours=1)
+        client,
+        settings,
+        subscriptionId=subscription,
+        wishDate=datetime.now(UTC) + timedelta(hours=1),
     )
     await wait_for_phase(client, started.workflow_id, "WAITING")
 
@@ -117,11 +142,16 @@ async def test_revoke_before_wish_date(
     final = await result_of(client, started.workflow_id)
     assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
     assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
-    cancels = [c for c in stn_calls(sandbox_admin, CANCEL, subscription)
-               if c["requestBody"]["activationId"] == final["activationId"]]
+    cancels = [
+        c
+        for c in stn_calls(sandbox_admin, CANCEL, subscription)
+        if c["requestBody"]["activationId"] == final["activationId"]
+    ]
     assert len(cancels) == 1
     assert cancels[0]["requestBody"]["note"] == "customer stayed"
-    await record_history(client.get_workflow_handle(started.workflow_id), "line_termination_revoked")
+    await record_history(
+        client.get_workflow_handle(started.workflow_id), "line_termination_revoked"
+    )
 
 
 async def test_revoke_refused_once_final(
@@ -138,11 +168,18 @@ async def test_revoke_refused_once_final(
 
 
 async def test_reschedule_moves_the_termination(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     started = await start(
-        client, settings, subscriptionId=subscription, wishDate=datetime.now(UTC) + timedelta(days=7)
+        client,
+        settings,
+        subscriptionId=subscription,
+        wishDate=datetime.now(UTC) + timedelta(days=7),
     )
     await wait_for_phase(client, started.workflow_id, "WAITING")
     first = await status_of(client, started.workflow_id)
@@ -160,8 +197,11 @@ async def test_reschedule_moves_the_termination(
         datetime.fromisoformat(first["wishDate"]),
         new_date,
     ]
-    cancelled = [c for c in stn_calls(sandbox_admin, CANCEL, subscription)
-                 if c["requestBody"]["activationId"] == first["activationId"]]
+    cancelled = [
+        c
+        for c in stn_calls(sandbox_admin, CANCEL, subscription)
+        if c["requestBody"]["activationId"] == first["activationId"]
+    ]
     assert len(cancelled) == 1
 
 
@@ -169,7 +209,10 @@ async def test_reschedule_to_the_past_is_refused(
     client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
 ) -> None:
     started = await start(
-        client, settings, subscriptionId=f"SUB-{uid}", wishDate=datetime.now(UTC) + timedelta(days=1)
+        client,
+        settings,
+        subscriptionId=f"SUB-{uid}",
+        wishDate=datetime.now(UTC) + timedelta(days=1),
     )
     await wait_for_phase(client, started.workflow_id, "WAITING")
     handle = client.get_workflow_handle(started.workflow_id)
@@ -186,7 +229,11 @@ async def test_reschedule_to_the_past_is_refused(
 
 
 async def test_provider_error_fails_with_reason(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     sandbox_admin.stn_set_outcome(subscription, "ERROR", "SIM is blocked by the operator")
@@ -201,7 +248,11 @@ async def test_provider_error_fails_with_reason(
 
 
 async def test_provider_rejection_fails_without_retrying(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     sandbox_admin.add_fault(provider="stn", path=TERMINATE, mode="error", status=403, count=1)
@@ -219,7 +270,11 @@ async def test_provider_rejection_fails_without_retrying(
 
 
 async def test_duplicate_request_attaches_to_the_running_saga(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     wish = datetime.now(UTC) + timedelta(seconds=3)
@@ -235,10 +290,16 @@ async def test_duplicate_request_attaches_to_the_running_saga(
 
 
 async def test_lost_response_still_terminates_exactly_once(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
-    sandbox_admin.add_fault(provider="stn", method="POST", path=TERMINATE, mode="drop_response", count=1)
+    sandbox_admin.add_fault(
+        provider="stn", method="POST", path=TERMINATE, mode="drop_response", count=1
+    )
     started = await start(client, settings, subscriptionId=subscription)
 
     final = await result_of(client, started.workflow_id)
@@ -250,11 +311,19 @@ async def test_lost_response_still_terminates_exactly_once(
 
 
 async def test_transient_faults_are_retried(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
-    sandbox_admin.add_fault(provider="stn", method="POST", path=TERMINATE, mode="error", status=503, count=2)
-    sandbox_admin.add_fault(provider="stn", path=QUERY, mode="rate_limit", retryAfterSeconds=1, count=1)
+    sandbox_admin.add_fault(
+        provider="stn", method="POST", path=TERMINATE, mode="error", status=503, count=2
+    )
+    sandbox_admin.add_fault(
+        provider="stn", path=QUERY, mode="rate_limit", retryAfterSeconds=1, count=1
+    )
     started = await start(client, settings, subscriptionId=subscription)
 
     final = await result_of(client, started.workflow_id)
@@ -266,11 +335,18 @@ async def test_transient_faults_are_retried(
 
 
 async def test_workflow_cancellation_compensates(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin, uid: str
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     subscription = f"SUB-{uid}"
     started = await start(
-        client, settings, subscriptionId=subscription, wishDate=datetime.now(UTC) + timedelta(days=3)
+        client,
+        settings,
+        subscriptionId=subscription,
+        wishDate=datetime.now(UTC) + timedelta(days=3),
     )
     waiting = await wait_for_phase(client, started.workflow_id, "WAITING")
 
@@ -281,6 +357,9 @@ async def test_workflow_cancellation_compensates(
     assert isinstance(failure.value.cause, CancelledError)
     final = await status_of(client, started.workflow_id)
     assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
-    cancels = [c for c in sandbox_admin.calls(provider="stn", path=CANCEL)
-               if c["requestBody"]["activationId"] == waiting["activationId"]]
+    cancels = [
+        c
+        for c in sandbox_admin.calls(provider="stn", path=CANCEL)
+        if c["requestBody"]["activationId"] == waiting["activationId"]
+    ]
     assert len(cancels) == 1

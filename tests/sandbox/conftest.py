@@ -39,6 +39,7 @@ def settings() -> SandboxSettings:
         airalo_client_secret="sandbox-airalo-secret",
         airalo_token_expires_in=86400,
         airalo_token_rate_limit_per_minute=5,
+        state_file=None,
     )
 
 
