@@ -8,6 +8,7 @@ with live executions. Record new histories with ``RECORD_HISTORIES=1 make pytest
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[p.stem for p in HISTORY_FILES])
 async def test_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=data_converter())
 
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
