@@ -19,13 +19,21 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.airalo import AiraloActivities, AiraloTokens
 from activities.provider_http import json_http_client
+from activities.rebilly import RebillyActivities, rebilly_http_client
 from activities.stn import StnActivities, stn_http_client
 from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
 from config.temporal import connect
+from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.line_termination import LineTerminationSaga
+from workflows.order_cancellation import OrderCancellationSaga
 
-WORKFLOWS: Sequence[type] = (LineTerminationSaga,)
+WORKFLOWS: Sequence[type] = (
+    LineTerminationSaga,
+    OrderCancellationSaga,
+    FutureOrderCancellationSaga,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class ProviderClients:
     stn: httpx.AsyncClient
     rebilly: httpx.AsyncClient
     airalo: httpx.AsyncClient
+    # Airalo's bearer token, cached for the worker's lifetime (never per call).
+    airalo_tokens: AiraloTokens
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,21 @@ class ProviderSettings:
 def activities_of(clients: ProviderClients) -> list[Any]:
     """Every activity, bound to the injected provider HTTP clients."""
     stn = StnActivities(clients.stn)
-    return [stn.submit_termination, stn.await_activation_final, stn.cancel_termination]
+    rebilly = RebillyActivities(clients.rebilly)
+    airalo = AiraloActivities(clients.airalo, clients.airalo_tokens)
+    return [
+        stn.submit_termination,
+        stn.await_activation_final,
+        stn.cancel_termination,
+        rebilly.put_cancellation,
+        rebilly.find_cancellation,
+        rebilly.await_cancellation_completed,
+        rebilly.reactivate_order,
+        rebilly.delete_draft,
+        airalo.list_future_orders,
+        airalo.cancel_future_orders,
+        airalo.create_future_order,
+    ]
 
 
 @contextlib.asynccontextmanager
@@ -57,12 +81,17 @@ async def provider_clients(
     settings = settings or ProviderSettings()
     async with (
         stn_http_client(settings.stn) as stn_http,
-        json_http_client(settings.rebilly.base_url, settings.rebilly.timeout_seconds) as rebilly,
+        rebilly_http_client(settings.rebilly) as rebilly,
         json_http_client(settings.airalo.base_url, settings.airalo.timeout_seconds) as airalo,
     ):
-        # Credentials are added by each provider's activities (Rebilly's key
-        # header, Airalo's cached bearer token), never passed through workflows.
-        yield ProviderClients(stn=stn_http, rebilly=rebilly, airalo=airalo)
+        # Credentials live in these clients (sTN's and Rebilly's key headers) or
+        # in the activities (Airalo's cached bearer token), never in workflows.
+        yield ProviderClients(
+            stn=stn_http,
+            rebilly=rebilly,
+            airalo=airalo,
+            airalo_tokens=AiraloTokens.from_settings(airalo, settings.airalo),
+        )
 
 
 def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> Worker:

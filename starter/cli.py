@@ -21,7 +21,9 @@ from temporalio.service import RPCError
 
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
+from domain.airalo import FutureOrderCancellationRequest, parse_future_order_cancellation_request
 from domain.common import FieldProblem, InvalidRequest
+from domain.rebilly import OrderCancellationRequest, parse_order_cancellation_request
 from domain.stn import TerminationRequest, parse_termination_request
 from starter import sagas
 
@@ -70,6 +72,68 @@ def _parser() -> argparse.ArgumentParser:
         "--reference", metavar="REF", help="your reference, at most 15 characters"
     )
     terminate.add_argument(
+        "--customer-id", metavar="ID", help="your customer id (searchable in the UI)"
+    )
+
+    order = commands.add_parser(
+        "cancel-order",
+        help="cancel a Rebilly order, now, at a churn time or at its next renewal",
+        description="Cancel a Rebilly billing order. Prints the saga's workflow id "
+        "(cancel-order-ORDER_ID); a second request for the same order attaches to the "
+        "running saga. Without --churn-time or --policy the order churns now.",
+    )
+    order.add_argument("order_id", metavar="ORDER_ID", help="Rebilly order id")
+    order.add_argument(
+        "--churn-time", metavar="ISO", help="ISO 8601 with offset, e.g. 2026-12-01T00:00:00Z"
+    )
+    order.add_argument(
+        "--policy", metavar="POLICY", help="churn time policy: now | at-next-renewal"
+    )
+    order.add_argument(
+        "--reason", metavar="R", help="e.g. too-expensive, did-not-use, other (default: other)"
+    )
+    order.add_argument(
+        "--canceled-by", metavar="B", help="customer | merchant | rebilly (default: customer)"
+    )
+    order.add_argument(
+        "--prorated", action="store_true", help="credit the time left until the next renewal"
+    )
+    order.add_argument(
+        "--prorated-invoice-id", metavar="ID", help="invoice the proration is calculated on"
+    )
+    order.add_argument("--description", metavar="TEXT", help="free text, at most 255 characters")
+    order.add_argument(
+        "--line-item",
+        metavar="JSON",
+        action="append",
+        help='an item for the new invoice, repeatable: \'{"type": "debit", '
+        '"unitPriceAmount": 5, "unitPriceCurrency": "EUR", "quantity": 1}\'',
+    )
+    order.add_argument(
+        "--draft",
+        action="store_true",
+        help="preview first: create a draft, report the proration, wait for `confirm`",
+    )
+    order.add_argument(
+        "--customer-id", metavar="ID", help="your customer id (searchable in the UI)"
+    )
+
+    confirm = commands.add_parser(
+        "confirm", help="confirm a draft order cancellation (created with --draft)"
+    )
+    confirm.add_argument("workflow_id", metavar="ID")
+
+    future = commands.add_parser(
+        "cancel-future-orders",
+        help="cancel Airalo future eSIM orders by request id",
+        description="Cancel one or more Airalo future orders (any number: they are sent "
+        "in batches of ten). Prints the saga's workflow id; the same set of ids asked "
+        "again attaches to the running saga. `status` shows one outcome per id.",
+    )
+    future.add_argument(
+        "request_ids", metavar="REQUEST_ID", nargs="+", help="Airalo request_id, 25 characters"
+    )
+    future.add_argument(
         "--customer-id", metavar="ID", help="your customer id (searchable in the UI)"
     )
 
@@ -130,6 +194,46 @@ def _termination_request(args: argparse.Namespace) -> TerminationRequest:
     )
 
 
+def _order_cancellation_request(args: argparse.Namespace) -> OrderCancellationRequest:
+    problems: list[FieldProblem] = []
+    line_items: list[Any] = []
+    for index, raw_item in enumerate(args.line_item or []):
+        try:
+            line_items.append(json.loads(raw_item))
+        except ValueError as error:
+            line_items.append(raw_item)  # keeps the other items' indexes
+            problems.append(FieldProblem(field=f"lineItems.{index}", rule=f"not JSON: {error}"))
+    raw = {
+        "orderId": args.order_id,
+        "churnTime": args.churn_time,
+        "churnTimePolicy": args.policy,
+        "reason": args.reason,
+        "canceledBy": args.canceled_by,
+        "prorated": args.prorated or None,
+        "proratedInvoiceId": args.prorated_invoice_id,
+        "description": args.description,
+        "lineItems": line_items or None,
+        "draft": args.draft or None,
+        "customerId": args.customer_id,
+    }
+    try:
+        request = parse_order_cancellation_request(
+            {k: v for k, v in raw.items() if v is not None}, datetime.now(UTC)
+        )
+    except InvalidRequest as error:
+        unparsed = {problem.field for problem in problems}
+        rest = [p for p in error.problems if p.field not in unparsed]
+        raise InvalidRequest(problems + rest) from None
+    if problems:
+        raise InvalidRequest(problems)
+    return request
+
+
+def _future_order_request(args: argparse.Namespace) -> FutureOrderCancellationRequest:
+    raw = {"requestIds": args.request_ids, "customerId": args.customer_id}
+    return parse_future_order_cancellation_request({k: v for k, v in raw.items() if v is not None})
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -146,6 +250,12 @@ def _print_status(state: dict[str, Any]) -> None:
             {},
         ):
             continue
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            # e.g. one outcome per Airalo request id: one line each.
+            print(f"  {key}:")
+            for item in value:
+                print("    " + "  ".join(str(v) for v in item.values() if v not in (None, "")))
+            continue
         print(f"  {key}: {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
     print("  steps:")
     for step in state.get("steps", []):
@@ -156,6 +266,8 @@ async def _run(args: argparse.Namespace) -> int:
     settings = OrchestratorSettings()
     # Validate before connecting: bad input is reported even with Temporal down.
     request = _termination_request(args) if args.command == "terminate" else None
+    order = _order_cancellation_request(args) if args.command == "cancel-order" else None
+    future = _future_order_request(args) if args.command == "cancel-future-orders" else None
     wish_date = (
         _parse_datetime("wishDate", args.wish_date) if args.command == "reschedule" else None
     )
@@ -168,9 +280,22 @@ async def _run(args: argparse.Namespace) -> int:
         if started.already_running:
             print("already running: attached to the existing saga", file=sys.stderr)
         return EXIT_OK
+    if order is not None:
+        started = await sagas.start_order_cancellation(client, order, settings)
+        print(started.workflow_id)
+        if started.already_running:
+            print("already running: attached to the existing saga", file=sys.stderr)
+        return EXIT_OK
+    if future is not None:
+        started = await sagas.start_future_order_cancellation(client, future, settings)
+        print(started.workflow_id)
+        if started.already_running:
+            print("already running: attached to the existing saga", file=sys.stderr)
+        return EXIT_OK
     handlers: dict[str, Callable[[Client], Awaitable[int]]] = {
         "status": lambda c: _status(c, args),
         "revoke": lambda c: _steer(sagas.revoke(c, args.workflow_id, args.reason)),
+        "confirm": lambda c: _steer(sagas.confirm(c, args.workflow_id)),
         "reschedule": lambda c: _steer(sagas.reschedule(c, args.workflow_id, wish_date)),  # type: ignore[arg-type]
         "cancel": lambda c: _cancel(c, args.workflow_id),
         "list": lambda c: _list(c, args),
@@ -214,11 +339,11 @@ async def _cancel(client: Client, workflow_id: str) -> int:
 
 async def _list(client: Client, args: argparse.Namespace) -> int:
     rows = await sagas.list_sagas(client, args.status, args.customer_id, args.limit)
-    print(f"{'WORKFLOW ID':<44} {'TYPE':<18} {'PHASE':<16} {'WISH DATE':<26} CUSTOMER")
+    print(f"{'WORKFLOW ID':<44} {'TYPE':<24} {'PHASE':<16} {'WISH DATE':<26} CUSTOMER")
     for row in rows:
         wish = row.wish_date.isoformat(timespec="seconds") if row.wish_date else "-"
         print(
-            f"{row.workflow_id:<44} {row.workflow_type:<18} {row.phase or '-':<16} {wish:<26} "
+            f"{row.workflow_id:<44} {row.workflow_type:<24} {row.phase or '-':<16} {wish:<26} "
             f"{row.customer_id or '-'}"
         )
     return EXIT_OK

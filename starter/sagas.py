@@ -6,6 +6,7 @@ never starts anything.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
+from domain.airalo import FutureOrderCancellationRequest, future_order_cancellation_workflow_id
 from domain.common import FieldProblem, InvalidRequest, SagaPhase
+from domain.rebilly import (
+    OrderCancellationRequest,
+    check_order_cancellation_request,
+    order_cancellation_workflow_id,
+)
 from domain.stn import (
     RescheduleRequest,
     RevokeRequest,
@@ -25,7 +32,9 @@ from domain.stn import (
     check_termination_request,
     termination_workflow_id,
 )
+from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.line_termination import LineTerminationSaga
+from workflows.order_cancellation import OrderCancellationSaga
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,33 @@ class StartedSaga:
     run_id: str | None
     # True when a run for this business key was already open: nothing new started.
     already_running: bool
+
+
+async def _start_or_attach(
+    client: Client,
+    run: Callable[[Any, Any], Awaitable[Any]],
+    request: Any,
+    workflow_id: str,
+    settings: OrchestratorSettings,
+    summary: str,
+) -> StartedSaga:
+    """Start a saga under its business key, or attach to the open run of that key.
+
+    A closed run (completed, revoked, failed) may be followed by a new one; an
+    open one is never doubled: the duplicate request attaches to it.
+    """
+    try:
+        handle = await client.start_workflow(
+            run,
+            request,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=summary,
+        )
+    except WorkflowAlreadyStartedError as existing:
+        return StartedSaga(workflow_id, existing.run_id, already_running=True)
+    return StartedSaga(workflow_id, handle.result_run_id, already_running=False)
 
 
 async def start_line_termination(
@@ -46,20 +82,40 @@ async def start_line_termination(
     workflow_id = termination_workflow_id(
         request, settings.workflow_id_key.get_secret_value().encode()
     )
-    try:
-        handle = await client.start_workflow(
-            LineTerminationSaga.run,
-            request,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            # A closed run (completed, revoked, failed) may be followed by a new
-            # one; an open one is never doubled: the duplicate attaches to it.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=request.summary(),
-        )
-    except WorkflowAlreadyStartedError as existing:
-        return StartedSaga(workflow_id, existing.run_id, already_running=True)
-    return StartedSaga(workflow_id, handle.result_run_id, already_running=False)
+    return await _start_or_attach(
+        client, LineTerminationSaga.run, request, workflow_id, settings, request.summary()
+    )
+
+
+async def start_order_cancellation(
+    client: Client,
+    request: OrderCancellationRequest,
+    settings: OrchestratorSettings,
+    now: datetime | None = None,
+) -> StartedSaga:
+    """Start (or attach to) the saga that cancels one Rebilly order."""
+    check_order_cancellation_request(request, now or datetime.now(UTC))
+    workflow_id = order_cancellation_workflow_id(request)
+    # A later run of the same order gets a new Rebilly cancellation id.
+    return await _start_or_attach(
+        client, OrderCancellationSaga.run, request, workflow_id, settings, request.summary()
+    )
+
+
+async def start_future_order_cancellation(
+    client: Client, request: FutureOrderCancellationRequest, settings: OrchestratorSettings
+) -> StartedSaga:
+    """Start (or attach to) the saga that cancels these Airalo future orders.
+
+    The workflow id hashes the sorted request ids, so the same set asked twice
+    (in any order) attaches to the running saga. Whether each order can still be
+    cancelled is Airalo's to say: the saga looks every order up first.
+    """
+    workflow_id = future_order_cancellation_workflow_id(request)
+    # A later run for the same orders hears "already processed" for those cancelled.
+    return await _start_or_attach(
+        client, FutureOrderCancellationSaga.run, request, workflow_id, settings, request.summary()
+    )
 
 
 async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
@@ -77,6 +133,13 @@ async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
 async def revoke(client: Client, workflow_id: str, reason: str | None) -> dict[str, Any]:
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
     result: dict[str, Any] = await handle.execute_update("revoke", RevokeRequest(reason=reason))
+    return result
+
+
+async def confirm(client: Client, workflow_id: str) -> dict[str, Any]:
+    """Confirm a draft (preview) order cancellation."""
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    result: dict[str, Any] = await handle.execute_update("confirm")
     return result
 
 

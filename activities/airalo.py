@@ -1,0 +1,279 @@
+"""Airalo Partner API v2 activities: one activity per HTTP call, plus the token cache.
+
+The httpx client (base URL, timeouts) is injected by the worker, and so is one
+:class:`AiraloTokens` per worker process: the client credentials and the bearer
+token stay in the worker's memory, never in workflow input, history or logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.provider_http import (
+    PROVIDER_REJECTED,
+    body_of,
+    raise_for_provider,
+    unavailable,
+)
+from config.settings import AiraloSettings
+from domain.airalo import (
+    AiraloActivity,
+    CancelFutureOrders,
+    CancelFutureOrdersResult,
+    CreatedFutureOrder,
+    CreateFutureOrder,
+    FutureOrder,
+    FutureOrdersListed,
+    ListFutureOrders,
+    format_airalo_date,
+    parse_cancel_rejections,
+)
+
+PROVIDER = "Airalo"
+TOKEN_PATH = "/v2/token"
+FUTURE_ORDERS_PATH = "/v2/future-orders"
+CANCEL_PATH = "/v2/cancel-future-orders"
+PAGE_SIZE = 100
+# A runaway pagination (a provider bug) must not loop forever inside one activity.
+MAX_PAGES = 1000
+
+# Token lifetime: Airalo's docs say both 24 h and one year, so we trust neither.
+# A token is used for at most an hour (what the official SDK caches), and always
+# refreshed before ``expires_in`` runs out (5 minutes early, or halfway for very
+# short lifetimes). The rate limit on /v2/token (3-5 per minute) makes this one
+# fetch per hour per worker process, plus one after a 401.
+TOKEN_MAX_AGE = timedelta(hours=1)
+TOKEN_EARLY_REFRESH = timedelta(minutes=5)
+
+
+def airalo_message(body: Any) -> str | None:
+    """Airalo's error shapes: validation ``{data: {field: msg}, meta: {message}}``,
+    business ``{code, reason}``, and Laravel's bare ``{message}`` on 429."""
+    if not isinstance(body, dict):
+        return str(body) if body else None
+    parts: list[str] = []
+    meta = body.get("meta")
+    if isinstance(meta, dict) and meta.get("message"):
+        parts.append(str(meta["message"]))
+    data = body.get("data")
+    if isinstance(data, dict):
+        parts += [f"{field}: {message}" for field, message in data.items()]
+    if body.get("reason"):
+        code = f" (code {body['code']})" if body.get("code") is not None else ""
+        parts.append(f"{body['reason']}{code}")
+    if not parts and body.get("message"):
+        parts.append(str(body["message"]))
+    return "; ".join(parts) or None
+
+
+def token_lifetime(expires_in: float) -> timedelta:
+    """How long a freshly issued token is used before it is replaced."""
+    expires = timedelta(seconds=max(expires_in, 0))
+    return min(TOKEN_MAX_AGE, max(expires - TOKEN_EARLY_REFRESH, expires / 2))
+
+
+class AiraloTokens:
+    """The bearer token of one worker process: fetched once, shared, refreshed early.
+
+    Concurrent activities wait on one lock, so a cold cache or an expired token
+    costs one ``POST /v2/token`` however many calls need it.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        client_id: str,
+        client_secret: SecretStr,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        # How many tokens this cache fetched (tests and metrics; never the token).
+        self.fetches = 0
+
+    @classmethod
+    def from_settings(cls, http: httpx.AsyncClient, settings: AiraloSettings) -> AiraloTokens:
+        return cls(http, settings.client_id, settings.client_secret)
+
+    async def token(self) -> str:
+        """A valid token: the cached one, or a new one if it is due for refresh."""
+        async with self._lock:
+            if self._token is None or self._clock() >= self._refresh_at:
+                await self._fetch()
+            assert self._token is not None
+            return self._token
+
+    async def refresh(self, rejected: str) -> str:
+        """A new token after ``rejected`` got a 401 (unless another call already
+        replaced it while we waited for the lock)."""
+        async with self._lock:
+            if self._token is None or self._token == rejected:
+                await self._fetch()
+            assert self._token is not None
+            return self._token
+
+    async def _fetch(self) -> None:
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+            "grant_type": "client_credentials",
+        }
+        try:
+            # httpx form-encodes ``data=`` (application/x-www-form-urlencoded).
+            response = await self._http.post(TOKEN_PATH, data=form)
+        except httpx.HTTPError as error:
+            raise unavailable(PROVIDER, error) from error
+        raise_for_provider(response, PROVIDER, airalo_message)
+        data = (body_of(response) or {}).get("data") or {}
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not token:
+            raise ApplicationError(
+                "Airalo answered /v2/token without an access_token",
+                type=PROVIDER_REJECTED,
+                non_retryable=True,
+            )
+        self._token = str(token)
+        lifetime = token_lifetime(float(data.get("expires_in") or 0))
+        self._refresh_at = self._clock() + lifetime.total_seconds()
+        self.fetches += 1
+        if activity.in_activity():
+            activity.logger.info(
+                "Fetched an Airalo access token (used for %ss)", int(lifetime.total_seconds())
+            )
+
+
+class AiraloActivities:
+    def __init__(self, http: httpx.AsyncClient, tokens: AiraloTokens) -> None:
+        self._http = http
+        self._tokens = tokens
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One authenticated request; a 401 refreshes the token once and resends."""
+        token = await self._tokens.token()
+        response = await self._request(method, path, token, **kwargs)
+        if response.status_code == 401:
+            token = await self._tokens.refresh(token)
+            response = await self._request(method, path, token, **kwargs)
+        return response
+
+    async def _request(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(
+                method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+            )
+        except httpx.HTTPError as error:
+            raise unavailable(PROVIDER, error) from error
+
+    async def _list(self, request: ListFutureOrders) -> tuple[list[FutureOrder], int]:
+        params: dict[str, str | int] = {"limit": PAGE_SIZE}
+        if request.from_due_date is not None:
+            params["from_due_date"] = format_airalo_date(request.from_due_date)
+        if request.to_due_date is not None:
+            params["to_due_date"] = format_airalo_date(request.to_due_date)
+        orders: dict[str, FutureOrder] = {}
+        page = 1
+        while True:
+            response = await self._send("GET", FUTURE_ORDERS_PATH, params={**params, "page": page})
+            raise_for_provider(response, PROVIDER, airalo_message)
+            body = response.json()
+            items = [FutureOrder.from_airalo(item) for item in body.get("data") or []]
+            new = [order for order in items if order.request_id not in orders]
+            orders.update((order.request_id, order) for order in new)
+            last_page = (body.get("meta") or {}).get("last_page")
+            done = page >= int(last_page) if last_page is not None else len(items) < PAGE_SIZE
+            # A page with nothing new means the API ignored ``page``: stop, not loop.
+            if done or not new or page >= MAX_PAGES:
+                return list(orders.values()), page
+            page += 1
+
+    @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS)
+    async def list_future_orders(self, request: ListFutureOrders) -> FutureOrdersListed:
+        """``GET /v2/future-orders``, all pages: the orders that still exist (pending or
+        failed). Processed and cancelled orders are not listed."""
+        orders, pages = await self._list(request)
+        listed = len(orders)
+        if request.request_ids is not None:
+            wanted = set(request.request_ids)
+            orders = [order for order in orders if order.request_id in wanted]
+        return FutureOrdersListed(orders=orders, pages=pages, listed=listed)
+
+    @activity.defn(name=AiraloActivity.CANCEL_FUTURE_ORDERS)
+    async def cancel_future_orders(self, request: CancelFutureOrders) -> CancelFutureOrdersResult:
+        """``POST /v2/cancel-future-orders`` for at most ten IDs.
+
+        A 422 naming ``request_ids.N`` rejects the whole call; it is returned (not
+        raised) as per-ID rejections so the saga can drop those and resend the rest.
+        Any other 4xx is a non-retryable ``ProviderRejected``; 5xx, 429 and lost
+        responses are retried by the activity's policy.
+        """
+        attempt = activity.info().attempt
+        response = await self._send("POST", CANCEL_PATH, json={"request_ids": request.request_ids})
+        if response.status_code == 422:
+            rejections = parse_cancel_rejections(request.request_ids, body_of(response))
+            if rejections:
+                return CancelFutureOrdersResult(
+                    request_ids=request.request_ids, rejections=rejections, attempt=attempt
+                )
+        raise_for_provider(response, PROVIDER, airalo_message)
+        return CancelFutureOrdersResult(request_ids=request.request_ids, attempt=attempt)
+
+    @activity.defn(name=AiraloActivity.CREATE_FUTURE_ORDER)
+    async def create_future_order(self, request: CreateFutureOrder) -> CreatedFutureOrder:
+        """``POST /v2/future-orders`` with a cancelled order's recorded details.
+
+        Airalo has no idempotency key. On a retry (the previous attempt may have
+        created the order and lost the response) look for an order with the same
+        details that was not there before we started, and send only if there is none.
+        """
+        order = request.order
+        if activity.info().attempt > 1:
+            found = await self._find_created(request)
+            if found is not None:
+                activity.logger.info("Found the order an earlier attempt created")
+                return CreatedFutureOrder(
+                    original_request_id=order.request_id,
+                    request_id=found.request_id,
+                    due_date=found.due_date,
+                    latest_cancellation_date=found.latest_cancellation_date,
+                    recovered=True,
+                )
+        body: dict[str, Any] = {
+            "package_id": order.package_id,
+            "quantity": order.quantity,
+            "due_date": format_airalo_date(order.due_date),
+        }
+        if order.description:
+            body["description"] = order.description
+        response = await self._send("POST", FUTURE_ORDERS_PATH, json=body)
+        raise_for_provider(response, PROVIDER, airalo_message)
+        data = response.json()["data"]
+        return CreatedFutureOrder(
+            original_request_id=order.request_id,
+            request_id=data["request_id"],
+            due_date=data.get("due_date") or order.due_date,
+            latest_cancellation_date=data.get("latest_cancellation_date")
+            or order.latest_cancellation_date,
+        )
+
+    async def _find_created(self, request: CreateFutureOrder) -> FutureOrder | None:
+        due = request.order.due_date
+        orders, _ = await self._list(ListFutureOrders(from_due_date=due, to_due_date=due))
+        known = {*request.identical_before, request.order.request_id}
+        for candidate in orders:
+            if candidate.request_id not in known and candidate.same_order_as(request.order):
+                return candidate
+        return None

@@ -1,0 +1,459 @@
+"""Airalo's pure rules and the token cache, without a server (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.airalo import (
+    TOKEN_MAX_AGE,
+    AiraloActivities,
+    AiraloTokens,
+    airalo_message,
+    token_lifetime,
+)
+from domain.airalo import (
+    MAX_IDS_PER_CANCEL,
+    CancelFutureOrders,
+    FutureOrder,
+    FutureOrderCancellationRequest,
+    ListFutureOrders,
+    OrderOutcome,
+    RejectionKind,
+    cancellation_batches,
+    format_airalo_date,
+    future_order_cancellation_workflow_id,
+    parse_airalo_date,
+    parse_cancel_rejections,
+    parse_future_order_cancellation_request,
+)
+from domain.common import ErrorType, InvalidRequest
+
+BASE = "http://airalo.test"
+
+
+def rid(n: int) -> str:
+    return f"req{n:022d}"
+
+
+def order(n: int, cutoff: datetime) -> FutureOrder:
+    return FutureOrder(
+        request_id=rid(n),
+        package_id="pkg",
+        quantity=1,
+        due_date=cutoff + timedelta(hours=24),
+        latest_cancellation_date=cutoff,
+    )
+
+
+# -- the request -------------------------------------------------------------------
+
+
+def test_request_ids_must_be_25_characters_and_unique() -> None:
+    with pytest.raises(InvalidRequest) as short:
+        parse_future_order_cancellation_request({"requestIds": [rid(1), "x" * 24, "y" * 26]})
+    assert [(p.field, p.rule) for p in short.value.problems] == [
+        ("requestIds.1", "must be exactly 25 characters (got 24)"),
+        ("requestIds.2", "must be exactly 25 characters (got 26)"),
+    ]
+
+    with pytest.raises(InvalidRequest) as repeated:
+        parse_future_order_cancellation_request({"requestIds": [rid(1), rid(2), rid(1)]})
+    assert repeated.value.problems[0].field == "requestIds"
+    assert "unique" in repeated.value.problems[0].rule and rid(1) in repeated.value.problems[0].rule
+
+    with pytest.raises(InvalidRequest) as empty:
+        parse_future_order_cancellation_request({"requestIds": []})
+    assert empty.value.problems[0].field == "requestIds"
+
+
+def test_more_than_ten_ids_are_not_an_error() -> None:
+    request = parse_future_order_cancellation_request(
+        {"requestIds": [rid(n) for n in range(25)], "customerId": "C-1"}
+    )
+    assert len(request.request_ids) == 25
+    assert request.summary() == "Cancel 25 Airalo future orders for customer C-1"
+    single = FutureOrderCancellationRequest(request_ids=[rid(7)])
+    assert single.summary() == f"Cancel Airalo future order {rid(7)}"
+
+
+def test_workflow_id_is_the_same_for_the_same_set_of_ids() -> None:
+    forward = FutureOrderCancellationRequest(request_ids=[rid(1), rid(2), rid(3)])
+    backward = FutureOrderCancellationRequest(request_ids=[rid(3), rid(1), rid(2)])
+    other = FutureOrderCancellationRequest(request_ids=[rid(1), rid(2)])
+
+    assert future_order_cancellation_workflow_id(forward) == future_order_cancellation_workflow_id(
+        backward
+    )
+    assert future_order_cancellation_workflow_id(forward) != future_order_cancellation_workflow_id(
+        other
+    )
+    assert future_order_cancellation_workflow_id(forward).startswith("cancel-future-orders-")
+
+
+def test_outcome_finality() -> None:
+    assert not OrderOutcome.PENDING.is_final and not OrderOutcome.CANCELLING.is_final
+    assert all(
+        o.is_final for o in OrderOutcome if o not in (OrderOutcome.PENDING, OrderOutcome.CANCELLING)
+    )
+
+
+# -- dates -------------------------------------------------------------------------
+
+
+def test_airalo_dates_are_minutes_in_utc() -> None:
+    amsterdam = timezone(timedelta(hours=2))
+    assert format_airalo_date(datetime(2030, 3, 1, 12, 30, 59, tzinfo=amsterdam)) == (
+        "2030-03-01 10:30"
+    )
+    assert parse_airalo_date("2030-03-01 10:30") == datetime(2030, 3, 1, 10, 30, tzinfo=UTC)
+    assert parse_airalo_date("2030-03-01 10:30:15") == datetime(2030, 3, 1, 10, 30, 15, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        format_airalo_date(datetime(2030, 3, 1, 10, 30))
+    with pytest.raises(ValueError):
+        parse_airalo_date("01-03-2030")
+
+
+def test_future_order_from_the_listing() -> None:
+    item = {
+        "request_id": rid(1),
+        "quantity": 2,
+        "description": "trip",
+        "status": "pending",
+        "package_id": "pkg-1",
+        "due_date": "2030-03-02 10:00",
+    }
+    parsed = FutureOrder.from_airalo(item)
+    # No cut-off in the item: the documented 24 h before the due date.
+    assert parsed.latest_cancellation_date == datetime(2030, 3, 1, 10, 0, tzinfo=UTC)
+    assert parsed.cutoff_passed(datetime(2030, 3, 1, 10, 0, tzinfo=UTC))
+    assert not parsed.cutoff_passed(datetime(2030, 3, 1, 9, 59, tzinfo=UTC))
+    explicit = FutureOrder.from_airalo({**item, "latest_cancellation_date": "2030-03-01 09:00"})
+    assert explicit.latest_cancellation_date == datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
+    # Round trip through the workflow's payloads.
+    assert FutureOrder.model_validate(parsed.model_dump(mode="json")) == parsed
+
+
+# -- batching ----------------------------------------------------------------------
+
+
+def test_batches_of_ten_earliest_cutoff_first_unknown_last() -> None:
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    ids = [rid(n) for n in range(25)]
+    # Later IDs are due earlier; rid(0) and rid(1) are not listed.
+    orders = {rid(n): order(n, start + timedelta(hours=100 - n)) for n in range(2, 25)}
+
+    batches = cancellation_batches(ids, orders)
+
+    assert [len(batch) for batch in batches] == [10, 10, 5]
+    assert batches[0] == [rid(n) for n in range(24, 14, -1)]
+    assert batches[-1][-2:] == [rid(0), rid(1)]
+    assert sorted(i for batch in batches for i in batch) == sorted(ids)
+    assert all(len(batch) <= MAX_IDS_PER_CANCEL for batch in batches)
+
+
+def test_equal_cutoffs_keep_request_order() -> None:
+    cutoff = datetime(2030, 1, 1, tzinfo=UTC)
+    ids = [rid(3), rid(1), rid(2)]
+    assert cancellation_batches(ids, {i: order(0, cutoff) for i in ids}) == [ids]
+
+
+# -- a 422 -------------------------------------------------------------------------
+
+
+def test_422_indexes_map_back_to_the_ids_sent() -> None:
+    sent = [rid(n) for n in range(10)]
+    body = {
+        "data": {
+            "request_ids.2": f"Request ID: {rid(2)} is already processed and can not be cancelled.",
+            "request_ids.7": f"Request ID: {rid(7)} does not exist.",
+            "request_ids.9": "The request_ids.9 field must be 25 characters.",
+            "request_ids.4": f"Request ID: {rid(4)} can not be cancelled less than 24 hours "
+            "before its due date.",
+            "request_ids.12": "out of range",
+            "other": "ignored",
+        },
+        "meta": {"message": "the parameter is invalid"},
+    }
+
+    rejections = parse_cancel_rejections(sent, body)
+
+    assert [(r.request_id, r.kind) for r in rejections] == [
+        (rid(2), RejectionKind.ALREADY_PROCESSED),
+        (rid(4), RejectionKind.PAST_CUTOFF),
+        (rid(7), RejectionKind.NOT_FOUND),
+        (rid(9), RejectionKind.INVALID),
+    ]
+    assert rejections[2].message == f"Request ID: {rid(7)} does not exist."
+
+
+def test_a_422_about_the_whole_call_has_no_per_id_rejections() -> None:
+    assert parse_cancel_rejections([rid(1)], {"code": 53, "reason": "unexpected"}) == []
+    assert parse_cancel_rejections([rid(1)], {"data": {"request_ids": "too many"}}) == []
+    assert parse_cancel_rejections([rid(1)], "not json") == []
+    listed = parse_cancel_rejections([rid(1)], {"data": {"request_ids.0": ["a", "b"]}})
+    assert listed[0].message == "a b"
+
+
+def test_airalo_error_messages() -> None:
+    assert airalo_message({"data": {"due_date": "too soon"}, "meta": {"message": "invalid"}}) == (
+        "invalid; due_date: too soon"
+    )
+    assert airalo_message({"code": 11, "reason": "Insufficient credit"}) == (
+        "Insufficient credit (code 11)"
+    )
+    assert airalo_message({"message": "Too Many Attempts."}) == "Too Many Attempts."
+
+
+# -- the token cache ---------------------------------------------------------------
+
+
+class FakeAiralo:
+    """A MockTransport handler: issues numbered tokens, checks bearer auth."""
+
+    def __init__(self, expires_in: int = 86400) -> None:
+        self.expires_in = expires_in
+        self.token_requests: list[httpx.Request] = []
+        self.valid: set[str] = set()
+        self.calls: list[httpx.Request] = []
+        self.responder: Callable[[httpx.Request], httpx.Response] = lambda r: httpx.Response(
+            200, json={"data": [], "meta": {"message": "ok"}}
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/token":
+            self.token_requests.append(request)
+            token = f"token-{len(self.token_requests)}"
+            self.valid.add(token)
+            data = {"token_type": "Bearer", "expires_in": self.expires_in, "access_token": token}
+            return httpx.Response(200, json={"data": data, "meta": {"message": "success"}})
+        self.calls.append(request)
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.valid:
+            return httpx.Response(
+                401, json={"data": [], "meta": {"message": "This action is unauthorized."}}
+            )
+        return self.responder(request)
+
+
+def tokens_for(
+    fake: FakeAiralo, clock: Callable[[], float] | None = None
+) -> tuple[httpx.AsyncClient, AiraloTokens]:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url=BASE)
+    tokens = AiraloTokens(
+        http, "client", SecretStr("secret"), **({"clock": clock} if clock else {})
+    )
+    return http, tokens
+
+
+async def test_token_is_fetched_once_for_concurrent_callers_form_encoded() -> None:
+    fake = FakeAiralo()
+    http, tokens = tokens_for(fake)
+    async with http:
+        results = await asyncio.gather(*(tokens.token() for _ in range(20)))
+
+    assert set(results) == {"token-1"}
+    assert tokens.fetches == 1 and len(fake.token_requests) == 1
+    sent = fake.token_requests[0]
+    assert sent.method == "POST"
+    assert sent.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert parse_qs(sent.content.decode()) == {
+        "client_id": ["client"],
+        "client_secret": ["secret"],
+        "grant_type": ["client_credentials"],
+    }
+
+
+async def test_token_is_refreshed_early() -> None:
+    now = [1000.0]
+    fake = FakeAiralo(expires_in=86400)
+    http, tokens = tokens_for(fake, clock=lambda: now[0])
+    async with http:
+        assert await tokens.token() == "token-1"
+        now[0] += TOKEN_MAX_AGE.total_seconds() - 1
+        assert await tokens.token() == "token-1"
+        now[0] += 1
+        assert await tokens.token() == "token-2"
+    assert tokens.fetches == 2
+
+
+def test_token_lifetime_is_at_most_an_hour_and_ends_before_expiry() -> None:
+    assert token_lifetime(86400) == timedelta(hours=1)
+    assert token_lifetime(31_536_000) == timedelta(hours=1)
+    assert token_lifetime(1200) == timedelta(minutes=15)
+    assert token_lifetime(60) == timedelta(seconds=30)
+
+
+async def test_refresh_after_a_401_happens_once_for_everyone() -> None:
+    fake = FakeAiralo()
+    http, tokens = tokens_for(fake)
+    async with http:
+        stale = await tokens.token()
+        fresh = await asyncio.gather(*(tokens.refresh(stale) for _ in range(5)))
+    assert set(fresh) == {"token-2"}
+    assert tokens.fetches == 2
+
+
+async def test_token_rate_limit_is_retryable_after_retry_after() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            429, json={"message": "Too Many Attempts."}, headers={"Retry-After": "7"}
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE) as http:
+        with pytest.raises(ApplicationError) as limited:
+            await AiraloTokens(http, "client", SecretStr("secret")).token()
+    assert limited.value.type == ErrorType.PROVIDER_UNAVAILABLE and not limited.value.non_retryable
+    assert limited.value.next_retry_delay == timedelta(seconds=7)
+
+
+async def test_wrong_credentials_are_not_retried() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            401, json={"data": [], "meta": {"message": "This action is unauthorized."}}
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE) as http:
+        with pytest.raises(ApplicationError) as refused:
+            await AiraloTokens(http, "client", SecretStr("wrong")).token()
+    assert refused.value.non_retryable and "unauthorized" in str(refused.value)
+    assert "wrong" not in str(refused.value)
+
+
+# -- activities against MockTransport ----------------------------------------------
+
+
+async def run_activity(fake: FakeAiralo, name: str, argument: Any) -> Any:
+    """Run one activity method in an activity context, against ``fake``."""
+    http, tokens = tokens_for(fake)
+    async with http:
+        method = getattr(AiraloActivities(http, tokens), name)
+        return await ActivityEnvironment().run(method, argument)
+
+
+async def test_a_401_refreshes_the_token_once_and_resends() -> None:
+    fake = FakeAiralo()
+    http, tokens = tokens_for(fake)
+    async with http:
+        activities = AiraloActivities(http, tokens)
+        env = ActivityEnvironment()
+        await env.run(activities.list_future_orders, ListFutureOrders())
+        fake.valid.clear()  # Airalo revoked every token
+        await env.run(activities.list_future_orders, ListFutureOrders())
+        await env.run(activities.list_future_orders, ListFutureOrders())
+    assert [c.headers["authorization"] for c in fake.calls] == [
+        "Bearer token-1",
+        "Bearer token-1",
+        "Bearer token-2",
+        "Bearer token-2",
+    ]
+    assert tokens.fetches == 2
+
+
+async def test_a_second_401_is_a_rejection_not_a_loop() -> None:
+    fake = FakeAiralo()
+    fake.responder = lambda r: httpx.Response(
+        401, json={"data": [], "meta": {"message": "This action is unauthorized."}}
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await run_activity(fake, "list_future_orders", ListFutureOrders())
+    assert refused.value.type == ErrorType.PROVIDER_REJECTED and refused.value.non_retryable
+    assert len(fake.token_requests) == 2 and len(fake.calls) == 2
+
+
+async def test_listing_reads_every_page_and_keeps_the_wanted_ids() -> None:
+    def listing(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        items = [
+            {
+                "request_id": rid(page * 10 + n),
+                "quantity": 1,
+                "description": None,
+                "status": "pending",
+                "package_id": "pkg",
+                "due_date": "2030-01-02 10:00",
+                "latest_cancellation_date": "2030-01-01 10:00",
+            }
+            for n in range(2)
+        ]
+        meta = {"message": "success", "current_page": page, "last_page": 3, "total": 6}
+        return httpx.Response(200, json={"data": items, "meta": meta})
+
+    fake = FakeAiralo()
+    fake.responder = listing
+    found = await run_activity(
+        fake, "list_future_orders", ListFutureOrders(request_ids=[rid(11), rid(31)])
+    )
+    assert [o.request_id for o in found.orders] == [rid(11), rid(31)]
+    assert found.pages == 3 and found.listed == 6
+    assert [c.url.params["page"] for c in fake.calls] == ["1", "2", "3"]
+
+
+async def test_listing_stops_when_the_api_ignores_pages() -> None:
+    full_page = [
+        {
+            "request_id": rid(n),
+            "quantity": 1,
+            "package_id": "pkg",
+            "due_date": "2030-01-02 10:00",
+        }
+        for n in range(100)
+    ]
+    fake = FakeAiralo()
+    fake.responder = lambda r: httpx.Response(200, json={"data": full_page, "meta": {}})
+
+    found = await run_activity(fake, "list_future_orders", ListFutureOrders())
+
+    assert len(found.orders) == 100 and len(fake.calls) == 2
+
+
+async def test_cancel_422_is_returned_as_rejections() -> None:
+    def reject(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)["request_ids"]
+        body = {
+            "data": {"request_ids.1": f"Request ID: {sent[1]} does not exist."},
+            "meta": {"message": "the parameter is invalid"},
+        }
+        return httpx.Response(422, json=body)
+
+    fake = FakeAiralo()
+    fake.responder = reject
+    result = await run_activity(
+        fake, "cancel_future_orders", CancelFutureOrders(request_ids=[rid(1), rid(2)])
+    )
+    assert not result.accepted and result.attempt == 1
+    assert [(r.request_id, r.kind) for r in result.rejections] == [
+        (rid(2), RejectionKind.NOT_FOUND)
+    ]
+
+
+async def test_cancel_other_client_errors_are_not_retried() -> None:
+    fake = FakeAiralo()
+    fake.responder = lambda r: httpx.Response(422, json={"code": 53, "reason": "Unexpected error"})
+    with pytest.raises(ApplicationError) as refused:
+        await run_activity(fake, "cancel_future_orders", CancelFutureOrders(request_ids=[rid(1)]))
+    assert refused.value.non_retryable and "Unexpected error (code 53)" in str(refused.value)
+
+
+async def test_cancel_reports_its_attempt() -> None:
+    fake = FakeAiralo()
+    http, tokens = tokens_for(fake)
+    async with http:
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, attempt=3)
+        result = await env.run(
+            AiraloActivities(http, tokens).cancel_future_orders,
+            CancelFutureOrders(request_ids=[rid(1)]),
+        )
+    assert result.accepted and result.attempt == 3

@@ -1,0 +1,163 @@
+"""Airalo steps as a workflow calls them: activity, timeouts, retries.
+
+One definition, shared by the future-order cancellation saga and (later) the
+customer churn saga, which uses :func:`recreate_future_orders` as the
+compensation of a cancellation. Nothing here depends on a saga class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.airalo import (
+        AiraloActivity,
+        CancelFutureOrders,
+        CancelFutureOrdersResult,
+        CreatedFutureOrder,
+        CreateFutureOrder,
+        FutureOrder,
+        FutureOrdersListed,
+        ListFutureOrders,
+        RecreatedFutureOrder,
+    )
+    from domain.common import ErrorType
+
+from workflows.ledger import describe_failure
+
+# Retry transient faults, never a rejection. The interval stays short (30 s at
+# most) because a cancellation races its cut-off: a long backoff would waste the
+# last minutes before it.
+CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[ErrorType.PROVIDER_REJECTED],
+)
+CALL_TIMEOUT = timedelta(seconds=30)
+# Calls without a cut-off of their own give up on an unreachable Airalo after a day.
+CALL_DEADLINE = timedelta(days=1)
+MIN_WINDOW = timedelta(milliseconds=100)
+
+
+async def list_future_orders(
+    request_ids: Sequence[str] | None = None,
+    *,
+    from_due_date: datetime | None = None,
+    to_due_date: datetime | None = None,
+) -> FutureOrdersListed:
+    """The listed (still existing) future orders: ``request_ids`` only, if given."""
+    result: FutureOrdersListed = await workflow.execute_activity(
+        AiraloActivity.LIST_FUTURE_ORDERS,
+        ListFutureOrders(
+            request_ids=list(request_ids) if request_ids is not None else None,
+            from_due_date=from_due_date,
+            to_due_date=to_due_date,
+        ),
+        result_type=FutureOrdersListed,
+        start_to_close_timeout=CALL_TIMEOUT,
+        schedule_to_close_timeout=CALL_DEADLINE,
+        retry_policy=CALL_RETRY,
+        summary="Airalo GET /v2/future-orders",
+    )
+    return result
+
+
+async def cancel_future_orders(
+    request_ids: Sequence[str], deadline: datetime | None
+) -> CancelFutureOrdersResult:
+    """One cancel call for at most ten IDs, retried until ``deadline`` at the latest.
+
+    ``deadline`` is the earliest cut-off of the orders in the call: past it Airalo
+    refuses the cancellation anyway, so retrying longer is pointless. The activity
+    then fails with a timeout (see :func:`ran_out_of_time`).
+    """
+    window = CALL_DEADLINE
+    if deadline is not None:
+        # Never zero (that would mean "no timeout"); a call that reaches Airalo
+        # just after the cut-off is answered with a 422 the saga understands.
+        window = max(min(window, deadline - workflow.now()), MIN_WINDOW)
+    result: CancelFutureOrdersResult = await workflow.execute_activity(
+        AiraloActivity.CANCEL_FUTURE_ORDERS,
+        CancelFutureOrders(request_ids=list(request_ids)),
+        result_type=CancelFutureOrdersResult,
+        start_to_close_timeout=CALL_TIMEOUT,
+        schedule_to_close_timeout=window,
+        retry_policy=CALL_RETRY,
+        summary=f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
+    )
+    return result
+
+
+def ran_out_of_time(error: ActivityError) -> bool:
+    """The call's deadline passed while Airalo kept failing (not a rejection)."""
+    return isinstance(error.cause, ActivityTimeoutError) or error.retry_state in (
+        RetryState.TIMEOUT,
+        RetryState.MAXIMUM_ATTEMPTS_REACHED,
+    )
+
+
+async def create_future_order(
+    order: FutureOrder, identical_before: Sequence[str] = ()
+) -> CreatedFutureOrder:
+    result: CreatedFutureOrder = await workflow.execute_activity(
+        AiraloActivity.CREATE_FUTURE_ORDER,
+        CreateFutureOrder(order=order, identical_before=list(identical_before)),
+        result_type=CreatedFutureOrder,
+        start_to_close_timeout=CALL_TIMEOUT,
+        schedule_to_close_timeout=CALL_DEADLINE,
+        retry_policy=CALL_RETRY,
+        summary="Airalo POST /v2/future-orders (re-create)",
+    )
+    return result
+
+
+async def recreate_future_orders(details: Sequence[FutureOrder]) -> list[RecreatedFutureOrder]:
+    """Compensation: re-create cancelled future orders from their recorded details.
+
+    First one lookup of the orders that already have the same details (so a
+    retried create can tell the order its lost first attempt made from an
+    identical order the partner already had), then one create per order. One
+    order failing (e.g. its due date is now less than two days ahead, which
+    Airalo refuses) does not stop the others; each result says what happened.
+    """
+    if not details:
+        return []
+    try:
+        existing = await list_future_orders(
+            from_due_date=min(order.due_date for order in details),
+            to_due_date=max(order.due_date for order in details),
+        )
+    except ActivityError as error:
+        reason = f"could not look up existing orders: {describe_failure(error)}"
+        return [
+            RecreatedFutureOrder(original_request_id=o.request_id, error=reason) for o in details
+        ]
+    results = []
+    # Orders this step created are known too: re-creating two identical orders
+    # must not mistake the first for the lost attempt of the second.
+    created_here: list[str] = []
+    for order in details:
+        identical = [o.request_id for o in existing.orders if o.same_order_as(order)]
+        try:
+            created = await create_future_order(order, identical + created_here)
+        except ActivityError as error:
+            results.append(
+                RecreatedFutureOrder(
+                    original_request_id=order.request_id, error=describe_failure(error)
+                )
+            )
+            continue
+        created_here.append(created.request_id)
+        results.append(
+            RecreatedFutureOrder(
+                original_request_id=order.request_id, request_id=created.request_id
+            )
+        )
+    return results
