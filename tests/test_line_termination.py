@@ -363,3 +363,40 @@ async def test_workflow_cancellation_compensates(
         if c["requestBody"]["activationId"] == waiting["activationId"]
     ]
     assert len(cancels) == 1
+
+
+async def test_cancellation_during_submit_undoes_what_stn_created(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """The shielded-submit patch: a slow submit still in flight when the workflow is
+    cancelled is waited for and then cancelled at sTN (before: FAILED, and the
+    termination sTN created afterwards stayed and executed)."""
+    subscription = f"SUB-{uid}"
+    sandbox_admin.add_fault(
+        provider="stn", method="POST", path=TERMINATE, mode="latency", latencySeconds=2, count=1
+    )
+    started = await start(client, settings, subscriptionId=subscription)
+    await wait_for_phase(client, started.workflow_id, "SUBMITTING")
+
+    await sagas.cancel(client, started.workflow_id)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await client.get_workflow_handle(started.workflow_id).result()
+    assert isinstance(failure.value.cause, CancelledError)
+    final = await status_of(client, started.workflow_id)
+    assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
+    terminates = stn_calls(sandbox_admin, TERMINATE, subscription)
+    assert len(terminates) == 1 and terminates[0]["status"] == 200
+    cancels = [
+        c
+        for c in sandbox_admin.calls(provider="stn", path=CANCEL)
+        if c["requestBody"]["activationId"] == final["activationId"]
+    ]
+    assert len(cancels) == 1 and cancels[0]["status"] == 200
+    await record_history(
+        client.get_workflow_handle(started.workflow_id), "line_termination_cancelled_mid_submit"
+    )

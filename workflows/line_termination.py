@@ -41,6 +41,9 @@ from workflows.operator_inbox import OperatorInbox, OperatorRequest
 
 REVOKE = "revoke"
 RESCHEDULE = "reschedule"
+# 2026-11: a cancellation during submit used to cancel the activity and end FAILED,
+# leaving the termination sTN still created (tests/histories/*_prepatch.json).
+PATCH_SHIELDED_SUBMIT = "shield-submit-from-cancellation"
 
 
 @workflow.defn(name="LineTermination")
@@ -56,6 +59,9 @@ class LineTerminationSaga:
         self._activation: Activation | None = None
         self._submissions = 0
         self._provider_checks = 0
+        # Set by the shielded-submit patch: a cancellation is compensated even
+        # when it arrives as a cancelled activity.
+        self._cancellation_compensates = False
 
     @workflow.run
     async def run(self, request: TerminationRequest) -> LineTerminationStatus:
@@ -63,14 +69,19 @@ class LineTerminationSaga:
         try:
             await self._submit()
             await self._drive()
-        except ActivityError as error:
-            self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
         except BaseException as error:
-            if not is_cancelled_exception(error):
+            # Before the shielded-submit patch a cancelled submit activity counted
+            # as a failure; such runs must replay that way.
+            cancelled = is_cancelled_exception(error) and (
+                self._cancellation_compensates or not isinstance(error, ActivityError)
+            )
+            if cancelled:
+                # Undo even though we are being cancelled: shield the compensation.
+                await asyncio.shield(asyncio.ensure_future(self._compensate("workflow cancelled")))
                 raise
-            # Undo even though we are being cancelled: shield the compensation.
-            await asyncio.shield(asyncio.ensure_future(self._compensate("workflow cancelled")))
-            raise
+            if not isinstance(error, ActivityError):
+                raise
+            self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
         finally:
             self._inbox.refuse_all(f"the saga ended {self._ledger.phase.value}")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -104,7 +115,16 @@ class LineTerminationSaga:
         # A task, so a workflow cancellation cannot orphan a submit that is in
         # flight: the compensation waits for it and then knows what to undo.
         self._submit_task = asyncio.ensure_future(self._send_submission(self._submission))
-        await self._submit_task
+        if workflow.patched(PATCH_SHIELDED_SUBMIT):
+            # Shielded: a workflow cancellation no longer cancels the submit
+            # activity (which cannot stop an HTTP call already sent); the
+            # compensation waits for its outcome and undoes exactly that.
+            self._cancellation_compensates = True
+            await asyncio.shield(self._submit_task)
+        else:
+            # Before the patch a cancellation mid-submit cancelled the activity
+            # and ended FAILED without undoing; runs from then replay this path.
+            await self._submit_task
         assert self._activation is not None
         when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
         self._ledger.enter(
