@@ -25,6 +25,7 @@ from activities.rebilly import RebillyActivities, rebilly_http_client
 from activities.stn import StnActivities, stn_http_client
 from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
 from config.temporal import connect
+from workflows.customer_churn import CustomerChurnSaga
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.line_termination import LineTerminationSaga
 from workflows.order_cancellation import OrderCancellationSaga
@@ -33,6 +34,7 @@ WORKFLOWS: Sequence[type] = (
     LineTerminationSaga,
     OrderCancellationSaga,
     FutureOrderCancellationSaga,
+    CustomerChurnSaga,
 )
 
 

@@ -47,7 +47,12 @@ class AiraloActivity(StrEnum):
 
 
 class OrderOutcome(StrEnum):
-    """What became of one request id. ``PENDING`` and ``CANCELLING`` only while running."""
+    """What became of one request id. ``PENDING`` and ``CANCELLING`` only while running.
+
+    ``KEPT``: deliberately left in place, never cancelled: due at or before the
+    churn date (the customer is still active then), or a revoke stopped the saga
+    before it was cancelled.
+    """
 
     PENDING = "PENDING"
     CANCELLING = "CANCELLING"
@@ -56,6 +61,7 @@ class OrderOutcome(StrEnum):
     ALREADY_PROCESSED = "ALREADY_PROCESSED"
     MISSED_DEADLINE = "MISSED_DEADLINE"
     FAILED = "FAILED"
+    KEPT = "KEPT"
 
     @property
     def is_final(self) -> bool:
@@ -193,6 +199,10 @@ class FutureOrder(CamelModel):
     def cutoff_passed(self, now: datetime) -> bool:
         """Airalo refuses after the cut-off; at the very instant we do not try either."""
         return now >= self.latest_cancellation_date
+
+    def due_by(self, moment: datetime) -> bool:
+        """Due at or before ``moment`` (e.g. a churn date: such an order is kept)."""
+        return self.due_date <= moment
 
     def same_order_as(self, other: FutureOrder) -> bool:
         """Identical details (what a re-created order shares with its original)."""
@@ -378,6 +388,8 @@ class FutureOrderCancellationStatus(CamelModel):
     lookups: int
     last_error: str | None
     steps: list[StepRecord]
+    # After a revoke: each cancelled order's re-creation (its new request id, or why not).
+    recreated: list[RecreatedFutureOrder] = Field(default_factory=list)
 
 
 def summarize_outcomes(outcomes: Sequence[OrderOutcomeRecord]) -> str:

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
 from domain.airalo import FutureOrderCancellationRequest, parse_future_order_cancellation_request
+from domain.churn import CustomerChurnRequest, ResolveAction, parse_customer_churn_request
 from domain.common import FieldProblem, InvalidRequest
 from domain.rebilly import OrderCancellationRequest, parse_order_cancellation_request
 from domain.stn import TerminationRequest, parse_termination_request
@@ -137,6 +138,43 @@ def _parser() -> argparse.ArgumentParser:
         "--customer-id", metavar="ID", help="your customer id (searchable in the UI)"
     )
 
+    churn = commands.add_parser(
+        "churn",
+        help="customer leaves on a date: line, billing and eSIM orders end together",
+        description="Start the customer churn saga (workflow id churn-CUSTOMER_ID): the "
+        "billing cancellation is drafted, the line termination submitted and the future "
+        "eSIM orders due after the date cancelled; at the date sTN terminates the line "
+        "and billing is confirmed. If the line cannot be terminated, everything is undone.",
+    )
+    churn.add_argument("customer_id", metavar="CUSTOMER_ID")
+    churn.add_argument("--wish-date", metavar="ISO", required=True, help="ISO 8601 with offset")
+    line = churn.add_mutually_exclusive_group()
+    line.add_argument("--subscription-id", metavar="ID", help="sTN line to terminate")
+    line.add_argument("--phone", metavar="NUMBER", help="sTN line to terminate, by number")
+    churn.add_argument("--order-id", metavar="ID", help="Rebilly order to cancel at the date")
+    churn.add_argument("--reason", metavar="R", help="billing cancellation reason")
+    churn.add_argument("--canceled-by", metavar="B", help="customer | merchant | rebilly")
+    churn.add_argument("--prorated", action="store_true", help="prorate the billing cancellation")
+    churn.add_argument("--prorated-invoice-id", metavar="ID")
+    churn.add_argument("--description", metavar="TEXT", help="billing cancellation description")
+    churn.add_argument(
+        "--esim-order",
+        metavar="REQUEST_ID",
+        nargs="+",
+        help="Airalo future order request ids; those due after the date are cancelled",
+    )
+
+    resolve = commands.add_parser(
+        "resolve", help="answer a saga in NEEDS_ATTENTION: retry, or mark it handled"
+    )
+    resolve.add_argument("workflow_id", metavar="ID")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--retry", action="store_true", help="retry what the saga still owes")
+    how.add_argument(
+        "--mark-handled", action="store_true", help="an operator fixed it by hand; close it"
+    )
+    resolve.add_argument("--note", metavar="TEXT", help="what was done (kept in the audit trail)")
+
     status = commands.add_parser("status", help="show a saga's state and audit trail")
     status.add_argument("workflow_id", metavar="ID")
     status.add_argument("--json", action="store_true", help="print the full status as JSON")
@@ -234,6 +272,30 @@ def _future_order_request(args: argparse.Namespace) -> FutureOrderCancellationRe
     return parse_future_order_cancellation_request({k: v for k, v in raw.items() if v is not None})
 
 
+def _churn_request(args: argparse.Namespace) -> CustomerChurnRequest:
+    """Assemble the churn's parts from flags; each part gets its own saga's rules."""
+    raw: dict[str, Any] = {
+        "customerId": args.customer_id,
+        "wishDate": _parse_datetime("wishDate", args.wish_date),
+    }
+    line = {"subscriptionId": args.subscription_id, "phoneNumber": args.phone}
+    if any(line.values()):
+        raw["stn"] = {k: v for k, v in line.items() if v is not None}
+    billing = {
+        "orderId": args.order_id,
+        "reason": args.reason,
+        "canceledBy": args.canceled_by,
+        "prorated": args.prorated or None,
+        "proratedInvoiceId": args.prorated_invoice_id,
+        "description": args.description,
+    }
+    if any(v is not None for v in billing.values()):
+        raw["rebilly"] = {k: v for k, v in billing.items() if v is not None}
+    if args.esim_order:
+        raw["airalo"] = {"requestIds": args.esim_order}
+    return parse_customer_churn_request(raw, datetime.now(UTC))
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -262,32 +324,28 @@ def _print_status(state: dict[str, Any]) -> None:
         print(f"    {step['at']}  {step['step']:<16} {step.get('detail', '')}")
 
 
+# Start commands: how to read the request (before connecting) and which saga to start.
+STARTERS: dict[str, tuple[Callable[[argparse.Namespace], Any], Callable[..., Awaitable[Any]]]] = {
+    "terminate": (_termination_request, sagas.start_line_termination),
+    "cancel-order": (_order_cancellation_request, sagas.start_order_cancellation),
+    "cancel-future-orders": (_future_order_request, sagas.start_future_order_cancellation),
+    "churn": (_churn_request, sagas.start_customer_churn),
+}
+
+
 async def _run(args: argparse.Namespace) -> int:
     settings = OrchestratorSettings()
     # Validate before connecting: bad input is reported even with Temporal down.
-    request = _termination_request(args) if args.command == "terminate" else None
-    order = _order_cancellation_request(args) if args.command == "cancel-order" else None
-    future = _future_order_request(args) if args.command == "cancel-future-orders" else None
+    starter = STARTERS.get(args.command)
+    request = starter[0](args) if starter else None
     wish_date = (
         _parse_datetime("wishDate", args.wish_date) if args.command == "reschedule" else None
     )
     if args.command == "list":
         sagas.list_query(args.status, args.customer_id)
     client = await _connect()
-    if request is not None:
-        started = await sagas.start_line_termination(client, request, settings)
-        print(started.workflow_id)
-        if started.already_running:
-            print("already running: attached to the existing saga", file=sys.stderr)
-        return EXIT_OK
-    if order is not None:
-        started = await sagas.start_order_cancellation(client, order, settings)
-        print(started.workflow_id)
-        if started.already_running:
-            print("already running: attached to the existing saga", file=sys.stderr)
-        return EXIT_OK
-    if future is not None:
-        started = await sagas.start_future_order_cancellation(client, future, settings)
+    if starter is not None:
+        started = await starter[1](client, request, settings)
         print(started.workflow_id)
         if started.already_running:
             print("already running: attached to the existing saga", file=sys.stderr)
@@ -297,6 +355,14 @@ async def _run(args: argparse.Namespace) -> int:
         "revoke": lambda c: _steer(sagas.revoke(c, args.workflow_id, args.reason)),
         "confirm": lambda c: _steer(sagas.confirm(c, args.workflow_id)),
         "reschedule": lambda c: _steer(sagas.reschedule(c, args.workflow_id, wish_date)),  # type: ignore[arg-type]
+        "resolve": lambda c: _steer(
+            sagas.resolve(
+                c,
+                args.workflow_id,
+                ResolveAction.RETRY if args.retry else ResolveAction.MARK_HANDLED,
+                args.note,
+            )
+        ),
         "cancel": lambda c: _cancel(c, args.workflow_id),
         "list": lambda c: _list(c, args),
     }

@@ -18,6 +18,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
 from domain.airalo import FutureOrderCancellationRequest, future_order_cancellation_workflow_id
+from domain.churn import (
+    CustomerChurnRequest,
+    ResolveAction,
+    ResolveRequest,
+    churn_workflow_id,
+)
 from domain.common import FieldProblem, InvalidRequest, SagaPhase
 from domain.rebilly import (
     OrderCancellationRequest,
@@ -32,6 +38,7 @@ from domain.stn import (
     check_termination_request,
     termination_workflow_id,
 )
+from workflows.customer_churn import CustomerChurnSaga
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.line_termination import LineTerminationSaga
 from workflows.order_cancellation import OrderCancellationSaga
@@ -116,6 +123,36 @@ async def start_future_order_cancellation(
     return await _start_or_attach(
         client, FutureOrderCancellationSaga.run, request, workflow_id, settings, request.summary()
     )
+
+
+async def start_customer_churn(
+    client: Client,
+    request: CustomerChurnRequest,
+    settings: OrchestratorSettings,
+    now: datetime | None = None,
+) -> StartedSaga:
+    """Start (or attach to) the churn of one customer: every part ends together."""
+    if request.wish_date < (now or datetime.now(UTC)):
+        raise InvalidRequest([FieldProblem(field="wishDate", rule="must not be in the past")])
+    return await _start_or_attach(
+        client,
+        CustomerChurnSaga.run,
+        request,
+        churn_workflow_id(request),
+        settings,
+        request.summary(),
+    )
+
+
+async def resolve(
+    client: Client, workflow_id: str, action: ResolveAction, note: str | None
+) -> dict[str, Any]:
+    """Answer a saga waiting in NEEDS_ATTENTION."""
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    result: dict[str, Any] = await handle.execute_update(
+        "resolve", ResolveRequest(action=action, note=note)
+    )
+    return result
 
 
 async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:

@@ -22,7 +22,12 @@ from worker import ProviderSettings, build_worker, provider_clients
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxSettings(stn_processing_delay_seconds=1.0)) as server:
+    # Every test's worker fetches its own Airalo token: lift the sandbox's token
+    # rate limit for the session (tests/sandbox checks the limit itself).
+    settings = SandboxSettings(
+        stn_processing_delay_seconds=1.0, airalo_token_rate_limit_per_minute=1000
+    )
+    with SandboxServer(settings) as server:
         yield server
 
 

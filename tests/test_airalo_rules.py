@@ -24,12 +24,14 @@ from activities.airalo import (
     token_lifetime,
 )
 from domain.airalo import (
+    CANCELLATION_WINDOW,
     MAX_IDS_PER_CANCEL,
     CancelFutureOrders,
     FutureOrder,
     FutureOrderCancellationRequest,
     ListFutureOrders,
     OrderOutcome,
+    OrderOutcomeRecord,
     RejectionKind,
     cancellation_batches,
     format_airalo_date,
@@ -37,6 +39,7 @@ from domain.airalo import (
     parse_airalo_date,
     parse_cancel_rejections,
     parse_future_order_cancellation_request,
+    summarize_outcomes,
 )
 from domain.common import ErrorType, InvalidRequest
 
@@ -143,6 +146,34 @@ def test_future_order_from_the_listing() -> None:
     assert explicit.latest_cancellation_date == datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
     # Round trip through the workflow's payloads.
     assert FutureOrder.model_validate(parsed.model_dump(mode="json")) == parsed
+
+
+def test_an_order_due_at_or_before_the_churn_date_is_kept() -> None:
+    churn = datetime(2030, 3, 2, 10, 0, tzinfo=UTC)
+
+    def due(moment: datetime) -> FutureOrder:
+        return FutureOrder(
+            request_id=rid(1),
+            package_id="pkg",
+            quantity=1,
+            due_date=moment,
+            latest_cancellation_date=moment - CANCELLATION_WINDOW,
+        )
+
+    assert due(churn).due_by(churn)  # at the churn date: the customer is still active
+    assert due(churn - timedelta(minutes=1)).due_by(churn)
+    assert not due(churn + timedelta(minutes=1)).due_by(churn)
+    assert due(churn).due_by(churn.astimezone(timezone(timedelta(hours=2))))  # same instant
+
+
+def test_summary_counts_kept_orders_last() -> None:
+    records = [
+        OrderOutcomeRecord(request_id=rid(n), outcome=outcome)
+        for n, outcome in enumerate(
+            [OrderOutcome.KEPT, OrderOutcome.CANCELLED, OrderOutcome.KEPT], start=1
+        )
+    ]
+    assert summarize_outcomes(records) == "1 CANCELLED, 2 KEPT"
 
 
 # -- batching ----------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """FutureOrderCancellation end to end: real Temporal dev server, real worker, sandbox over HTTP.
 
-The compensation (re-creating a cancelled order) is tested twice: the activity
-against the sandbox in an ``ActivityEnvironment`` (incl. a lost response), and
-the workflow step ``airalo_steps.recreate_future_orders`` through a real worker
-running a small test-only workflow.
+The compensation (re-creating a cancelled order) is tested three times: the
+activity against the sandbox in an ``ActivityEnvironment`` (incl. a lost
+response), the workflow step ``airalo_steps.recreate_future_orders`` through a
+real worker running a small test-only workflow, and the saga's ``revoke``. The
+shared ``FutureOrderCanceller``'s ``keep_due_before`` (the churn saga's) runs in a
+test-only workflow too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +22,7 @@ import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -31,15 +35,20 @@ from domain.airalo import (
     CreateFutureOrder,
     FutureOrder,
     FutureOrderCancellationRequest,
+    OrderOutcomeRecord,
     RecreatedFutureOrder,
 )
-from domain.common import ErrorType
+from domain.common import ErrorType, Provider, SagaKind, SagaPhase
+from domain.stn import RevokeRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import sagas
 from tests.conftest import provider_settings_for
 from tests.helpers import eventually, record_history, status_of
 from worker import activities_of, provider_clients
 from workflows import airalo_steps
+from workflows.airalo_cancellation import FutureOrderCanceller
+from workflows.future_order_cancellation import FutureOrderCancellationSaga
+from workflows.ledger import SagaLedger
 
 TOKEN = "/v2/token"
 ORDERS = "/v2/future-orders"
@@ -335,6 +344,159 @@ async def test_cancelling_the_workflow_stops_it_and_says_what_is_unknown(
     assert all("in flight may have cancelled it" in r for r in reasons(final).values())
 
 
+# -- revoke ------------------------------------------------------------------------------
+
+
+async def test_revoke_mid_run_recreates_the_first_batch_and_never_cancels_the_second(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    base = (datetime.now(UTC) + timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+    due = [base + timedelta(hours=n) for n in range(12)]
+    ids = [
+        seed(sandbox_admin, uid, due=due[n], quantity=2, description=f"trip {uid} {n}")[0]
+        for n in range(12)
+    ]
+    first, second = ids[:10], ids[10:]  # earliest cut-offs first
+    # The first cancel call goes through; the second gets 503s and keeps retrying.
+    sandbox_admin.add_fault(
+        provider="airalo", method="POST", path=CANCEL, mode="latency", latencySeconds=0, count=1
+    )
+    sandbox_admin.add_fault(provider="airalo", method="POST", path=CANCEL, mode="error", status=503)
+    started = await start(client, settings, ids, customerId=f"C-{uid}")
+
+    async def second_batch_in_flight() -> None:
+        state = await status_of(client, started.workflow_id)
+        now = outcomes(state)
+        assert [now[i] for i in ids] == ["CANCELLED"] * 10 + ["CANCELLING"] * 2, now
+        assert len(cancel_calls(sandbox_admin, second)) >= 2  # retried at least once
+
+    await eventually(second_batch_in_flight)
+    revoked = await sagas.revoke(client, started.workflow_id, "customer stays")
+
+    assert revoked["phase"] == "REVOKED"
+    assert outcomes(revoked) == {
+        **dict.fromkeys(first, "CANCELLED"),
+        **dict.fromkeys(second, "KEPT"),
+    }
+    assert all("not cancelled (customer stays)" in reasons(revoked)[i] for i in second)
+    recreated = {r["originalRequestId"]: r["requestId"] for r in revoked["recreated"]}
+    assert set(recreated) == set(first)
+    assert all(new is not None and new not in ids for new in recreated.values())
+    assert all(f"re-created by the revoke as {recreated[i]}" in reasons(revoked)[i] for i in first)
+    assert revoked["lastError"] is None
+    steps = [s["step"] for s in revoked["steps"]]
+    assert steps.index("revoking") < steps.index("call_stopped") < steps.index("recreated")
+    assert steps[-1] == "revoked"
+    # Each cancelled order re-created exactly once, from the details recorded at lookup.
+    creates = [
+        c
+        for c in sandbox_admin.calls(provider="airalo", method="POST", path=ORDERS)
+        if (c["requestBody"] or {}).get("package_id") == f"pkg-{uid}"
+    ]
+    assert all(c["status"] == 200 for c in creates)
+    assert sorted(
+        (b["package_id"], b["quantity"], b["due_date"], b.get("description"))
+        for b in (c["requestBody"] for c in creates)
+    ) == [
+        (f"pkg-{uid}", 2, due[n].strftime("%Y-%m-%d %H:%M"), f"trip {uid} {n}") for n in range(10)
+    ]
+    for n, original in enumerate(first):
+        order = sandbox_admin.airalo_get_future_order(recreated[original])
+        assert order["status"] == "pending"
+        assert (order["quantity"], order["due_date"], order["description"]) == (
+            2,
+            due[n].strftime("%Y-%m-%d %H:%M"),
+            f"trip {uid} {n}",
+        )
+        assert sandbox_admin.airalo_get_future_order(original)["status"] == "cancelled"
+    # The second batch was never cancelled: every call carrying it got a 503.
+    assert {c["status"] for c in cancel_calls(sandbox_admin, second)} == {503}
+    assert all(sandbox_admin.airalo_get_future_order(i)["status"] == "pending" for i in second)
+    assert [c["status"] for c in cancel_calls(sandbox_admin, first)] == [200]
+    final = await result_of(client, started.workflow_id)
+    assert final["phase"] == "REVOKED"
+    await record_history(
+        client.get_workflow_handle(started.workflow_id), "future_order_cancellation_revoked"
+    )
+
+
+async def test_revoke_during_a_call_lets_its_answer_count_and_sends_nothing_more(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    base = datetime.now(UTC) + timedelta(days=4)
+    ids = [seed(sandbox_admin, uid, due=base + timedelta(hours=n))[0] for n in range(12)]
+    first, second = ids[:10], ids[10:]
+    # The first cancel call is slow: the revoke arrives while Airalo is applying it.
+    sandbox_admin.add_fault(
+        provider="airalo", method="POST", path=CANCEL, mode="latency", latencySeconds=3, count=1
+    )
+    started = await start(client, settings, ids)
+
+    async def first_call_sent() -> None:
+        assert len(cancel_calls(sandbox_admin, first)) == 0  # logged when answered
+        state = await status_of(client, started.workflow_id)
+        assert state["cancelCalls"] == 1, state["cancelCalls"]
+
+    await eventually(first_call_sent)
+    revoked = await sagas.revoke(client, started.workflow_id, None)
+
+    assert revoked["phase"] == "REVOKED"
+    # The call in flight was waited for: Airalo's 200 counts, so those ten are re-created.
+    assert outcomes(revoked) == {
+        **dict.fromkeys(first, "CANCELLED"),
+        **dict.fromkeys(second, "KEPT"),
+    }
+    assert [c["status"] for c in cancel_calls(sandbox_admin, ids)] == [200]
+    assert revoked["cancelCalls"] == 1
+    assert sorted(r["originalRequestId"] for r in revoked["recreated"]) == sorted(first)
+    assert all(r["requestId"] for r in revoked["recreated"])
+    assert all(sandbox_admin.airalo_get_future_order(i)["status"] == "pending" for i in second)
+    assert "revoked by operator" in revoked["steps"][-1]["detail"]
+
+
+async def test_revoke_of_a_finished_saga_is_refused(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    ids = seed(sandbox_admin, uid, 2)
+    started = await start(client, settings, ids)
+    await result_of(client, started.workflow_id)
+
+    # The run is closed: Temporal itself refuses, nothing is re-created.
+    with pytest.raises(RPCError) as closed:
+        await sagas.revoke(client, started.workflow_id, "too late")
+    assert "completed" in str(closed.value), closed.value
+    assert all(sandbox_admin.airalo_get_future_order(i)["status"] == "cancelled" for i in ids)
+
+
+def test_revoke_validator_explains_why_it_refuses() -> None:
+    """The validator alone: a final saga (between its last step and closing) or a
+    second revoke while the first is applied."""
+    saga = FutureOrderCancellationSaga(
+        FutureOrderCancellationRequest.model_validate({"requestIds": [unknown_id()]})
+    )
+    saga._validate_revoke(RevokeRequest())  # running: accepted
+    for phase in (SagaPhase.COMPLETED, SagaPhase.FAILED, SagaPhase.REVOKED):
+        saga._ledger.phase = phase
+        with pytest.raises(ValueError, match=f"already {phase.value}.*no cancellation is running"):
+            saga._validate_revoke(RevokeRequest())
+    saga._ledger.phase = SagaPhase.REVOKING
+    saga._revoke = RevokeRequest(reason="first")
+    with pytest.raises(ValueError, match="already being applied"):
+        saga._validate_revoke(RevokeRequest())
+
+
 # -- the token -------------------------------------------------------------------------
 
 
@@ -473,27 +635,92 @@ class RecreateFutureOrdersProbe:
         return await airalo_steps.recreate_future_orders(details)
 
 
-async def run_probe(
-    client: Client, sandbox: SandboxServer, task_queue: str, details: list[FutureOrder]
-) -> list[RecreatedFutureOrder]:
-    """The production activities, with the probe workflow, on their own worker."""
+@workflow.defn(name="FutureOrderCancellerProbe")
+class FutureOrderCancellerProbe:
+    """Test-only: the shared canceller as the churn saga runs it (``keep_due_before``)."""
+
+    @workflow.run
+    async def run(
+        self, request_ids: list[str], keep_due_before: datetime
+    ) -> list[OrderOutcomeRecord]:
+        ledger = SagaLedger(SagaKind.CUSTOMER_CHURN, [Provider.AIRALO])
+        canceller = FutureOrderCanceller(request_ids, ledger, keep_due_before=keep_due_before)
+        await canceller.run()
+        assert ledger.phase == SagaPhase.RECEIVED  # the canceller never moves the phase
+        assert [o.request_id for o in canceller.cancelled_orders()] == [
+            i for i, r in canceller.outcomes.items() if r.outcome == "CANCELLED"
+        ]
+        return list(canceller.outcomes.values())
+
+
+@asynccontextmanager
+async def probe_worker(
+    client: Client, sandbox: SandboxServer, task_queue: str
+) -> AsyncIterator[Worker]:
+    """The production activities, with the probe workflows, on their own worker."""
     async with (
         provider_clients(provider_settings_for(sandbox)) as clients,
         Worker(
             client,
             task_queue=task_queue,
-            workflows=[RecreateFutureOrdersProbe],
+            workflows=[RecreateFutureOrdersProbe, FutureOrderCancellerProbe],
             activities=activities_of(clients),
             # Sandboxed like production, but this test module (pytest, the
             # sandbox server...) is passed through instead of re-imported.
             workflow_runner=SandboxedWorkflowRunner(
                 restrictions=SandboxRestrictions.default.with_passthrough_modules("tests")
             ),
-        ),
+        ) as running,
     ):
+        yield running
+
+
+async def run_probe(
+    client: Client, sandbox: SandboxServer, task_queue: str, details: list[FutureOrder]
+) -> list[RecreatedFutureOrder]:
+    async with probe_worker(client, sandbox, task_queue):
         return await client.execute_workflow(
             RecreateFutureOrdersProbe.run, details, id=f"probe-{task_queue}", task_queue=task_queue
         )
+
+
+async def test_canceller_keeps_orders_due_at_or_before_the_churn_date(
+    client: Client,
+    settings: OrchestratorSettings,
+    sandbox: SandboxServer,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    churn = (datetime.now(UTC) + timedelta(days=5)).replace(second=0, microsecond=0)
+    before = seed(sandbox_admin, uid, due=churn - timedelta(days=1))[0]
+    at = seed(sandbox_admin, uid, due=churn)[0]
+    # Inside its 24 h window as well: kept, not MISSED_DEADLINE (it was never to go).
+    soon = seed(sandbox_admin, uid, due=datetime.now(UTC) + timedelta(hours=12))[0]
+    after = seed(sandbox_admin, uid, 2, due=churn + timedelta(minutes=1))
+    ids = [before, after[0], at, soon, after[1]]
+    task_queue = f"{settings.task_queue}-canceller"
+
+    async with probe_worker(client, sandbox, task_queue):
+        records = await client.execute_workflow(
+            FutureOrderCancellerProbe.run,
+            args=[ids, churn],
+            id=f"probe-{task_queue}",
+            task_queue=task_queue,
+        )
+
+    final = {r.request_id: r for r in records}
+    assert {i: r.outcome.value for i, r in final.items()} == {
+        before: "KEPT",
+        at: "KEPT",
+        soon: "KEPT",
+        after[0]: "CANCELLED",
+        after[1]: "CANCELLED",
+    }
+    churn_text = churn.strftime("%Y-%m-%d %H:%M")
+    for kept in (before, at, soon):
+        assert f"before the churn date {churn_text} UTC; left in place" in final[kept].reason
+        assert sandbox_admin.airalo_get_future_order(kept)["status"] == "pending"
+    assert [c["requestBody"]["request_ids"] for c in cancel_calls(sandbox_admin, ids)] == [after]
 
 
 async def test_compensation_recreates_cancelled_orders_through_a_worker(

@@ -1,8 +1,9 @@
 """Airalo steps as a workflow calls them: activity, timeouts, retries.
 
-One definition, shared by the future-order cancellation saga and (later) the
-customer churn saga, which uses :func:`recreate_future_orders` as the
-compensation of a cancellation. Nothing here depends on a saga class.
+One definition, used by :class:`workflows.airalo_cancellation.FutureOrderCanceller`
+(the cancellation procedure both the future-order cancellation saga and the
+customer churn saga run) and by their compensation, :func:`recreate_future_orders`
+(the saga's revoke, the churn saga's undo). Nothing here depends on a saga class.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ async def cancel_future_orders(
     ``deadline`` is the earliest cut-off of the orders in the call: past it Airalo
     refuses the cancellation anyway, so retrying longer is pointless. The activity
     then fails with a timeout (see :func:`ran_out_of_time`).
+
+    Cancelling the awaiting task waits until Temporal closed the activity
+    (``WAIT_CANCELLATION_COMPLETED``): an attempt already sending finishes first, so
+    afterwards no call can still reach Airalo, and an answer it got is returned.
     """
     window = CALL_DEADLINE
     if deadline is not None:
@@ -91,6 +96,7 @@ async def cancel_future_orders(
         schedule_to_close_timeout=window,
         retry_policy=CALL_RETRY,
         summary=f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
+        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
     return result
 

@@ -1,0 +1,412 @@
+"""CustomerChurn end to end: three providers, one durable transaction, compensated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import CancelledError
+from temporalio.worker import Worker
+
+from config.settings import OrchestratorSettings
+from domain.churn import CustomerChurnRequest, ResolveAction
+from sandbox.testing import SandboxAdmin, SandboxServer
+from starter import cli, sagas
+from tests.helpers import record_history, status_of, wait_for_phase
+
+ROOT = Path(__file__).parent.parent
+TERMINATE = "/api/TerminateSubscription"
+CANCEL_TERMINATION = "/api/CancelTerminateSubscription"
+
+
+def soon(seconds: float = 5) -> datetime:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+
+
+def days(n: float) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=n)).replace(second=0, microsecond=0)
+
+
+class Parts:
+    """One customer's provider state in the sandbox, and what the log says about it."""
+
+    def __init__(self, admin: SandboxAdmin, uid: str, esim_due: list[datetime]) -> None:
+        self.admin = admin
+        self.customer = f"C-{uid}"
+        self.subscription = f"SUB-{uid}"
+        self.order = f"ORD-{uid}"
+        self.esims = [
+            admin.airalo_seed_future_order(f"pkg-{uid}", due, description=f"esim {i}")["request_id"]
+            for i, due in enumerate(esim_due)
+        ]
+
+    def request(self, wish_date: datetime, **overrides: Any) -> CustomerChurnRequest:
+        data: dict[str, Any] = {
+            "customerId": self.customer,
+            "wishDate": wish_date,
+            "stn": {"subscriptionId": self.subscription},
+            "rebilly": {"orderId": self.order, "reason": "did-not-use"},
+            "airalo": {"requestIds": self.esims},
+        }
+        data.update(overrides)
+        return CustomerChurnRequest.model_validate({k: v for k, v in data.items() if v})
+
+    def terminates(self) -> list[dict[str, Any]]:
+        return [
+            c
+            for c in self.admin.calls(provider="stn", path=TERMINATE)
+            if (c["requestBody"] or {}).get("subscriptionId") == self.subscription
+        ]
+
+    def stn_cancels(self, activation_id: str) -> list[dict[str, Any]]:
+        return [
+            c
+            for c in self.admin.calls(provider="stn", path=CANCEL_TERMINATION)
+            if c["requestBody"]["activationId"] == activation_id
+        ]
+
+    def rebilly(self, method: str, cancellation_id: str) -> list[dict[str, Any]]:
+        return self.admin.calls(
+            provider="rebilly", method=method, path=f"/order-cancellations/{cancellation_id}"
+        )
+
+    def reactivations(self) -> list[dict[str, Any]]:
+        return [
+            c
+            for c in self.admin.calls(provider="rebilly", path="/order-reactivations")
+            if c["requestBody"]["orderId"] == self.order
+        ]
+
+    def airalo_cancels(self) -> list[list[str]]:
+        return [
+            c["requestBody"]["request_ids"]
+            for c in self.admin.calls(provider="airalo", path="/v2/cancel-future-orders")
+            if set(c["requestBody"]["request_ids"]) & set(self.esims)
+        ]
+
+    def recreations(self) -> list[dict[str, Any]]:
+        return [
+            c["requestBody"]
+            for c in self.admin.calls(provider="airalo", method="POST", path="/v2/future-orders")
+            if c["status"] == 200 and c["requestBody"]["package_id"].endswith(self.customer[2:])
+        ]
+
+
+async def start(
+    client: Client, settings: OrchestratorSettings, request: CustomerChurnRequest
+) -> str:
+    started = await sagas.start_customer_churn(client, request, settings)
+    assert not started.already_running
+    return started.workflow_id
+
+
+async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
+    return result
+
+
+async def test_happy_path_ends_every_part_at_the_churn_date(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(3), days(4)])
+    wish = soon(5)
+    workflow_id = await start(client, settings, parts.request(wish))
+
+    waiting = await wait_for_phase(client, workflow_id, "WAITING")
+    assert waiting["rebilly"]["status"] == "draft"  # billing waits for the pivot
+    final = await result_of(client, workflow_id)
+
+    assert final["phase"] == "COMPLETED", final["lastError"]
+    assert final["stn"]["activationStatus"] == "DONE"
+    assert final["rebilly"]["status"] == "completed"
+    assert {o["outcome"] for o in final["airalo"]["outcomes"]} == {"CANCELLED"}
+    steps = [s["step"] for s in final["steps"]]
+    assert steps.index("line_terminated") < steps.index("billing_confirmed")
+    assert [datetime.fromisoformat(t["requestBody"]["wishDate"]) for t in parts.terminates()] == [
+        wish
+    ]
+    puts = parts.rebilly("PUT", final["rebilly"]["cancellationId"])
+    assert [p["requestBody"]["status"] for p in puts] == ["draft", "confirmed"]
+    assert datetime.fromisoformat(puts[1]["requestBody"]["churnTime"]) == wish
+    assert parts.airalo_cancels() == [parts.esims]
+    assert sandbox_admin.rebilly_get_order(parts.order)["churned"]
+    await record_history(client.get_workflow_handle(workflow_id), "customer_churn_completed")
+
+
+async def test_stn_error_after_the_date_undoes_billing_and_esims(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(3), days(5)])
+    sandbox_admin.stn_set_outcome(parts.subscription, "ERROR", "number is ported out")
+    workflow_id = await start(client, settings, parts.request(soon(4)))
+
+    final = await result_of(client, workflow_id)
+
+    assert final["phase"] == "COMPENSATED"
+    assert "number is ported out" in final["cause"]
+    cancellation_id = final["rebilly"]["cancellationId"]
+    assert [p["requestBody"]["status"] for p in parts.rebilly("PUT", cancellation_id)] == ["draft"]
+    assert len(parts.rebilly("DELETE", cancellation_id)) == 1
+    assert not sandbox_admin.rebilly_get_order(parts.order)["churned"]
+    recreated = parts.recreations()
+    assert sorted(r["description"] for r in recreated) == ["esim 0", "esim 1"]
+    assert {r["originalRequestId"] for r in final["airalo"]["recreated"]} == set(parts.esims)
+    assert sorted(final["undoneParts"]) == ["airalo", "rebilly", "stn"]
+    await record_history(client.get_workflow_handle(workflow_id), "customer_churn_compensated")
+
+
+async def test_revoke_before_the_date_undoes_each_part_once(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    wish = days(3)
+    parts = Parts(sandbox_admin, uid, [days(2), days(6)])  # the first is due before the churn
+    workflow_id = await start(client, settings, parts.request(wish))
+    waiting = await wait_for_phase(client, workflow_id, "WAITING")
+    kept, cancelled = parts.esims
+    outcomes = {o["requestId"]: o["outcome"] for o in waiting["airalo"]["outcomes"]}
+    assert outcomes == {kept: "KEPT", cancelled: "CANCELLED"}
+
+    state = await sagas.revoke(client, workflow_id, "customer stayed")
+
+    assert state["phase"] == "COMPENSATED" and "customer stayed" in state["cause"]
+    activation = state["stn"]["activationId"]
+    assert len(parts.terminates()) == 1 and len(parts.stn_cancels(activation)) == 1
+    assert len(parts.rebilly("DELETE", state["rebilly"]["cancellationId"])) == 1
+    assert parts.airalo_cancels() == [[cancelled]]
+    assert [r["description"] for r in parts.recreations()] == ["esim 1"]
+    assert sandbox_admin.airalo_get_future_order(kept)["status"] == "pending"
+    final = await result_of(client, workflow_id)
+    assert final["phase"] == "COMPENSATED"
+    await record_history(client.get_workflow_handle(workflow_id), "customer_churn_revoked")
+
+
+async def test_failing_compensation_needs_attention_until_resolved(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(6)])
+    workflow_id = await start(client, settings, parts.request(days(3)))
+    await wait_for_phase(client, workflow_id, "WAITING")
+    sandbox_admin.add_fault(
+        provider="airalo", method="POST", path="/v2/future-orders", mode="error", status=422
+    )
+
+    state = await sagas.revoke(client, workflow_id, "customer stayed")
+
+    assert state["phase"] == "NEEDS_ATTENTION"
+    assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [("airalo", "undo")]
+    assert sorted(state["undoneParts"]) == ["rebilly", "stn"]
+    still = await sagas.resolve(client, workflow_id, ResolveAction.RETRY, "first try")
+    assert still["phase"] == "NEEDS_ATTENTION"  # the fault is still there
+    with pytest.raises(WorkflowUpdateFailedError):
+        await sagas.revoke(client, workflow_id, "again")  # only resolve is accepted now
+
+    sandbox_admin.clear_faults()
+    resolved = await sagas.resolve(client, workflow_id, ResolveAction.RETRY, "Airalo fixed")
+
+    assert resolved["phase"] == "COMPENSATED" and resolved["pendingActions"] == []
+    assert [r["description"] for r in parts.recreations()] == ["esim 0"]
+    assert (await result_of(client, workflow_id))["phase"] == "COMPENSATED"
+
+
+async def test_mark_handled_closes_the_saga_with_the_note(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(6)])
+    workflow_id = await start(client, settings, parts.request(days(3), stn=None, rebilly=None))
+    await wait_for_phase(client, workflow_id, "WAITING")
+    sandbox_admin.add_fault(
+        provider="airalo", method="POST", path="/v2/future-orders", mode="error", status=422
+    )
+    await sagas.revoke(client, workflow_id, None)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+
+    code = await asyncio.to_thread(
+        cli.main, ["resolve", workflow_id, "--mark-handled", "--note", "re-ordered by hand"]
+    )
+
+    assert code == 0 and capsys.readouterr().out.strip() == f"{workflow_id}: COMPENSATED"
+    final = await result_of(client, workflow_id)
+    assert any("re-ordered by hand" in s["detail"] for s in final["steps"])
+    assert parts.recreations() == []
+
+
+async def test_workflow_cancellation_compensates(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(6)])
+    workflow_id = await start(client, settings, parts.request(days(3)))
+    waiting = await wait_for_phase(client, workflow_id, "WAITING")
+
+    await sagas.cancel(client, workflow_id)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await client.get_workflow_handle(workflow_id).result()
+    assert isinstance(failure.value.cause, CancelledError)
+    final = await status_of(client, workflow_id)
+    assert final["phase"] == "COMPENSATED" and final["cause"] == "workflow cancelled"
+    assert len(parts.stn_cancels(waiting["stn"]["activationId"])) == 1
+    assert len(parts.rebilly("DELETE", waiting["rebilly"]["cancellationId"])) == 1
+    assert len(parts.recreations()) == 1
+
+
+async def test_reschedule_moves_every_part(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(10)])
+    workflow_id = await start(client, settings, parts.request(days(3)))
+    waiting = await wait_for_phase(client, workflow_id, "WAITING")
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await sagas.reschedule(client, workflow_id, days(12))  # the eSIM order would move sides
+    assert "fall between the old and the new date" in str(refused.value.cause)
+    new_date = days(4)
+    state = await sagas.reschedule(client, workflow_id, new_date)
+
+    assert state["phase"] == "WAITING"
+    assert datetime.fromisoformat(state["wishDate"]) == new_date
+    assert state["stn"]["activationId"] != waiting["stn"]["activationId"]
+    assert len(parts.stn_cancels(waiting["stn"]["activationId"])) == 1
+    assert [datetime.fromisoformat(t["requestBody"]["wishDate"]) for t in parts.terminates()][
+        -1
+    ] == new_date
+    puts = parts.rebilly("PUT", state["rebilly"]["cancellationId"])
+    assert datetime.fromisoformat(puts[-1]["requestBody"]["churnTime"]) == new_date
+    await sagas.revoke(client, workflow_id, "test cleanup")
+
+
+@pytest.mark.parametrize(
+    ("argv", "problems"),
+    [
+        (
+            ["--wish-date", "2020-01-01T00:00:00Z", "--phone", "12", "--esim-order", "short"],
+            ["wishDate: must not be in the past", "stn.phoneNumber", "airalo.requestIds"],
+        ),
+        (["--wish-date", "2030-01-01T00:00:00Z"], ["give at least one part"]),
+        (
+            ["--wish-date", "2030-01-01T00:00:00Z", "--reason", "bored"],
+            ["rebilly.orderId", "rebilly.reason"],
+        ),
+    ],
+    ids=["several-parts-wrong", "no-part", "billing-without-order"],
+)
+async def test_invalid_churn_starts_nothing(
+    client: Client,
+    worker: Worker,
+    sandbox_admin: SandboxAdmin,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
+    argv: list[str],
+    problems: list[str],
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    calls_before = len(sandbox_admin.calls())
+
+    code = await asyncio.to_thread(cli.main, ["churn", f"C-{uid}", *argv])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    for problem in problems:
+        assert problem in err
+    runs = [w async for w in client.list_workflows(f"WorkflowId = 'churn-C-{uid}'")]
+    assert runs == [] and len(sandbox_admin.calls()) == calls_before
+
+
+# -- a worker killed mid-saga ------------------------------------------------------
+
+
+@pytest.fixture
+def spawn_worker(client: Client, sandbox: SandboxServer, task_queue: str) -> Iterator[Any]:
+    """Start the real worker process (python worker.py) on this test's task queue."""
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "CANCEL_TASK_QUEUE": task_queue,
+        "STN_BASE_URL": sandbox.stn_url,
+        "REBILLY_BASE_URL": sandbox.rebilly_url,
+        "AIRALO_BASE_URL": sandbox.airalo_url,
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_worker_killed_mid_saga_changes_nothing(
+    client: Client,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    spawn_worker: Any,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(3)])
+    first = spawn_worker()
+    workflow_id = await start(client, settings, parts.request(soon(8)))
+    await wait_for_phase(client, workflow_id, "WAITING", within=60)
+
+    first.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(first.wait)
+    spawn_worker()
+    final = await asyncio.wait_for(result_of(client, workflow_id), timeout=120)
+
+    assert final["phase"] == "COMPLETED", final["lastError"]
+    assert len(parts.terminates()) == 1
+    puts = parts.rebilly("PUT", final["rebilly"]["cancellationId"])
+    assert [p["requestBody"]["status"] for p in puts] == ["draft", "confirmed"]
+    assert parts.airalo_cancels() == [parts.esims]
+    assert json.dumps(final).count("ERROR") == 0
