@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -78,6 +78,27 @@ class StepRecord(CamelModel):
     at: datetime
     step: str
     detail: str = ""
+
+
+class RevokeRequest(CamelModel):
+    """The ``revoke`` update every saga accepts: undo before the provider acted."""
+
+    # sTN's note field holds at most 164 characters; the reason is sent there.
+    reason: str | None = Field(default=None, max_length=164)
+
+
+class RescheduleRequest(CamelModel):
+    """The ``reschedule`` update: move the wish date (churn time) of a waiting saga."""
+
+    wish_date: datetime
+
+
+def refuse_past_wish_date(wish_date: datetime, now: datetime) -> None:
+    """The reschedule validators' rule (raises ``ValueError`` for the caller)."""
+    if wish_date.tzinfo is None:
+        raise ValueError("wishDate must carry a UTC offset")
+    if wish_date <= now:
+        raise ValueError(f"wishDate {wish_date.isoformat()} is in the past")
 
 
 class FieldProblem(CamelModel):

@@ -232,14 +232,6 @@ class CancelTermination(CamelModel):
     note: str | None = Field(default=None, max_length=NOTE_MAX_LENGTH)
 
 
-class RevokeRequest(CamelModel):
-    reason: str | None = Field(default=None, max_length=NOTE_MAX_LENGTH)
-
-
-class RescheduleRequest(CamelModel):
-    wish_date: datetime
-
-
 class LineTerminationStatus(CamelModel):
     """Everything an operator needs about one line termination (the ``status`` query)."""
 

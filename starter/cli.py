@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -435,5 +435,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def entrypoint() -> NoReturn:
+    """The ``cancelctl`` console script.
+
+    Exits with ``os._exit`` once output is flushed: the Temporal client's Rust
+    threads can outlive the event loop and crash CPython's finalisation
+    (temporalio/sdk-python#300), which would turn a success into exit 139.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint()

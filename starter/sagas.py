@@ -24,15 +24,19 @@ from domain.churn import (
     ResolveRequest,
     churn_workflow_id,
 )
-from domain.common import FieldProblem, InvalidRequest, SagaPhase
+from domain.common import (
+    FieldProblem,
+    InvalidRequest,
+    RescheduleRequest,
+    RevokeRequest,
+    SagaPhase,
+)
 from domain.rebilly import (
     OrderCancellationRequest,
     check_order_cancellation_request,
     order_cancellation_workflow_id,
 )
 from domain.stn import (
-    RescheduleRequest,
-    RevokeRequest,
     TerminationRequest,
     check_future_wish_date,
     check_termination_request,

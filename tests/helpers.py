@@ -30,6 +30,12 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
+    """The saga's final status (its workflow result), waiting for it to end."""
+    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
+    return result
+
+
 async def status_of(client: Client, workflow_id: str) -> dict[str, Any]:
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
     state: dict[str, Any] = await handle.query("status")

@@ -22,7 +22,7 @@ from config.settings import OrchestratorSettings
 from domain.churn import CustomerChurnRequest, ResolveAction
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
-from tests.helpers import record_history, status_of, wait_for_phase
+from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
 
 ROOT = Path(__file__).parent.parent
 TERMINATE = "/api/TerminateSubscription"
@@ -108,11 +108,6 @@ async def start(
     started = await sagas.start_customer_churn(client, request, settings)
     assert not started.already_running
     return started.workflow_id
-
-
-async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
-    return result
 
 
 async def test_happy_path_ends_every_part_at_the_churn_date(
@@ -410,3 +405,38 @@ async def test_worker_killed_mid_saga_changes_nothing(
     assert [p["requestBody"]["status"] for p in puts] == ["draft", "confirmed"]
     assert parts.airalo_cancels() == [parts.esims]
     assert json.dumps(final).count("ERROR") == 0
+
+
+async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancelled(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """12 orders: the first batch is slow (in flight when the saga is cancelled), the
+    second is never sent; only the first batch's orders are re-created."""
+    parts = Parts(sandbox_admin, uid, [days(3) + timedelta(minutes=i) for i in range(12)])
+    sandbox_admin.add_fault(
+        provider="airalo",
+        path="/v2/cancel-future-orders",
+        mode="latency",
+        latencySeconds=3,
+        count=1,
+    )
+    workflow_id = await start(client, settings, parts.request(days(2), stn=None, rebilly=None))
+
+    async def cancel_call_in_flight() -> None:
+        state = await status_of(client, workflow_id)
+        assert any(o["outcome"] == "CANCELLING" for o in state["airalo"]["outcomes"])
+
+    await eventually(cancel_call_in_flight)
+    await sagas.cancel(client, workflow_id)
+
+    with pytest.raises(WorkflowFailureError):
+        await client.get_workflow_handle(workflow_id).result()
+    final = await status_of(client, workflow_id)
+    assert final["phase"] == "COMPENSATED"
+    assert [len(batch) for batch in parts.airalo_cancels()] == [10]
+    assert len(parts.recreations()) == 10
+    assert len(final["airalo"]["recreated"]) == 10

@@ -38,12 +38,11 @@ from domain.airalo import (
     OrderOutcomeRecord,
     RecreatedFutureOrder,
 )
-from domain.common import ErrorType, Provider, SagaKind, SagaPhase
-from domain.stn import RevokeRequest
+from domain.common import ErrorType, Provider, RevokeRequest, SagaKind, SagaPhase
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import sagas
 from tests.conftest import provider_settings_for
-from tests.helpers import eventually, record_history, status_of
+from tests.helpers import eventually, record_history, result_of, status_of
 from worker import activities_of, provider_clients
 from workflows import airalo_steps
 from workflows.airalo_cancellation import FutureOrderCanceller
@@ -116,11 +115,6 @@ async def start(
 ) -> sagas.StartedSaga:
     request = FutureOrderCancellationRequest.model_validate({"requestIds": request_ids, **fields})
     return await sagas.start_future_order_cancellation(client, request, settings)
-
-
-async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
-    return result
 
 
 # -- batching and 422s -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from config.settings import OrchestratorSettings
 from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
-from tests.helpers import record_history, status_of, wait_for_phase
+from tests.helpers import record_history, result_of, status_of, wait_for_phase
 
 TERMINATE = "/api/TerminateSubscription"
 CANCEL = "/api/CancelTerminateSubscription"
@@ -35,11 +35,6 @@ async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -
     return await sagas.start_line_termination(
         client, TerminationRequest.model_validate(fields), settings
     )
-
-
-async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
-    return result
 
 
 async def test_immediate_termination_completes(

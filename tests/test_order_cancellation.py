@@ -23,12 +23,12 @@ from temporalio.worker import Worker
 from activities.rebilly import rebilly_http_client
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
+from domain.common import RevokeRequest
 from domain.rebilly import REBILLY_ID_PATTERN, OrderCancellationRequest
-from domain.stn import RevokeRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
 from tests.conftest import provider_settings_for
-from tests.helpers import eventually, record_history, status_of, wait_for_phase
+from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
 
 # Paths in the sandbox's call log are relative to the organization's base URL.
 CANCELLATIONS = "/order-cancellations"
@@ -40,11 +40,6 @@ async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -
     return await sagas.start_order_cancellation(
         client, OrderCancellationRequest.model_validate(fields), settings
     )
-
-
-async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await client.get_workflow_handle(workflow_id).result()
-    return result
 
 
 def puts_for(admin: SandboxAdmin, order_id: str) -> list[dict[str, Any]]:

@@ -56,7 +56,14 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
         StnPartState,
     )
-    from domain.common import Provider, SagaKind, SagaPhase
+    from domain.common import (
+        Provider,
+        RescheduleRequest,
+        RevokeRequest,
+        SagaKind,
+        SagaPhase,
+        refuse_past_wish_date,
+    )
     from domain.rebilly import (
         Cancellation,
         PutCancellation,
@@ -67,8 +74,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.stn import (
         Activation,
         CancelTermination,
-        RescheduleRequest,
-        RevokeRequest,
         SubmitTermination,
         derived_reference_number,
         mask_phone_number,
@@ -372,6 +377,9 @@ class CustomerChurnSaga:
         self._cause = cause
         self._ledger.enter(SagaPhase.COMPENSATING, cause)
         if self._inflight is not None and not self._inflight.done():
+            if self._canceller is not None:
+                # No further eSIM batch; the call in flight still reports its outcome.
+                self._canceller.stop(cause)
             # Let the step in flight finish: then we know what to undo.
             with contextlib.suppress(ActivityError, asyncio.CancelledError):
                 await self._inflight
@@ -551,10 +559,7 @@ class CustomerChurnSaga:
         self._refuse_unless_before_pivot("reschedule")
         if self._ledger.phase == SagaPhase.SUBMITTING:
             raise ValueError("cannot reschedule while the parts are being prepared; try again")
-        if request.wish_date.tzinfo is None:
-            raise ValueError("wishDate must carry a UTC offset")
-        if request.wish_date <= workflow.now():
-            raise ValueError(f"wishDate {request.wish_date.isoformat()} is in the past")
+        refuse_past_wish_date(request.wish_date, workflow.now())
         if self._canceller is not None:
             low, high = sorted((self._wish_date, request.wish_date))
             between = [

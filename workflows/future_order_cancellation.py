@@ -45,8 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RecreatedFutureOrder,
         summarize_outcomes,
     )
-    from domain.common import ErrorType, Provider, SagaKind, SagaPhase
-    from domain.stn import RevokeRequest
+    from domain.common import ErrorType, Provider, RevokeRequest, SagaKind, SagaPhase
 
 from workflows import airalo_steps
 from workflows.airalo_cancellation import FutureOrderCanceller

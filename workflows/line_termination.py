@@ -20,13 +20,18 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.common import Provider, SagaKind, SagaPhase
+    from domain.common import (
+        Provider,
+        RescheduleRequest,
+        RevokeRequest,
+        SagaKind,
+        SagaPhase,
+        refuse_past_wish_date,
+    )
     from domain.stn import (
         Activation,
         CancelTermination,
         LineTerminationStatus,
-        RescheduleRequest,
-        RevokeRequest,
         SubmitTermination,
         TerminationRequest,
         derived_reference_number,
@@ -298,10 +303,7 @@ class LineTerminationSaga:
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         self._refuse_if_settled("reschedule")
-        if request.wish_date.tzinfo is None:
-            raise ValueError("wishDate must carry a UTC offset")
-        if request.wish_date <= workflow.now():
-            raise ValueError(f"wishDate {request.wish_date.isoformat()} is in the past")
+        refuse_past_wish_date(request.wish_date, workflow.now())
 
     def _refuse_if_settled(self, action: str) -> None:
         phase = self._ledger.phase

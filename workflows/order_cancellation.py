@@ -24,7 +24,14 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.common import Provider, SagaKind, SagaPhase
+    from domain.common import (
+        Provider,
+        RescheduleRequest,
+        RevokeRequest,
+        SagaKind,
+        SagaPhase,
+        refuse_past_wish_date,
+    )
     from domain.rebilly import (
         Cancellation,
         CancellationBody,
@@ -37,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         RebillyStatus,
         derived_cancellation_id,
     )
-    from domain.stn import RescheduleRequest, RevokeRequest
 
 from workflows import rebilly_steps
 from workflows.ledger import SagaLedger, describe_failure
@@ -413,10 +419,7 @@ class OrderCancellationSaga:
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         self._refuse_if_settled("reschedule")
-        if request.wish_date.tzinfo is None:
-            raise ValueError("wishDate must carry a UTC offset")
-        if request.wish_date <= workflow.now():
-            raise ValueError(f"wishDate {request.wish_date.isoformat()} is in the past")
+        refuse_past_wish_date(request.wish_date, workflow.now())
 
     def _refuse_if_settled(self, action: str) -> None:
         phase = self._ledger.phase
