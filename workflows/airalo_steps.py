@@ -31,19 +31,17 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import ErrorType
 
 from workflows.ledger import describe_failure
+from workflows.provider_calls import CALL_DEADLINE, CALL_TIMEOUT, call
 
-# Retry transient faults, never a rejection. The interval stays short (30 s at
-# most) because a cancellation races its cut-off: a long backoff would waste the
-# last minutes before it.
-CALL_RETRY = RetryPolicy(
+# Airalo's own retry policy: like every provider call (``provider_calls``), but
+# the interval stays short (30 s at most) because a cancellation races its
+# cut-off: a long backoff would waste the last minutes before it.
+AIRALO_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=[ErrorType.PROVIDER_REJECTED],
 )
-CALL_TIMEOUT = timedelta(seconds=30)
-# Calls without a cut-off of their own give up on an unreachable Airalo after a day.
-CALL_DEADLINE = timedelta(days=1)
 MIN_WINDOW = timedelta(milliseconds=100)
 
 
@@ -54,18 +52,16 @@ async def list_future_orders(
     to_due_date: datetime | None = None,
 ) -> FutureOrdersListed:
     """The listed (still existing) future orders: ``request_ids`` only, if given."""
-    result: FutureOrdersListed = await workflow.execute_activity(
+    result: FutureOrdersListed = await call(
         AiraloActivity.LIST_FUTURE_ORDERS,
         ListFutureOrders(
             request_ids=list(request_ids) if request_ids is not None else None,
             from_due_date=from_due_date,
             to_due_date=to_due_date,
         ),
-        result_type=FutureOrdersListed,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_DEADLINE,
-        retry_policy=CALL_RETRY,
-        summary="Airalo GET /v2/future-orders",
+        FutureOrdersListed,
+        "Airalo GET /v2/future-orders",
+        retry_policy=AIRALO_RETRY,
     )
     return result
 
@@ -94,7 +90,7 @@ async def cancel_future_orders(
         result_type=CancelFutureOrdersResult,
         start_to_close_timeout=CALL_TIMEOUT,
         schedule_to_close_timeout=window,
-        retry_policy=CALL_RETRY,
+        retry_policy=AIRALO_RETRY,
         summary=f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
@@ -112,14 +108,12 @@ def ran_out_of_time(error: ActivityError) -> bool:
 async def create_future_order(
     order: FutureOrder, identical_before: Sequence[str] = ()
 ) -> CreatedFutureOrder:
-    result: CreatedFutureOrder = await workflow.execute_activity(
+    result: CreatedFutureOrder = await call(
         AiraloActivity.CREATE_FUTURE_ORDER,
         CreateFutureOrder(order=order, identical_before=list(identical_before)),
-        result_type=CreatedFutureOrder,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_DEADLINE,
-        retry_policy=CALL_RETRY,
-        summary="Airalo POST /v2/future-orders (re-create)",
+        CreatedFutureOrder,
+        "Airalo POST /v2/future-orders (re-create)",
+        retry_policy=AIRALO_RETRY,
     )
     return result
 

@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
@@ -81,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import airalo_steps, rebilly_steps, stn_steps
 from workflows.airalo_cancellation import FutureOrderCanceller
+from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_inbox import OperatorInbox, OperatorRequest
 
@@ -112,7 +112,7 @@ class CustomerChurnSaga:
         self._ledger = SagaLedger(SagaKind.CUSTOMER_CHURN, providers)
         self._inbox = OperatorInbox()
         # The provider step in flight: a cancellation waits for its outcome.
-        self._inflight: asyncio.Task[None] | None = None
+        self._step = InflightStep()
         # Parts with an effect to undo, in the order their steps started.
         self._done: list[Part] = []
         self._undone: set[Part] = set()
@@ -163,23 +163,14 @@ class CustomerChurnSaga:
     async def _prepare(self) -> None:
         self._ledger.enter(SagaPhase.SUBMITTING, "preparing every part for the churn date")
         if self._request.rebilly is not None:
-            await self._shielded(self._draft_billing())
+            await self._step.run(self._draft_billing())
         if self._request.stn is not None:
-            await self._shielded(self._submit_line())
+            await self._step.run(self._submit_line())
         if self._canceller is not None:
-            await self._shielded(self._cancel_esims(self._canceller))
+            await self._step.run(self._cancel_esims(self._canceller))
         self._ledger.enter(
             SagaPhase.WAITING, f"every part prepared; waiting until {self._wish_date.isoformat()}"
         )
-
-    async def _shielded(self, step: Coroutine[Any, Any, None]) -> None:
-        """Run a provider step that a cancellation must not abandon halfway.
-
-        A cancelled activity cannot recall an HTTP call it already sent, so the
-        compensation waits for the step's outcome and undoes exactly that.
-        """
-        self._inflight = asyncio.ensure_future(step)
-        await asyncio.shield(self._inflight)
 
     async def _draft_billing(self) -> None:
         assert self._request.rebilly is not None
@@ -347,7 +338,7 @@ class CustomerChurnSaga:
         self._ledger.move_wish_date(request.wish_date)
         try:
             if self._request.stn is not None:
-                await self._shielded(self._submit_line())
+                await self._step.run(self._submit_line())
             if self._billing_id is not None:
                 # A draft is updated in place: same id, new churn time.
                 result = await rebilly_steps.put_cancellation(
@@ -376,13 +367,11 @@ class CustomerChurnSaga:
         """Undo every part, newest first. Failures stay as pending actions."""
         self._cause = cause
         self._ledger.enter(SagaPhase.COMPENSATING, cause)
-        if self._inflight is not None and not self._inflight.done():
-            if self._canceller is not None:
-                # No further eSIM batch; the call in flight still reports its outcome.
-                self._canceller.stop(cause)
-            # Let the step in flight finish: then we know what to undo.
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await self._inflight
+        if self._step.running and self._canceller is not None:
+            # No further eSIM batch; the call in flight still reports its outcome.
+            self._canceller.stop(cause)
+        # Let the step in flight finish: then we know what to undo.
+        await self._step.settle()
         for part in reversed(self._done):
             if part in self._undone:
                 continue

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
 import contextlib
 
 from workflows import stn_steps
+from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_inbox import OperatorInbox, OperatorRequest
 
@@ -60,7 +61,7 @@ class LineTerminationSaga:
         self._ledger = SagaLedger(SagaKind.LINE_TERMINATION, [Provider.STN])
         self._inbox = OperatorInbox()
         self._submission: SubmitTermination | None = None
-        self._submit_task: asyncio.Task[None] | None = None
+        self._submit_step = InflightStep()
         self._activation: Activation | None = None
         self._submissions = 0
         self._provider_checks = 0
@@ -117,19 +118,14 @@ class LineTerminationSaga:
             reference_number=reference,
         )
         self._ledger.enter(SagaPhase.SUBMITTING, f"asking sTN to terminate (reference {reference})")
-        # A task, so a workflow cancellation cannot orphan a submit that is in
-        # flight: the compensation waits for it and then knows what to undo.
-        self._submit_task = asyncio.ensure_future(self._send_submission(self._submission))
-        if workflow.patched(PATCH_SHIELDED_SUBMIT):
-            # Shielded: a workflow cancellation no longer cancels the submit
-            # activity (which cannot stop an HTTP call already sent); the
-            # compensation waits for its outcome and undoes exactly that.
-            self._cancellation_compensates = True
-            await asyncio.shield(self._submit_task)
-        else:
-            # Before the patch a cancellation mid-submit cancelled the activity
-            # and ended FAILED without undoing; runs from then replay this path.
-            await self._submit_task
+        # Shielded: a workflow cancellation no longer cancels the submit activity
+        # (which cannot stop an HTTP call already sent); the compensation waits
+        # for its outcome and undoes exactly that. Before the patch a cancellation
+        # mid-submit cancelled the activity and ended FAILED without undoing; runs
+        # from then replay that path.
+        shielded = workflow.patched(PATCH_SHIELDED_SUBMIT)
+        self._cancellation_compensates = shielded
+        await self._submit_step.run(self._send_submission(self._submission), shield=shielded)
         assert self._activation is not None
         when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
         self._ledger.enter(
@@ -254,9 +250,7 @@ class LineTerminationSaga:
     async def _compensate(self, reason: str) -> None:
         """Undo the submitted termination after a workflow cancellation."""
         self._ledger.enter(SagaPhase.COMPENSATING, reason)
-        if self._submit_task is not None and not self._submit_task.done():
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await self._submit_task
+        await self._submit_step.settle()
         if self._activation is not None and self._activation.is_executed:
             # Too late: sTN already executed (or failed) it. Report what happened.
             self._settle(self._activation)

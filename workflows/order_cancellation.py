@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import rebilly_steps
+from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_inbox import OperatorInbox, OperatorRequest
 
@@ -82,7 +83,7 @@ class OrderCancellationSaga:
         self._cancellation: Cancellation | None = None
         # A PUT whose outcome the saga has not learned yet.
         self._pending_put: PutCancellation | None = None
-        self._put_task: asyncio.Task[None] | None = None
+        self._put_step = InflightStep()
         self._provider_checks = 0
 
     @workflow.run
@@ -143,10 +144,9 @@ class OrderCancellationSaga:
             SagaPhase.SUBMITTING,
             f"asking Rebilly for {status.value} cancellation {put.cancellation_id}",
         )
-        # A task, and shielded: a workflow cancellation lets an in-flight PUT
-        # finish, so the compensation knows exactly what there is to undo.
-        self._put_task = asyncio.ensure_future(self._send_put(put))
-        await asyncio.shield(self._put_task)
+        # A workflow cancellation lets an in-flight PUT finish, so the
+        # compensation knows exactly what there is to undo.
+        await self._put_step.run(self._send_put(put))
         assert self._cancellation is not None
         self._after_put(self._cancellation)
 
@@ -273,9 +273,7 @@ class OrderCancellationSaga:
     async def _compensate(self, reason: str) -> None:
         """Undo what exists at Rebilly after a workflow cancellation."""
         self._ledger.enter(SagaPhase.COMPENSATING, reason)
-        if self._put_task is not None and not self._put_task.done():
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await self._put_task
+        await self._put_step.settle()
         if self._pending_put is not None:
             # A PUT that failed without telling us its outcome: ask Rebilly.
             try:

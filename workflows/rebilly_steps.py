@@ -23,69 +23,54 @@ with workflow.unsafe.imports_passed_through():
         RebillyActivity,
     )
 
-from workflows.stn_steps import CALL_DEADLINE, CALL_RETRY, CALL_TIMEOUT, POLL_RETRY, POLL_ROUND
+from workflows.provider_calls import call, poll
 
 
 async def put_cancellation(request: PutCancellation) -> PutResult:
-    result: PutResult = await workflow.execute_activity(
+    result: PutResult = await call(
         RebillyActivity.PUT_CANCELLATION,
         request,
-        result_type=PutResult,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_DEADLINE,
-        retry_policy=CALL_RETRY,
-        summary=f"Rebilly PUT order-cancellation ({request.body.status})",
+        PutResult,
+        f"Rebilly PUT order-cancellation ({request.body.status})",
     )
     return result
 
 
 async def find_cancellation(cancellation_id: str) -> Cancellation | None:
-    result: Cancellation | None = await workflow.execute_activity(
+    result: Cancellation | None = await call(
         RebillyActivity.FIND_CANCELLATION,
         CancellationRef(cancellation_id=cancellation_id),
-        result_type=Cancellation | None,  # type: ignore[arg-type]
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_DEADLINE,
-        retry_policy=CALL_RETRY,
-        summary="Rebilly GET order-cancellation",
+        Cancellation | None,  # type: ignore[arg-type]
+        "Rebilly GET order-cancellation",
     )
     return result
 
 
 async def await_cancellation_completed(cancellation_id: str) -> CancellationChecked:
-    result: CancellationChecked = await workflow.execute_activity(
+    result: CancellationChecked = await poll(
         RebillyActivity.AWAIT_CANCELLATION_COMPLETED,
         CancellationRef(cancellation_id=cancellation_id),
-        result_type=CancellationChecked,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=POLL_ROUND,
-        retry_policy=POLL_RETRY,
-        summary="Rebilly GET order-cancellation until completed",
+        CancellationChecked,
+        "Rebilly GET order-cancellation until completed",
     )
     return result
 
 
 async def reactivate_order(request: ReactivateOrder) -> Reactivated:
-    result: Reactivated = await workflow.execute_activity(
+    result: Reactivated = await call(
         RebillyActivity.REACTIVATE_ORDER,
         request,
-        result_type=Reactivated,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_DEADLINE,
-        retry_policy=CALL_RETRY,
-        summary="Rebilly POST order-reactivation",
+        Reactivated,
+        "Rebilly POST order-reactivation",
     )
     return result
 
 
 async def delete_draft(cancellation_id: str) -> DraftDeleted:
-    result: DraftDeleted = await workflow.execute_activity(
+    result: DraftDeleted = await call(
         RebillyActivity.DELETE_DRAFT,
         CancellationRef(cancellation_id=cancellation_id),
-        result_type=DraftDeleted,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_DEADLINE,
-        retry_policy=CALL_RETRY,
-        summary="Rebilly DELETE draft order-cancellation",
+        DraftDeleted,
+        "Rebilly DELETE draft order-cancellation",
     )
     return result
