@@ -72,6 +72,25 @@ class Provider(StrEnum):
     AIRALO = "airalo"
 
 
+class OperatorRequestKind(StrEnum):
+    """What an operator asks a running saga: each is the name of the saga's update.
+
+    One vocabulary for the workflows (``@workflow.update(name=...)``), ``starter/``
+    and ``cancelctl``: a request kind is never spelt as a string literal elsewhere.
+    """
+
+    REVOKE = "revoke"
+    RESCHEDULE = "reschedule"
+    CONFIRM = "confirm"
+    RESOLVE = "resolve"
+
+
+class SagaQuery(StrEnum):
+    """The queries every saga answers."""
+
+    STATUS = "status"
+
+
 class StepRecord(CamelModel):
     """One line of a saga's audit trail."""
 
