@@ -6,7 +6,8 @@ worker's process and out of workflow input, history and logs.
 
 Every activity is idempotent, because Temporal may run it more than once:
 
-* ``PUT`` uses our deterministic id; a retry reads that id first.
+* ``PUT`` uses our deterministic id; a retry reads that id first, and a refused
+  ``PUT`` (422, or 409) is settled by reading that id too.
 * a reactivation is only sent while *our* cancellation is ``confirmed``
   (``POST /order-reactivations`` is per order, not per cancellation).
 * deleting a draft that is already gone is success.
@@ -44,6 +45,10 @@ from domain.rebilly import (
 
 PROVIDER = "Rebilly"
 API_KEY_HEADER = "REB-APIKEY"
+# How Rebilly may refuse a PUT on an id that already holds a cancellation it will not
+# change (completed, revoked), or for an order that already has one. Its OpenAPI
+# definition documents 422 for PUT, not 409; 409 is kept in case Rebilly uses it.
+PUT_REFUSED_STATUSES = frozenset({409, 422})
 
 
 def problem_details_message(body: Any) -> str | None:
@@ -111,8 +116,13 @@ class RebillyActivities:
 
         A retry first reads the id: if the lost predecessor's confirmed
         cancellation is there, it is the result (Rebilly may have completed it
-        meanwhile, and a completed one refuses any PUT with 409). Drafts are
-        simply sent again: re-applying the same draft is harmless.
+        meanwhile, and a completed one may not be changed). Drafts are simply
+        sent again: re-applying the same draft is harmless.
+
+        A refused PUT (422, or 409) is settled the same way: if our id holds the
+        confirmed cancellation this PUT asked for, that is the result, whatever
+        the refusal's wording (undocumented, so never parsed); otherwise the
+        refusal stands.
         """
         attempt = activity.info().attempt
         wanted = request.body
@@ -125,9 +135,12 @@ class RebillyActivities:
                 )
         body = wanted.model_dump(mode="json", by_alias=True, exclude_none=True)
         response = await self._send("PUT", _cancellation_path(request.cancellation_id), json=body)
-        if response.status_code == 409:
+        if response.status_code in PUT_REFUSED_STATUSES:
             existing = await self._find(request.cancellation_id)
             if existing is not None and _is_applied(existing, request):
+                activity.logger.info(
+                    "PUT refused (%s); our id %s holds it", response.status_code, existing.id
+                )
                 return PutResult(
                     cancellation=existing, created=False, recovered=True, attempt=attempt
                 )

@@ -125,6 +125,19 @@ def _check_rebilly_id(value: str | None) -> str | None:
     return value
 
 
+# Rebilly's OpenAPI definition marks proratedInvoiceId read-only (Rebilly picks the
+# invoice), so we never send it. Inputs recorded before it was dropped still carry it:
+# workflow histories hold the request and every PUT body (``"proratedInvoiceId": null``).
+_DROPPED_FIELDS = ("proratedInvoiceId", "prorated_invoice_id")
+
+
+def _without_dropped_fields(data: Any) -> Any:
+    """Ignore fields we no longer model, so recorded inputs still validate on replay."""
+    if isinstance(data, Mapping) and any(name in data for name in _DROPPED_FIELDS):
+        return {key: value for key, value in data.items() if key not in _DROPPED_FIELDS}
+    return data
+
+
 class OrderCancellationRequest(CamelModel):
     """What a caller asks for: cancel one Rebilly order, now, at a time or at renewal.
 
@@ -141,18 +154,21 @@ class OrderCancellationRequest(CamelModel):
     reason: CancellationReason = CancellationReason.OTHER
     canceled_by: CanceledBy = CanceledBy.CUSTOMER
     prorated: bool = False
-    prorated_invoice_id: str | None = Field(
-        default=None, min_length=1, max_length=REBILLY_ID_MAX_LENGTH
-    )
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
     line_items: list[LineItem] = Field(default_factory=list)
     draft: bool = False
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
 
-    @field_validator("order_id", "prorated_invoice_id")
+    @model_validator(mode="before")
     @classmethod
-    def _rebilly_id(cls, value: str | None) -> str | None:
-        return _check_rebilly_id(value)
+    def _ignore_dropped_fields(cls, data: Any) -> Any:
+        return _without_dropped_fields(data)
+
+    @field_validator("order_id")
+    @classmethod
+    def _rebilly_id(cls, value: str) -> str:
+        _check_rebilly_id(value)
+        return value
 
     @field_validator("churn_time")
     @classmethod
@@ -170,13 +186,6 @@ class OrderCancellationRequest(CamelModel):
             raise ValueError("give churnTime or churnTimePolicy, not both")
         return value
 
-    @field_validator("prorated_invoice_id")
-    @classmethod
-    def _needs_proration(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and not info.data.get("prorated"):
-            raise ValueError("only applies to a prorated cancellation (set prorated)")
-        return value
-
     def body(self, status: RebillyStatus) -> CancellationBody:
         """The PUT body for this request as a draft or a confirmed cancellation."""
         return CancellationBody(
@@ -187,7 +196,6 @@ class OrderCancellationRequest(CamelModel):
             reason=self.reason,
             canceled_by=self.canceled_by,
             prorated=self.prorated,
-            prorated_invoice_id=self.prorated_invoice_id,
             description=self.description,
             line_items=list(self.line_items),
         )
@@ -272,7 +280,11 @@ class Money(CamelModel):
 
 
 class CancellationBody(CamelModel):
-    """The request body of ``PUT /order-cancellations/{id}``."""
+    """The request body of ``PUT /order-cancellations/{id}``: only writable fields.
+
+    Rebilly's read-only fields (``id``, ``proratedInvoiceId``, ``appliedInvoiceId``,
+    ``canceledTime``, ``lineItemSubtotal``, timestamps, ``_links``) are never sent.
+    """
 
     order_id: str
     status: RebillyStatus
@@ -281,9 +293,13 @@ class CancellationBody(CamelModel):
     reason: CancellationReason
     canceled_by: CanceledBy
     prorated: bool
-    prorated_invoice_id: str | None = None
     description: str | None = None
     line_items: list[LineItem] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_dropped_fields(cls, data: Any) -> Any:
+        return _without_dropped_fields(data)
 
 
 class Cancellation(CamelModel):

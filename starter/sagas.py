@@ -27,9 +27,11 @@ from domain.churn import (
 from domain.common import (
     FieldProblem,
     InvalidRequest,
+    OperatorRequestKind,
     RescheduleRequest,
     RevokeRequest,
     SagaPhase,
+    SagaQuery,
 )
 from domain.rebilly import (
     OrderCancellationRequest,
@@ -154,7 +156,7 @@ async def resolve(
     """Answer a saga waiting in NEEDS_ATTENTION."""
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
     result: dict[str, Any] = await handle.execute_update(
-        "resolve", ResolveRequest(action=action, note=note)
+        OperatorRequestKind.RESOLVE, ResolveRequest(action=action, note=note)
     )
     return result
 
@@ -163,7 +165,7 @@ async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
     """The saga's ``status`` query as JSON-ready data (any saga type), plus run facts."""
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
-    state: dict[str, Any] = await handle.query("status")
+    state: dict[str, Any] = await handle.query(SagaQuery.STATUS)
     return {
         "workflowType": description.workflow_type,
         "runStatus": description.status.name if description.status else None,
@@ -173,14 +175,16 @@ async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
 
 async def revoke(client: Client, workflow_id: str, reason: str | None) -> dict[str, Any]:
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update("revoke", RevokeRequest(reason=reason))
+    result: dict[str, Any] = await handle.execute_update(
+        OperatorRequestKind.REVOKE, RevokeRequest(reason=reason)
+    )
     return result
 
 
 async def confirm(client: Client, workflow_id: str) -> dict[str, Any]:
     """Confirm a draft (preview) order cancellation."""
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update("confirm")
+    result: dict[str, Any] = await handle.execute_update(OperatorRequestKind.CONFIRM)
     return result
 
 
@@ -190,7 +194,7 @@ async def reschedule(
     check_future_wish_date(wish_date, now or datetime.now(UTC))
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
     result: dict[str, Any] = await handle.execute_update(
-        "reschedule", RescheduleRequest(wish_date=wish_date)
+        OperatorRequestKind.RESCHEDULE, RescheduleRequest(wish_date=wish_date)
     )
     return result
 

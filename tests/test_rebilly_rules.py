@@ -68,7 +68,6 @@ def test_every_settable_field_reaches_the_body() -> None:
             "reason": "too-expensive",
             "canceledBy": "merchant",
             "prorated": True,
-            "proratedInvoiceId": "inv-7",
             "description": "moving abroad",
             "lineItems": [
                 {
@@ -96,7 +95,6 @@ def test_every_settable_field_reaches_the_body() -> None:
         "reason": "too-expensive",
         "canceledBy": "merchant",
         "prorated": True,
-        "proratedInvoiceId": "inv-7",
         "description": "moving abroad",
         "lineItems": [
             {
@@ -113,6 +111,33 @@ def test_every_settable_field_reaches_the_body() -> None:
     assert "customerId" not in body and "draft" not in body
 
 
+def test_prorated_invoice_id_is_never_sent() -> None:
+    # Read-only in Rebilly's OpenAPI definition: Rebilly chooses the invoice itself.
+    request = parse_order_cancellation_request(
+        {"orderId": "ord-1", "prorated": True, "proratedInvoiceId": "inv-7"}, NOW
+    )
+    body = request.body(RebillyStatus.CONFIRMED).model_dump(mode="json", by_alias=True)
+    assert "proratedInvoiceId" not in body
+    assert "proratedInvoiceId" not in request.model_dump(by_alias=True)
+
+
+def test_inputs_recorded_with_prorated_invoice_id_still_validate() -> None:
+    """Histories of runs started before the field was dropped carry it (as null)."""
+    recorded_request = (
+        '{"orderId":"ORD-1","churnTime":null,"churnTimePolicy":null,"reason":"other",'
+        '"canceledBy":"customer","prorated":false,"proratedInvoiceId":null,'
+        '"description":null,"lineItems":[],"draft":false,"customerId":"C-1"}'
+    )
+    recorded_put = (
+        '{"cancellationId":"oc-x-1","body":{"orderId":"ORD-1","status":"confirmed",'
+        '"churnTime":null,"churnTimePolicy":null,"reason":"other","canceledBy":"customer",'
+        '"prorated":false,"proratedInvoiceId":null,"description":null,"lineItems":[]}}'
+    )
+    request = OrderCancellationRequest.model_validate_json(recorded_request)
+    put = PutCancellation.model_validate_json(recorded_put)
+    assert put.body == request.body(RebillyStatus.CONFIRMED)
+
+
 @pytest.mark.parametrize(
     ("data", "field", "rule"),
     [
@@ -126,7 +151,6 @@ def test_every_settable_field_reaches_the_body() -> None:
         ({"orderId": "o", "description": "d" * 256}, "description", "at most 255"),
         ({"orderId": "o", "churnTime": "2030-01-01T00:00:00"}, "churnTime", "UTC offset"),
         ({"orderId": "o", "churnTime": "soon"}, "churnTime", "valid datetime"),
-        ({"orderId": "o", "proratedInvoiceId": "inv"}, "proratedInvoiceId", "prorated"),
         ({"orderId": "o", "status": "completed"}, "status", "Extra inputs"),
         (
             {"orderId": "o", "churnTime": "2030-01-01T00:00:00Z", "churnTimePolicy": "now"},
@@ -346,23 +370,34 @@ async def test_retried_put_sends_again_when_nothing_was_created() -> None:
     assert rebilly.calls() == [f"GET {PATH}", f"PUT {PATH}"]
 
 
-async def test_put_conflict_on_our_own_completed_cancellation_is_success() -> None:
+# Rebilly documents 422 (not 409) for PUT; 409 is still settled the same way.
+REFUSALS = pytest.mark.parametrize("status", [422, 409])
+
+
+@REFUSALS
+async def test_put_refused_on_our_own_completed_cancellation_is_success(status: int) -> None:
     completed = {**CANCELLATION, "status": "completed"}
     rebilly = FakeRebilly(
         {
-            f"PUT {PATH}": (409, {"title": "Conflict", "status": 409, "detail": "is completed"}),
+            f"PUT {PATH}": (status, {"status": status, "detail": "is completed"}),
             f"GET {PATH}": (200, completed),
         }
     )
     result = await env_at_attempt(1).run(rebilly.activities().put_cancellation, put_request())
     assert result.recovered and result.cancellation.status == RebillyStatus.COMPLETED
+    assert rebilly.calls() == [f"PUT {PATH}", f"GET {PATH}"]
 
 
-async def test_put_conflict_on_another_cancellation_is_refused() -> None:
-    conflict = {"title": "Conflict", "status": 409, "detail": "Order ord-1 is already churned"}
+@REFUSALS
+async def test_put_refused_for_another_cancellation_stands(status: int) -> None:
+    refusal = {
+        "title": "Invalid data",
+        "status": status,
+        "detail": "Order ord-1 is already churned",
+    }
     rebilly = FakeRebilly(
         {
-            f"PUT {PATH}": (409, conflict),
+            f"PUT {PATH}": (status, refusal),
             f"GET {PATH}": (404, {"title": "Not Found", "status": 404}),
         }
     )
@@ -372,10 +407,29 @@ async def test_put_conflict_on_another_cancellation_is_refused() -> None:
     assert "Order ord-1 is already churned" in refused.value.message
 
 
+async def test_a_refused_confirmation_of_our_own_draft_stands() -> None:
+    # Our id holds a draft, so a refused confirming PUT did not happen: it is not success.
+    refusal = {"title": "Invalid data", "status": 422, "detail": "Order ord-1 is already churned"}
+    rebilly = FakeRebilly(
+        {
+            f"PUT {PATH}": (422, refusal),
+            f"GET {PATH}": (200, {**CANCELLATION, "status": "draft"}),
+        }
+    )
+    with pytest.raises(ApplicationError, match="already churned"):
+        await env_at_attempt(1).run(rebilly.activities().put_cancellation, put_request())
+
+
 async def test_invalid_fields_become_a_non_retryable_rejection() -> None:
-    rebilly = FakeRebilly({f"PUT {PATH}": (422, INVALID)})
+    rebilly = FakeRebilly(
+        {
+            f"PUT {PATH}": (422, INVALID),
+            f"GET {PATH}": (404, {"title": "Not Found", "status": 404}),
+        }
+    )
     with pytest.raises(ApplicationError) as refused:
         await env_at_attempt(1).run(rebilly.activities().put_cancellation, put_request())
+    assert rebilly.calls() == [f"PUT {PATH}", f"GET {PATH}"]
     error = refused.value
     assert error.type == "ProviderRejected" and error.non_retryable
     assert "churnTime: churnTime must be an ISO 8601 date-time." in error.message

@@ -1,4 +1,8 @@
-"""Rebilly: auth, validation, PUT idempotency, conflicts, lifecycle, reactivation, proration."""
+"""Rebilly: auth, validation, PUT idempotency, conflicts, lifecycle, reactivation, proration.
+
+Refusals follow the documented status codes: PUT/POST/PATCH document 422 (not 409);
+DELETE and ``POST /order-reactivations`` document 409.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +85,8 @@ async def test_unknown_organization(client: httpx.AsyncClient) -> None:
         ({"orderId": "o", "churnTime": "next week"}, "churnTime"),
         ({"orderId": "o", "prorated": "yes"}, "prorated"),
         ({"orderId": "o", "lineItems": {}}, "lineItems"),
-        ({"orderId": "o", "lineItems": ["x"]}, "lineItems[0]"),
+        ({"orderId": "o", "lineItems": ["x"]}, "lineItems.0"),
+        ({"orderId": "o" * 51}, "orderId"),
     ],
 )
 async def test_invalid_cancellation_fields(
@@ -99,16 +104,17 @@ async def test_line_item_rules(client: httpx.AsyncClient) -> None:
         {"type": "debit", "unitPriceAmount": 1, "unitPriceCurrency": "EUR", "quantity": 1.5},
     ]
     fields = invalid_fields(await put(client, "c-1", orderId="o", lineItems=items))
+    # Rebilly documents dot notation for nested fields.
     assert set(fields) == {
-        "lineItems[0].type",
-        "lineItems[0].unitPriceAmount",
-        "lineItems[0].unitPriceCurrency",
-        "lineItems[0].quantity",
-        "lineItems[1].type",
-        "lineItems[1].unitPriceAmount",
-        "lineItems[1].unitPriceCurrency",
-        "lineItems[1].quantity",
-        "lineItems[2].quantity",
+        "lineItems.0.type",
+        "lineItems.0.unitPriceAmount",
+        "lineItems.0.unitPriceCurrency",
+        "lineItems.0.quantity",
+        "lineItems.1.type",
+        "lineItems.1.unitPriceAmount",
+        "lineItems.1.unitPriceCurrency",
+        "lineItems.1.quantity",
+        "lineItems.2.quantity",
     }
 
 
@@ -144,7 +150,6 @@ async def test_put_creates_with_defaults(client: httpx.AsyncClient) -> None:
         "churnTimePolicy": None,
         "canceledBy": "customer",
         "reason": "other",
-        "description": None,
         "prorated": False,
         "proratedInvoiceId": None,
         "appliedInvoiceId": None,
@@ -158,6 +163,42 @@ async def test_put_creates_with_defaults(client: httpx.AsyncClient) -> None:
     assert (await get(client, "wf-1")).json() == response.json()
 
 
+async def test_read_only_fields_in_the_body_are_ignored(client: httpx.AsyncClient) -> None:
+    response = await put(
+        client,
+        "wf-1",
+        orderId="o",
+        churnTime=LATER,
+        prorated=True,
+        proratedInvoiceId="in-1",
+        appliedInvoiceId="in-2",
+        lineItemSubtotal={"amount": 99, "currency": "USD"},
+        createdTime="2020-01-01T00:00:00Z",
+    )
+    body = response.json()
+    assert (body["proratedInvoiceId"], body["appliedInvoiceId"]) == (None, None)
+    assert body["lineItemSubtotal"]["currency"] == "EUR"
+    assert body["createdTime"] == "2030-01-15T12:00:00Z"
+
+
+async def test_line_items_carry_their_timestamps(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    item = {"type": "debit", "unitPriceAmount": 5, "unitPriceCurrency": "EUR", "quantity": 1}
+    await put(client, "d-1", orderId="o", status="draft", lineItems=[item])
+    clock.advance(minutes=1)
+    described = {**item, "description": "fee"}
+    body = (await put(client, "d-1", orderId="o", status="draft", lineItems=[described])).json()
+    assert body["lineItems"] == [
+        {
+            **described,
+            "unitPriceAmount": 5.0,
+            "createdTime": "2030-01-15T12:01:00Z",
+            "updatedTime": "2030-01-15T12:01:00Z",
+        }
+    ]
+
+
 async def test_put_is_idempotent_for_a_confirmed_cancellation(
     client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
@@ -168,7 +209,7 @@ async def test_put_is_idempotent_for_a_confirmed_cancellation(
     assert "Location" not in again.headers
     assert again.json() == first.json()
     moved = await put(client, "wf-1", orderId="order-2", churnTime=LATER)
-    assert problem(moved, 409)["detail"] == "Cancellation wf-1 is confirmed and can not be changed"
+    assert problem(moved, 422)["detail"] == "Cancellation wf-1 is confirmed and can not be changed"
 
 
 async def test_churn_time_policy_takes_precedence(client: httpx.AsyncClient) -> None:
@@ -237,7 +278,7 @@ async def test_delete_unknown(client: httpx.AsyncClient) -> None:
 async def test_one_active_cancellation_per_order(client: httpx.AsyncClient) -> None:
     await put(client, "first", orderId="o", status="draft")
     second = await put(client, "second", orderId="o", churnTime=LATER)
-    assert problem(second, 409)["detail"] == "Order o already has an active cancellation first"
+    assert problem(second, 422)["detail"] == "Order o already has an active cancellation first"
     assert (await get(client, "second")).status_code == 404
 
 
@@ -252,9 +293,13 @@ async def test_confirmed_completes_at_churn_time(
     assert completed["status"] == "completed"
     assert completed["updatedTime"] == "2030-01-15T13:00:00Z"
     again = await put(client, "c-1", orderId="o", churnTime="2030-01-15T13:00:00Z")
-    assert problem(again, 409)["detail"] == "Cancellation c-1 is completed and can not be changed"
+    assert problem(again, 422)["detail"] == "Cancellation c-1 is completed and can not be changed"
     other = await put(client, "c-2", orderId="o")
-    assert problem(other, 409)["detail"] == "Order o is already churned"
+    assert problem(other, 422)["detail"] == "Order o is already churned"
+    patched = await client.patch(
+        f"{CANCELLATIONS}/c-1", json={"reason": "too-expensive"}, headers=REBILLY_HEADERS
+    )
+    assert problem(patched, 422)["detail"] == "Cancellation c-1 is completed and can not be changed"
 
 
 async def test_churn_now_completes_immediately(client: httpx.AsyncClient) -> None:
@@ -276,14 +321,18 @@ async def test_reactivation_revokes_the_confirmed_cancellation(
     )
     assert response.status_code == 201
     body = response.json()
+    location = response.headers["Location"]
+    # effectiveTime is write-only; renewalTime is the order's (unchanged) next renewal.
     assert body == {
         "id": body["id"],
         "orderId": "o",
+        "cancellationId": "c-1",
         "description": "stays",
-        "effectiveTime": "2030-01-15T12:05:00Z",
+        "renewalTime": "2030-02-14T12:00:00Z",
         "createdTime": "2030-01-15T12:05:00Z",
+        "updatedTime": "2030-01-15T12:05:00Z",
+        "_links": [{"href": location, "rel": "self"}],
     }
-    location = response.headers["Location"]
     assert location.endswith(f"/order-reactivations/{body['id']}")
     assert (await client.get(location, headers=REBILLY_HEADERS)).json() == body
     revoked = (await get(client, "c-1")).json()
@@ -292,26 +341,64 @@ async def test_reactivation_revokes_the_confirmed_cancellation(
     assert (await get(client, "c-1")).json()["status"] == "revoked"
 
     again = await client.post(REACTIVATIONS, json={"orderId": "o"}, headers=REBILLY_HEADERS)
-    assert problem(again, 409)["detail"] == "Order o has no confirmed cancellation"
+    assert problem(again, 409)["detail"] == "Order o is active and has no cancellation to undo"
     changed = await put(client, "c-1", orderId="o")
-    assert problem(changed, 409)["detail"] == "Cancellation c-1 is revoked and can not be changed"
+    assert problem(changed, 422)["detail"] == "Cancellation c-1 is revoked and can not be changed"
     # A reactivated order can be cancelled again under a new id.
     assert (await put(client, "c-2", orderId="o", churnTime=LATER)).status_code == 201
 
 
-async def test_reactivation_of_a_churned_order(client: httpx.AsyncClient) -> None:
+async def test_reactivation_restarts_a_churned_order(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Documented: "Reactivates an order"; a new service period starts at effectiveTime."""
     await put(client, "c-1", orderId="o", churnTimePolicy="now")
-    response = await client.post(REACTIVATIONS, json={"orderId": "o"}, headers=REBILLY_HEADERS)
-    assert problem(response, 409)["detail"] == (
-        "Order o is already churned and can not be reactivated"
+    clock.advance(days=3)
+    response = await client.post(
+        REACTIVATIONS,
+        json={"orderId": "o", "effectiveTime": "2030-01-20T00:00:00Z"},
+        headers=REBILLY_HEADERS,
     )
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["cancellationId"], body["renewalTime"]) == ("c-1", "2030-02-19T00:00:00Z")
+    assert "effectiveTime" not in body
+    # The completed cancellation stays completed (immutable); the order is active again.
+    assert (await get(client, "c-1")).json()["status"] == "completed"
+    order = (await client.get("/_sandbox/rebilly/orders/o")).json()
+    assert (order["churned"], order["nextRenewalTime"]) == (False, "2030-02-19T00:00:00Z")
+    assert (await put(client, "c-2", orderId="o", churnTime=LATER)).status_code == 201
+
+
+async def test_reactivation_with_an_explicit_renewal_time(client: httpx.AsyncClient) -> None:
+    await put(client, "c-1", orderId="o", churnTimePolicy="now")
+    response = await client.post(
+        REACTIVATIONS,
+        json={"orderId": "o", "renewalTime": "2030-03-01T00:00:00Z"},
+        headers=REBILLY_HEADERS,
+    )
+    assert response.json()["renewalTime"] == "2030-03-01T00:00:00Z"
+
+
+async def test_reactivation_of_an_active_order_conflicts(client: httpx.AsyncClient) -> None:
+    await put(client, "d-1", orderId="o", status="draft")
+    response = await client.post(REACTIVATIONS, json={"orderId": "o"}, headers=REBILLY_HEADERS)
+    assert problem(response, 409)["detail"] == "Order o is active and has no cancellation to undo"
+    assert (await get(client, "d-1")).json()["status"] == "draft"
 
 
 async def test_reactivation_validation(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        REACTIVATIONS, json={"effectiveTime": "soon"}, headers=REBILLY_HEADERS
+        REACTIVATIONS,
+        json={"effectiveTime": "soon", "renewalTime": 7, "paymentInstrumentId": 7},
+        headers=REBILLY_HEADERS,
     )
-    assert set(invalid_fields(response)) == {"orderId", "effectiveTime"}
+    assert set(invalid_fields(response)) == {
+        "orderId",
+        "effectiveTime",
+        "renewalTime",
+        "paymentInstrumentId",
+    }
 
 
 # ------------------------------------------------------------------ proration

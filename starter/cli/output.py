@@ -1,0 +1,46 @@
+"""How cancelctl prints a saga's status and a saga listing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from starter.sagas import SagaListing
+
+_STATUS_HEADER_KEYS = frozenset({"workflowId", "workflowType", "phase", "runStatus", "steps"})
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def print_status(state: dict[str, Any]) -> None:
+    """One header line, one line per non-empty field, then the audit trail."""
+    print(
+        f"{state.get('workflowId')}  {state.get('workflowType')}  {state.get('phase')}"
+        f"  (run {str(state.get('runStatus', '')).lower()})"
+    )
+    for key, value in state.items():
+        if key in _STATUS_HEADER_KEYS or value in (None, [], {}):
+            continue
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            # e.g. one outcome per Airalo request id: one line each.
+            print(f"  {key}:")
+            for item in value:
+                print("    " + "  ".join(str(v) for v in item.values() if v not in (None, "")))
+            continue
+        print(f"  {key}: {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
+    print("  steps:")
+    for step in state.get("steps", []):
+        print(f"    {step['at']}  {step['step']:<16} {step.get('detail', '')}")
+
+
+def print_listing(rows: Iterable[SagaListing]) -> None:
+    print(f"{'WORKFLOW ID':<44} {'TYPE':<24} {'PHASE':<16} {'WISH DATE':<26} CUSTOMER")
+    for row in rows:
+        wish = row.wish_date.isoformat(timespec="seconds") if row.wish_date else "-"
+        print(
+            f"{row.workflow_id:<44} {row.workflow_type:<24} {row.phase or '-':<16} {wish:<26} "
+            f"{row.customer_id or '-'}"
+        )

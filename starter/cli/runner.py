@@ -1,0 +1,132 @@
+"""Running one parsed cancelctl command: validate first, then connect, then act.
+
+Input is validated before connecting, so bad input is reported (exit 2) even with
+Temporal down, and nothing is ever started from a request with a broken rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from config.settings import OrchestratorSettings
+from config.temporal import connect, connect_config
+from domain.churn import ResolveAction
+from domain.common import OperatorRequestKind, SagaQuery
+from starter import sagas
+from starter.cli import output
+from starter.cli.parser import ControlCommand, StartCommand
+from starter.cli.requests import (
+    churn_request,
+    future_order_request,
+    order_cancellation_request,
+    parse_datetime,
+    termination_request,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+#: What a validated command does once connected; returns the exit code.
+Command = Callable[[Client], Awaitable[int]]
+_ReadRequest = Callable[[argparse.Namespace], Any]
+_StartSaga = Callable[[Client, Any, OrchestratorSettings], Awaitable[sagas.StartedSaga]]
+
+# How each start command reads its request (before connecting) and which saga it starts.
+STARTERS: dict[str, tuple[_ReadRequest, _StartSaga]] = {
+    StartCommand.TERMINATE: (termination_request, sagas.start_line_termination),
+    StartCommand.CANCEL_ORDER: (order_cancellation_request, sagas.start_order_cancellation),
+    StartCommand.CANCEL_FUTURE_ORDERS: (
+        future_order_request,
+        sagas.start_future_order_cancellation,
+    ),
+    StartCommand.CHURN: (churn_request, sagas.start_customer_churn),
+}
+
+
+class TemporalUnreachable(Exception):
+    pass
+
+
+async def run(args: argparse.Namespace) -> int:
+    command = prepare(args, OrchestratorSettings())
+    return await command(await _connect())
+
+
+def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command:
+    """Validate the command's input (``InvalidRequest``) and return what to run."""
+    workflow_id: str = getattr(args, "workflow_id", "")
+    if args.command in STARTERS:
+        read_request, start_saga = STARTERS[args.command]
+        request = read_request(args)
+        return lambda client: _start(start_saga(client, request, settings))
+    match args.command:
+        case OperatorRequestKind.REVOKE:
+            return lambda client: _steer(sagas.revoke(client, workflow_id, args.reason))
+        case OperatorRequestKind.RESCHEDULE:
+            wish_date = parse_datetime("wishDate", args.wish_date)
+            return lambda client: _steer(sagas.reschedule(client, workflow_id, wish_date))
+        case OperatorRequestKind.CONFIRM:
+            return lambda client: _steer(sagas.confirm(client, workflow_id))
+        case OperatorRequestKind.RESOLVE:
+            action = ResolveAction.RETRY if args.retry else ResolveAction.MARK_HANDLED
+            return lambda client: _steer(sagas.resolve(client, workflow_id, action, args.note))
+        case SagaQuery.STATUS:
+            return lambda client: _status(client, workflow_id, as_json=args.json)
+        case ControlCommand.CANCEL:
+            return lambda client: _cancel(client, workflow_id)
+        case ControlCommand.LIST:
+            sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
+            return lambda client: _list(client, args.status, args.customer_id, args.limit)
+    raise AssertionError(f"no runner for command {args.command!r}")
+
+
+async def _connect() -> Client:
+    try:
+        return await connect()
+    except Exception as error:  # the SDK raises plain RuntimeError on connect failure
+        target = connect_config().get("target_host")
+        raise TemporalUnreachable(f"cannot reach Temporal at {target}: {error}") from error
+
+
+async def _start(starting: Awaitable[sagas.StartedSaga]) -> int:
+    started = await starting
+    print(started.workflow_id)
+    if started.already_running:
+        print("already running: attached to the existing saga", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _steer(action: Awaitable[dict[str, Any]]) -> int:
+    """Send an operator request (a saga update); a refusal by its validator is exit 1."""
+    try:
+        state = await action
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        print(f"refused: {cause.message if hasattr(cause, 'message') else cause}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{state.get('workflowId')}: {state.get('phase')}")
+    return EXIT_OK
+
+
+async def _status(client: Client, workflow_id: str, *, as_json: bool) -> int:
+    state = await sagas.saga_status(client, workflow_id)
+    if as_json:
+        output.print_json(state)
+    else:
+        output.print_status(state)
+    return EXIT_OK
+
+
+async def _cancel(client: Client, workflow_id: str) -> int:
+    await sagas.cancel(client, workflow_id)
+    print(f"{workflow_id}: cancellation requested; the saga compensates and stops")
+    return EXIT_OK
+
+
+async def _list(client: Client, phase: str | None, customer_id: str | None, limit: int) -> int:
+    output.print_listing(await sagas.list_sagas(client, phase, customer_id, limit))
+    return EXIT_OK
