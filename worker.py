@@ -2,7 +2,7 @@
 
 Run it with ``python worker.py`` (``make run`` does). Connection comes from
 Temporal's environment configuration (``TEMPORAL_ADDRESS``, ...); provider URLs
-and keys from ``STN_*`` (see ``config/settings.py``).
+and keys from ``STN_*``, ``REBILLY_*``, ``AIRALO_*`` (see ``config/settings.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class ProviderClients:
     airalo: httpx.AsyncClient
     # Airalo's bearer token, cached for the worker's lifetime (never per call).
     airalo_tokens: AiraloTokens
+    # ``webhook_url`` sent when a future order is re-created (AIRALO_WEBHOOK_URL).
+    airalo_webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,12 @@ def activities_of(clients: ProviderClients) -> list[Any]:
     """Every activity, bound to the injected provider HTTP clients."""
     stn = StnActivities(clients.stn)
     rebilly = RebillyActivities(clients.rebilly)
-    airalo = AiraloActivities(clients.airalo, clients.airalo_tokens)
+    airalo = AiraloActivities(clients.airalo, clients.airalo_tokens, clients.airalo_webhook_url)
     return [
         stn.submit_termination,
         stn.await_activation_final,
         stn.cancel_termination,
+        stn.get_activation,
         rebilly.put_cancellation,
         rebilly.find_cancellation,
         rebilly.await_cancellation_completed,
@@ -84,7 +87,7 @@ async def provider_clients(
     async with (
         stn_http_client(settings.stn) as stn_http,
         rebilly_http_client(settings.rebilly) as rebilly,
-        json_http_client(settings.airalo.base_url, settings.airalo.timeout_seconds) as airalo,
+        json_http_client(settings.airalo.api_root, settings.airalo.timeout_seconds) as airalo,
     ):
         # Credentials live in these clients (sTN's and Rebilly's key headers) or
         # in the activities (Airalo's cached bearer token), never in workflows.
@@ -93,6 +96,7 @@ async def provider_clients(
             rebilly=rebilly,
             airalo=airalo,
             airalo_tokens=AiraloTokens.from_settings(airalo, settings.airalo),
+            airalo_webhook_url=settings.airalo.webhook_url,
         )
 
 

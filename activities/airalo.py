@@ -20,12 +20,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.provider_http import (
     PROVIDER_REJECTED,
+    PROVIDER_UNAVAILABLE,
     body_of,
     raise_for_provider,
     unavailable,
 )
 from config.settings import AiraloSettings
 from domain.airalo import (
+    TRANSIENT_BUSINESS_CODES,
     AiraloActivity,
     CancelFutureOrders,
     CancelFutureOrdersResult,
@@ -34,6 +36,7 @@ from domain.airalo import (
     FutureOrder,
     FutureOrdersListed,
     ListFutureOrders,
+    business_error,
     format_airalo_date,
     parse_cancel_rejections,
 )
@@ -73,6 +76,27 @@ def airalo_message(body: Any) -> str | None:
     if not parts and body.get("message"):
         parts.append(str(body["message"]))
     return "; ".join(parts) or None
+
+
+def raise_for_airalo(response: httpx.Response) -> None:
+    """:func:`raise_for_provider`, plus Airalo's business errors ``{code, reason}``:
+    codes 13 (operator maintenance) and 53 (unexpected error) are transient and
+    retried; every other code is a final rejection carrying Airalo's reason."""
+    if response.is_success:
+        return
+    body = body_of(response)
+    found = business_error(body)
+    if found is not None:
+        code, reason = found
+        transient = code in TRANSIENT_BUSINESS_CODES
+        raise ApplicationError(
+            f"{PROVIDER} answered {response.status_code} to {response.request.method} "
+            f"{response.request.url.path}: {reason} (code {code})",
+            {"provider": PROVIDER, "status": response.status_code, "code": code, "reason": reason},
+            type=PROVIDER_UNAVAILABLE if transient else PROVIDER_REJECTED,
+            non_retryable=not transient,
+        )
+    raise_for_provider(response, PROVIDER, airalo_message)
 
 
 def token_lifetime(expires_in: float) -> timedelta:
@@ -137,7 +161,7 @@ class AiraloTokens:
             response = await self._http.post(TOKEN_PATH, data=form)
         except httpx.HTTPError as error:
             raise unavailable(PROVIDER, error) from error
-        raise_for_provider(response, PROVIDER, airalo_message)
+        raise_for_airalo(response)
         data = (body_of(response) or {}).get("data") or {}
         token = data.get("access_token") if isinstance(data, dict) else None
         if not token:
@@ -157,9 +181,15 @@ class AiraloTokens:
 
 
 class AiraloActivities:
-    def __init__(self, http: httpx.AsyncClient, tokens: AiraloTokens) -> None:
+    """``webhook_url`` (``AIRALO_WEBHOOK_URL``) goes into every future order we create:
+    Airalo needs a delivery destination, this one or the partner's opted-in URL."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, tokens: AiraloTokens, webhook_url: str | None = None
+    ) -> None:
         self._http = http
         self._tokens = tokens
+        self._webhook_url = webhook_url
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One authenticated request; a 401 refreshes the token once and resends."""
@@ -178,8 +208,9 @@ class AiraloActivities:
         except httpx.HTTPError as error:
             raise unavailable(PROVIDER, error) from error
 
-    async def _list(self, request: ListFutureOrders) -> tuple[list[FutureOrder], int]:
-        params: dict[str, str | int] = {"limit": PAGE_SIZE}
+    async def _list(self, request: ListFutureOrders, status: str) -> tuple[list[FutureOrder], int]:
+        """Every page of one status (Airalo lists one status per request)."""
+        params: dict[str, str | int] = {"status": status, "limit": PAGE_SIZE}
         if request.from_due_date is not None:
             params["from_due_date"] = format_airalo_date(request.from_due_date)
         if request.to_due_date is not None:
@@ -188,7 +219,7 @@ class AiraloActivities:
         page = 1
         while True:
             response = await self._send("GET", FUTURE_ORDERS_PATH, params={**params, "page": page})
-            raise_for_provider(response, PROVIDER, airalo_message)
+            raise_for_airalo(response)
             body = response.json()
             items = [FutureOrder.from_airalo(item) for item in body.get("data") or []]
             new = [order for order in items if order.request_id not in orders]
@@ -202,14 +233,22 @@ class AiraloActivities:
 
     @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS)
     async def list_future_orders(self, request: ListFutureOrders) -> FutureOrdersListed:
-        """``GET /v2/future-orders``, all pages: the orders that still exist (pending or
-        failed). Processed and cancelled orders are not listed."""
-        orders, pages = await self._list(request)
-        listed = len(orders)
+        """``GET /v2/future-orders``, all pages, once per status in ``request.statuses``
+        (pending, failed and retry by default): the orders that still exist, each with
+        its details and cut-off. Processed and cancelled orders are not listed."""
+        orders: dict[str, FutureOrder] = {}
+        pages = 0
+        for status in request.statuses:
+            found, read = await self._list(request, status)
+            pages += read
+            for order in found:
+                orders.setdefault(order.request_id, order)
+        listed = list(orders.values())
+        wanted = listed
         if request.request_ids is not None:
-            wanted = set(request.request_ids)
-            orders = [order for order in orders if order.request_id in wanted]
-        return FutureOrdersListed(orders=orders, pages=pages, listed=listed)
+            ids = set(request.request_ids)
+            wanted = [order for order in listed if order.request_id in ids]
+        return FutureOrdersListed(orders=wanted, pages=pages, listed=len(listed))
 
     @activity.defn(name=AiraloActivity.CANCEL_FUTURE_ORDERS)
     async def cancel_future_orders(self, request: CancelFutureOrders) -> CancelFutureOrdersResult:
@@ -217,8 +256,9 @@ class AiraloActivities:
 
         A 422 naming ``request_ids.N`` rejects the whole call; it is returned (not
         raised) as per-ID rejections so the saga can drop those and resend the rest.
-        Any other 4xx is a non-retryable ``ProviderRejected``; 5xx, 429 and lost
-        responses are retried by the activity's policy.
+        A business error ``{code, reason}`` is retried for codes 13 and 53 and
+        final otherwise; any other 4xx is a non-retryable ``ProviderRejected``;
+        5xx, 429 and lost responses are retried by the activity's policy.
         """
         attempt = activity.info().attempt
         response = await self._send("POST", CANCEL_PATH, json={"request_ids": request.request_ids})
@@ -228,7 +268,7 @@ class AiraloActivities:
                 return CancelFutureOrdersResult(
                     request_ids=request.request_ids, rejections=rejections, attempt=attempt
                 )
-        raise_for_provider(response, PROVIDER, airalo_message)
+        raise_for_airalo(response)
         return CancelFutureOrdersResult(request_ids=request.request_ids, attempt=attempt)
 
     @activity.defn(name=AiraloActivity.CREATE_FUTURE_ORDER)
@@ -258,8 +298,10 @@ class AiraloActivities:
         }
         if order.description:
             body["description"] = order.description
+        if self._webhook_url:
+            body["webhook_url"] = self._webhook_url
         response = await self._send("POST", FUTURE_ORDERS_PATH, json=body)
-        raise_for_provider(response, PROVIDER, airalo_message)
+        raise_for_airalo(response)
         data = response.json()["data"]
         return CreatedFutureOrder(
             original_request_id=order.request_id,
@@ -271,7 +313,9 @@ class AiraloActivities:
 
     async def _find_created(self, request: CreateFutureOrder) -> FutureOrder | None:
         due = request.order.due_date
-        orders, _ = await self._list(ListFutureOrders(from_due_date=due, to_due_date=due))
+        # A new order is pending until its due date.
+        window = ListFutureOrders(from_due_date=due, to_due_date=due)
+        orders, _ = await self._list(window, "pending")
         known = {*request.identical_before, request.order.request_id}
         for candidate in orders:
             if candidate.request_id not in known and candidate.same_order_as(request.order):

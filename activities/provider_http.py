@@ -33,13 +33,21 @@ MessageReader = Callable[[Any], str | None]
 
 
 def json_http_client(
-    base_url: str, timeout_seconds: float, headers: dict[str, str] | None = None
+    base_url: str,
+    timeout_seconds: float,
+    headers: dict[str, str] | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """A provider client: base URL from settings, JSON by default, bounded time."""
+    """A provider client: base URL from settings, JSON by default, bounded time.
+
+    ``transport`` is for tests (``httpx.MockTransport``): the same client as production.
+    """
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"Accept": "application/json", **(headers or {})},
         timeout=timeout_seconds,
+        transport=transport,
     )
 
 

@@ -6,6 +6,7 @@ worker, so the key stays in the worker's process and out of workflow history.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from activities.provider_http import (
 from config.settings import StnSettings
 from domain.common import ErrorType
 from domain.stn import (
+    ACTIVATION_TYPE_TERMINATE,
     Activation,
     ActivationChecked,
     AwaitActivation,
@@ -55,6 +57,12 @@ def stn_http_client(settings: StnSettings) -> httpx.AsyncClient:
     )
 
 
+# A retried submit looks for activations created since the activity was first
+# scheduled, minus this much for clock skew between the worker and sTN.
+LOOKUP_CLOCK_MARGIN = timedelta(minutes=10)
+LOOKUP_TAKE = 50
+
+
 class StnActivities:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
@@ -71,22 +79,70 @@ class StnActivities:
         data = await self._call("GET", "/api/QueryActivation", params=params)
         return [Activation.model_validate(item) for item in data.get("results") or []]
 
-    async def _find_submitted(self, request: SubmitTermination) -> Activation | None:
-        """The live activation an earlier attempt of this submit created, if any."""
+    async def _get(self, activation_id: str) -> Activation | None:
+        found = await self._query(id=activation_id)
+        return found[0] if found else None
+
+    async def _with_reference(
+        self,
+        reference: str,
+        line: SubmitTermination | Activation,
+        *,
+        newest_first: bool,
+    ) -> list[Activation]:
+        """TERMINATE activations carrying ``reference`` on ``line``'s subscription.
+
+        Uses the documented filters (``activationType``, ``subscriptionId`` or
+        ``phoneNumber``, and ``referenceNumber`` as an AutoQuery field condition) and
+        checks the reference again itself, in case a filter was ignored.
+        """
+        order = "orderByDesc" if newest_first else "orderBy"
         params: dict[str, str | int] = {
-            "activationType": "TERMINATE",
-            "orderBy": "-createdAt",
-            "take": 50,
+            "referenceNumber": reference,
+            "activationType": ACTIVATION_TYPE_TERMINATE,
+            order: "createdAt",
+            "take": LOOKUP_TAKE,
         }
-        if request.subscription_id:
-            params["subscriptionId"] = request.subscription_id
-        else:
-            assert request.phone_number is not None
-            params["phoneNumber"] = request.phone_number
-        for activation in await self._query(**params):
-            if activation.info.get("referenceNumber") == request.reference_number and not (
-                activation.is_cancelled
-            ):
+        if line.subscription_id:
+            params["subscriptionId"] = line.subscription_id
+        elif line.phone_number:
+            params["phoneNumber"] = line.phone_number
+        found = await self._query(**params)
+        return [activation for activation in found if activation.reference == reference]
+
+    async def _find_submitted(
+        self, request: SubmitTermination, since: datetime | None = None
+    ) -> Activation | None:
+        """The termination an earlier attempt of this submit created, if any.
+
+        A cancellation of it would carry the same reference, but is always created
+        after it: the earliest activation with our reference is the termination.
+        """
+        candidates = await self._with_reference(
+            request.reference_number, request, newest_first=False
+        )
+        for activation in candidates:
+            created = activation.created_at
+            if since is None or created is None or created >= since:
+                return activation
+        return None
+
+    async def _find_cancellation(self, termination: Activation) -> Activation | None:
+        """The newest cancellation sTN created for ``termination``, if any.
+
+        sTN copies the termination's reference onto the cancellation's activation
+        (documented example); it is a different activation created after it.
+        """
+        reference = termination.reference
+        if reference is None:
+            return None
+        for activation in await self._with_reference(reference, termination, newest_first=True):
+            before = (
+                termination.created_at is not None
+                and activation.created_at is not None
+                and activation.created_at < termination.created_at
+            )
+            if activation.id != termination.id and not before:
                 return activation
         return None
 
@@ -98,33 +154,36 @@ class StnActivities:
         may have reached sTN and lost its response) look the activation up by
         our reference number first and only send again if it is not there.
         """
-        attempt = activity.info().attempt
-        if attempt > 1:
-            existing = await self._find_submitted(request)
+        info = activity.info()
+        if info.attempt > 1:
+            since = info.scheduled_time - LOOKUP_CLOCK_MARGIN
+            existing = await self._find_submitted(request, since)
             if existing is not None:
                 activity.logger.info("Found activation %s from an earlier attempt", existing.id)
-                return SubmittedTermination(activation=existing, recovered=True, attempt=attempt)
+                return SubmittedTermination(
+                    activation=existing, recovered=True, attempt=info.attempt
+                )
         body = request.model_dump(mode="json", by_alias=True, exclude_none=True)
         data = await self._call("POST", "/api/TerminateSubscription", json=body)
-        return SubmittedTermination(activation=Activation.model_validate(data), attempt=attempt)
+        activation = Activation.model_validate(data)
+        return SubmittedTermination(activation=activation, attempt=info.attempt)
 
     @activity.defn(name=StnActivity.AWAIT_ACTIVATION_FINAL)
     async def await_activation_final(self, request: AwaitActivation) -> ActivationChecked:
-        """Return the activation once it is DONE or ERROR (or cancelled).
+        """Return the activation (a termination or a cancellation) once DONE or ERROR.
 
-        While it is in progress this raises a benign, retryable error: the
-        activity's retry policy is the polling loop, so the checks cost no
-        workflow history.
+        While it is in progress (``INIT``, ``BUSY``, ``CANCELLING``, or anything
+        else) this raises a benign, retryable error: the activity's retry policy
+        is the polling loop, so the checks cost no workflow history.
         """
-        found = await self._query(id=request.activation_id)
-        if not found:
+        activation = await self._get(request.activation_id)
+        if activation is None:
             raise ApplicationError(
                 f"sTN knows no activation {request.activation_id}",
                 type=PROVIDER_REJECTED,
                 non_retryable=True,
             )
-        activation = found[0]
-        if activation.is_executed or activation.is_cancelled:
+        if activation.is_final:
             return ActivationChecked(activation=activation, checks=activity.info().attempt)
         raise ApplicationError(
             f"activation {activation.id} is {activation.status}",
@@ -132,24 +191,44 @@ class StnActivities:
             category=ApplicationErrorCategory.BENIGN,
         )
 
+    @activity.defn(name=StnActivity.GET_ACTIVATION)
+    async def get_activation(self, request: AwaitActivation) -> Activation:
+        """QueryActivation by id, once: e.g. to confirm that a cancelled termination
+        did not execute (its status is anything but ``DONE``)."""
+        activation = await self._get(request.activation_id)
+        if activation is None:
+            raise ApplicationError(
+                f"sTN knows no activation {request.activation_id}",
+                type=PROVIDER_REJECTED,
+                non_retryable=True,
+            )
+        return activation
+
     @activity.defn(name=StnActivity.CANCEL_TERMINATION)
     async def cancel_termination(self, request: CancelTermination) -> Activation | None:
-        """POST CancelTerminateSubscription, idempotently; None if nothing to undo.
+        """POST CancelTerminateSubscription; returns the *cancellation's* Activation.
 
-        A retry, or a rejection, is settled by reading the activation: if it is
-        already cancelled, an earlier attempt did the work and this succeeds.
+        sTN cancels asynchronously: the answer is a new activation (its own id,
+        ``BUSY``) that ends ``DONE`` (cancelled) or ``ERROR`` (the termination
+        stands); follow it with ``await_activation_final``. None when there is
+        nothing to undo (``submitted`` never reached sTN).
+
+        No idempotency key: a retry, or a rejection (e.g. "already being
+        cancelled"), is settled by looking for the cancellation an earlier attempt
+        created, found by the termination's reference number.
         """
-        activation_id = request.activation_id
-        if activation_id is None:
+        termination: Activation | None = None
+        if request.activation_id is None:
             assert request.submitted is not None, "activation_id or submitted is required"
-            found = await self._find_submitted(request.submitted)
-            if found is None:
+            termination = await self._find_submitted(request.submitted)
+            if termination is None:
                 return None
-            activation_id = found.id
+        activation_id = termination.id if termination else request.activation_id
+        assert activation_id is not None
         if activity.info().attempt > 1:
-            current = await self._query(id=activation_id)
-            if current and current[0].is_cancelled:
-                return current[0]
+            earlier = await self._earlier_cancellation(activation_id, termination)
+            if earlier is not None:
+                return earlier
         body = {"activationId": activation_id}
         if request.note:
             body["note"] = request.note
@@ -158,8 +237,14 @@ class StnActivities:
         except ApplicationError as error:
             if error.type != PROVIDER_REJECTED:
                 raise
-            current = await self._query(id=activation_id)
-            if current and current[0].is_cancelled:
-                return current[0]
+            earlier = await self._earlier_cancellation(activation_id, termination)
+            if earlier is not None:
+                return earlier
             raise
         return Activation.model_validate(data)
+
+    async def _earlier_cancellation(
+        self, activation_id: str, termination: Activation | None
+    ) -> Activation | None:
+        current = await self._get(activation_id) or termination
+        return await self._find_cancellation(current) if current else None

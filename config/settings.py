@@ -48,7 +48,14 @@ class RebillySettings(BaseSettings):
 
 class AiraloSettings(BaseSettings):
     """Airalo Partner API. Env: ``AIRALO_BASE_URL``, ``AIRALO_CLIENT_ID``,
-    ``AIRALO_CLIENT_SECRET``, ``AIRALO_TIMEOUT_SECONDS``."""
+    ``AIRALO_CLIENT_SECRET``, ``AIRALO_TIMEOUT_SECONDS``, ``AIRALO_WEBHOOK_URL``.
+
+    ``AIRALO_BASE_URL`` is the documented base, ``https://partners-api.airalo.com/v2/``;
+    a URL without the version (the sandbox's ``http://host:8099/airalo``) works too.
+    ``AIRALO_WEBHOOK_URL`` is sent as ``webhook_url`` when a future order is
+    (re-)created; unset, Airalo delivers to the partner's opted-in ``async_orders``
+    URL, and refuses the order if there is none.
+    """
 
     model_config = SettingsConfigDict(env_prefix="AIRALO_", extra="ignore")
 
@@ -56,3 +63,11 @@ class AiraloSettings(BaseSettings):
     client_id: str = "sandbox-airalo-client"
     client_secret: SecretStr = SecretStr("sandbox-airalo-secret")
     timeout_seconds: float = 15.0
+    webhook_url: str | None = None
+
+    @property
+    def api_root(self) -> str:
+        """``base_url`` without a trailing ``/v2``: the client's paths carry the version
+        (``/v2/token``), so the documented base must not double it."""
+        root = self.base_url.rstrip("/")
+        return root.removesuffix("/v2")

@@ -31,6 +31,12 @@ MAX_IDS_PER_CANCEL = 10
 MAX_REQUEST_IDS = 1000
 # An order can be cancelled until ``latest_cancellation_date`` = due date - 24 h.
 CANCELLATION_WINDOW = timedelta(hours=24)
+# ``GET /v2/future-orders`` lists only ``pending`` orders unless ``status`` is given;
+# these are every status it documents (processed and cancelled orders are never listed).
+LISTED_STATUSES = ("pending", "failed", "retry")
+# Business errors ``{"code": N, "reason": ...}`` (HTTP 422): 13 operator maintenance and
+# 53 unexpected error are transient (retried); every other code is final.
+TRANSIENT_BUSINESS_CODES = frozenset({13, 53})
 # Airalo writes every date as ``YYYY-MM-DD HH:MM`` in UTC.
 AIRALO_DATE_FORMAT = "%Y-%m-%d %H:%M"
 _AIRALO_DATE_FORMATS = (AIRALO_DATE_FORMAT, "%Y-%m-%d %H:%M:%S")
@@ -86,6 +92,28 @@ def parse_airalo_date(text: str) -> datetime:
         except ValueError:
             continue
     raise ValueError(f"{text!r} is not an Airalo date (YYYY-MM-DD HH:MM, UTC)")
+
+
+def earliest_due_date(now: datetime) -> datetime:
+    """The first due date Airalo accepts for a new future order: "from the day after
+    tomorrow (UTC)", i.e. midnight UTC two calendar days after ``now``'s UTC date."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=2)
+
+
+def can_create_for(due_date: datetime, now: datetime) -> bool:
+    """Whether a future order due at ``due_date`` can still be created (re-created) now."""
+    return due_date >= earliest_due_date(now)
+
+
+def business_error(body: Any) -> tuple[int, str] | None:
+    """``(code, reason)`` of an Airalo business error body ``{"code": N, "reason": "..."}``."""
+    if not isinstance(body, Mapping) or "code" not in body or "reason" not in body:
+        return None
+    try:
+        return int(body["code"]), str(body["reason"])
+    except (TypeError, ValueError):
+        return None
 
 
 def _airalo_date(value: Any) -> Any:
@@ -297,16 +325,20 @@ def parse_cancel_rejections(request_ids: Sequence[str], body: Any) -> list[Cance
 
 
 class ListFutureOrders(CamelModel):
-    """``GET /v2/future-orders``, every page. With ``request_ids`` only those are
-    returned (the saga's history stays small however many orders the partner has)."""
+    """``GET /v2/future-orders``, every page of every status in ``statuses`` (one
+    listing per status: without ``status`` Airalo lists only pending orders). With
+    ``request_ids`` only those are returned (the saga's history stays small however
+    many orders the partner has)."""
 
     request_ids: list[str] | None = None
+    statuses: list[str] = Field(default_factory=lambda: list(LISTED_STATUSES))
     from_due_date: datetime | None = None
     to_due_date: datetime | None = None
 
 
 class FutureOrdersListed(CamelModel):
     orders: list[FutureOrder]
+    # Pages read, over all the statuses listed.
     pages: int
     # Every order Airalo listed, before filtering by ``request_ids``.
     listed: int

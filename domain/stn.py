@@ -27,10 +27,28 @@ from domain.common import (
 
 REFERENCE_MAX_LENGTH = 15
 NOTE_MAX_LENGTH = 164
-# Statuses after which a termination can no longer be cancelled.
-EXECUTED_STATUSES = frozenset({"DONE", "ERROR"})
-# Our sandbox's terminal status for a cancelled termination ([assume] in the contract).
-CANCELLED_STATUSES = frozenset({"CANCELLED", "CANCELLING"})
+ACTIVATION_TYPE_TERMINATE = "TERMINATE"
+
+
+class ActivationStatus(StrEnum):
+    """The statuses sTN documents for an Activation; nothing else is assumed.
+
+    ``DONE``/``ERROR`` are final. ``INIT``, ``BUSY`` and ``CANCELLING`` (documented
+    for an activation whose cancellation is being processed) are in progress, and
+    so is any status sTN may add later.
+    """
+
+    INIT = "INIT"
+    BUSY = "BUSY"
+    CANCELLING = "CANCELLING"
+    DONE = "DONE"
+    ERROR = "ERROR"
+
+
+FINAL_STATUSES = frozenset({ActivationStatus.DONE, ActivationStatus.ERROR})
+# Kept for callers that import it: a termination in a final status can no
+# longer be cancelled.
+EXECUTED_STATUSES = FINAL_STATUSES
 
 _PHONE = re.compile(r"^(?:\+31|0031|0)6-?(\d{8})$")
 
@@ -41,6 +59,7 @@ class StnActivity(StrEnum):
     SUBMIT_TERMINATION = "stn.submit_termination"
     AWAIT_ACTIVATION_FINAL = "stn.await_activation_final"
     CANCEL_TERMINATION = "stn.cancel_termination"
+    GET_ACTIVATION = "stn.get_activation"
 
 
 def normalize_phone_number(raw: str) -> str:
@@ -162,26 +181,64 @@ def derived_reference_number(workflow_id: str, run_id: str, submission: int) -> 
 
 
 class Activation(CamelModel):
-    """sTN's Activation object (only the fields we use are typed)."""
+    """sTN's Activation object (only the fields we use are typed).
+
+    The same shape describes a termination (TerminateSubscription) and a
+    cancellation of one (CancelTerminateSubscription answers a *new* Activation,
+    with its own id and ``activationType`` ``TERMINATE`` as well): which one an
+    Activation is, is known from the call that returned it, not from its fields.
+    sTN documents ``referenceNumber`` at the top level; our older sandbox put it
+    in ``info``, which :attr:`reference` still reads.
+    """
 
     model_config = CamelModel.model_config | {"extra": "allow"}
 
     id: str
     status: str
     activation_type: str | None = None
+    reference_number: str | None = None
     subscription_id: str | None = None
     phone_number: str | None = None
     created_at: datetime | None = None
+    modified_at: datetime | None = None
     activated_date: datetime | None = None
     info: dict[str, Any] = Field(default_factory=dict)
 
     @property
+    def reference(self) -> str | None:
+        """Our ``referenceNumber``: top level as documented (``info`` as a fallback)."""
+        value = self.reference_number or self.info.get("referenceNumber")
+        return str(value) if value else None
+
+    @property
+    def is_final(self) -> bool:
+        """``DONE`` or ``ERROR``: sTN will not change it any more."""
+        return self.status in FINAL_STATUSES
+
+    @property
     def is_executed(self) -> bool:
-        return self.status in EXECUTED_STATUSES
+        """Same as :attr:`is_final`. For a termination: sTN executed it (DONE) or
+        gave up (ERROR); either way it can no longer be cancelled. For a
+        cancellation activation DONE means *cancelled*, so never ask this of one."""
+        return self.is_final
+
+    @property
+    def is_done(self) -> bool:
+        """Succeeded: a termination's line is gone; a cancellation's termination is undone."""
+        return self.status == ActivationStatus.DONE
+
+    @property
+    def is_cancelling(self) -> bool:
+        """A termination whose cancellation sTN is still processing (``CANCELLING``)."""
+        return self.status == ActivationStatus.CANCELLING
 
     @property
     def is_cancelled(self) -> bool:
-        return self.status in CANCELLED_STATUSES
+        """Deprecated: sTN has no "cancelled" status. Now the same as
+        :attr:`is_cancelling` (a cancellation was requested and is in progress).
+        Whether a termination *was* cancelled is the cancellation activation's
+        DONE; see :class:`CancelTermination`."""
+        return self.is_cancelling
 
     @property
     def error_message(self) -> str:
@@ -209,6 +266,10 @@ class SubmittedTermination(CamelModel):
 
 
 class AwaitActivation(CamelModel):
+    """One activation by id: polled until final (``stn.await_activation_final``) or
+    read once (``stn.get_activation``, e.g. to confirm a cancelled termination did
+    not execute: its status is anything but ``DONE``)."""
+
     activation_id: str
 
 
@@ -220,11 +281,17 @@ class ActivationChecked(CamelModel):
 
 
 class CancelTermination(CamelModel):
-    """Undo a submitted termination.
+    """Undo a submitted termination (``stn.cancel_termination``).
 
     ``submitted`` identifies a submit whose outcome the saga never learned
     (cancelled mid-flight): the activity then finds the activation by its
-    reference number, and there may be nothing to undo.
+    reference number, and there may be nothing to undo (the activity returns None).
+
+    The activity returns the **cancellation's** Activation: sTN cancels
+    asynchronously, with a new activation (its own id, ``BUSY``). Follow it with
+    ``stn.await_activation_final`` on that id: ``DONE`` = the termination is
+    cancelled and will not execute; ``ERROR`` = the cancellation failed and the
+    termination stands (it may still execute).
     """
 
     activation_id: str | None = None

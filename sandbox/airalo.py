@@ -1,7 +1,8 @@
 """Airalo Partner API v2: access tokens and future (scheduled) eSIM orders.
 
 A pending future order *fires* (becomes ``processed``) once the clock reaches its due date;
-like every time-dependent status here it is computed lazily when orders are read.
+like every time-dependent status here it is computed lazily when orders are read. ``failed``
+and ``retry`` orders only come from the admin API and never change by themselves.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ REQUEST_ID_LENGTH = 25
 REQUEST_ID_ALPHABET = ALPHANUMERIC + "_-"
 MAX_CANCEL_IDS = 10
 MIN_QUANTITY, MAX_QUANTITY = 1, 50
-MIN_LEAD_TIME = timedelta(days=2)
+#: Future orders are accepted "from the day after tomorrow (UTC)": calendar days, not hours.
+MIN_LEAD_DAYS = 2
 MAX_LEAD_TIME = timedelta(days=365)
 CANCELLATION_CUTOFF = timedelta(hours=24)
 TOKEN_WINDOW = timedelta(minutes=1)
@@ -44,9 +46,12 @@ PENDING: Final = "pending"
 PROCESSED: Final = "processed"
 CANCELLED: Final = "cancelled"
 FAILED: Final = "failed"
-#: Statuses ``GET /v2/future-orders`` can filter on; ``retry`` is never produced here.
-LISTED_STATUSES = (PENDING, FAILED, "retry")
-OrderStatus = Literal["pending", "processed", "cancelled", "failed"]
+RETRY: Final = "retry"
+#: Statuses ``GET /v2/future-orders`` can filter on (``pending`` when none is given).
+LISTED_STATUSES = (PENDING, FAILED, RETRY)
+#: Statuses that can still be cancelled (subject to the 24 h rule).
+OPEN_STATUSES = LISTED_STATUSES
+OrderStatus = Literal["pending", "processed", "cancelled", "failed", "retry"]
 
 
 # --------------------------------------------------------------------------- errors
@@ -178,6 +183,12 @@ def _check_optional_fields(body: dict[str, Any], errors: dict[str, str]) -> dict
     return {name: body[name] for name in names if body.get(name) is not None}
 
 
+def earliest_due(now: datetime) -> datetime:
+    """Midnight UTC of the day after tomorrow: the first due date a new order may have."""
+    today = as_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=MIN_LEAD_DAYS)
+
+
 def _check_due_date(value: Any, now: datetime, errors: dict[str, str]) -> datetime | None:
     if value in (None, ""):
         errors["due_date"] = "The due date field is required."
@@ -185,8 +196,11 @@ def _check_due_date(value: Any, now: datetime, errors: dict[str, str]) -> dateti
     due = parse_due(value)
     if due is None:
         errors["due_date"] = "The due date field must match the format Y-m-d H:i."
-    elif due < now + MIN_LEAD_TIME:
-        errors["due_date"] = "The due date must be at least 2 days in the future."
+    elif due < earliest_due(now):
+        errors["due_date"] = (
+            "The due date must be a date from the day after tomorrow (UTC): "
+            f"{format_due(earliest_due(now))} or later."
+        )
     elif due > now + MAX_LEAD_TIME:
         errors["due_date"] = "The due date must not be more than 1 year in the future."
     return due
@@ -215,13 +229,24 @@ def _check_quantity(value: Any, errors: dict[str, str]) -> int | None:
     return None
 
 
-def parse_future_order(payload: Any, now: datetime) -> FutureOrderRequest:
+NO_WEBHOOK_MESSAGE = (
+    "The webhook url field is required when no async_orders notification URL is opted in."
+)
+
+
+def parse_future_order(
+    payload: Any, now: datetime, opted_in_webhook: str | None
+) -> FutureOrderRequest:
+    """``opted_in_webhook``: the partner's ``async_orders`` URL; without one, the order
+    needs ``webhook_url`` ("you must have one of the above")."""
     body = _json_object(payload)
     errors: dict[str, str] = {}
     package_id = _check_package_id(body.get("package_id"), errors)
     quantity = _check_quantity(body.get("quantity"), errors)
     due = _check_due_date(body.get("due_date"), now, errors)
     options = _check_optional_fields(body, errors)
+    if body.get("webhook_url") in (None, "") and not opted_in_webhook:
+        errors.setdefault("webhook_url", NO_WEBHOOK_MESSAGE)
     if errors:
         raise invalid(errors)
     assert package_id is not None and quantity is not None and due is not None
@@ -458,9 +483,9 @@ class AiraloStore:
         return self._orders.get(request_id)
 
     def search(self, query: ListQuery) -> tuple[int, list[FutureOrder]]:
-        """Orders that still exist for the partner: pending and failed ones."""
+        """Orders of one status (``pending`` unless ``status`` is given), as documented."""
         self._settle(self.context.now())
-        statuses = (query.status,) if query.status else LISTED_STATUSES
+        statuses = (query.status or PENDING,)
         matching = sorted(
             (
                 order
@@ -487,7 +512,7 @@ class AiraloStore:
         order = self._orders.get(value)
         if order is None:
             return f"Request ID: {value} does not exist."
-        if order.status in (PROCESSED, CANCELLED):
+        if order.status not in OPEN_STATUSES:
             return f"Request ID: {value} is already processed and can not be cancelled."
         if now > order.latest_cancellation_date:
             return (
@@ -496,7 +521,9 @@ class AiraloStore:
         return None
 
     def cancel(self, request_ids: list[Any]) -> None:
-        """All or nothing: any invalid index rejects the whole request."""
+        """All or nothing: any invalid index rejects the whole request, unless the
+        ``airalo_partial_cancel`` knob is on: then the valid ids are cancelled and the
+        same 422 names only the invalid ones (what the docs leave open)."""
         now = self.context.now()
         self._settle(now)
         counts = Counter(value for value in request_ids if isinstance(value, str))
@@ -505,12 +532,26 @@ class AiraloStore:
             for index, value in enumerate(request_ids)
             if (message := self._cancel_error(index, value, counts, now)) is not None
         }
-        if errors:
+        if errors and not self.context.settings.airalo_partial_cancel:
             raise invalid(errors)
-        for request_id in request_ids:
+        for index, request_id in enumerate(request_ids):
+            if f"request_ids.{index}" in errors:
+                continue
             order = self._orders[request_id]
             order.status = CANCELLED
             order.cancelled_at = now
+        if errors:
+            raise invalid(errors)
+
+    def set_status(self, request_id: str, status: OrderStatus) -> FutureOrder | None:
+        """Admin: move an order to any status (e.g. ``failed``/``retry``)."""
+        order = self.get(request_id)
+        if order is not None:
+            now = self.context.now()
+            order.status = status
+            order.cancelled_at = now if status == CANCELLED else None
+            order.processed_at = now if status == PROCESSED else None
+        return order
 
 
 # --------------------------------------------------------------------------- routes
@@ -533,7 +574,11 @@ def build_router(store: AiraloStore) -> APIRouter:
 
     @protected.post("/v2/future-orders")
     async def create_future_order(request: Request) -> dict[str, Any]:
-        command = parse_future_order(await read_payload(request), store.context.now())
+        settings = store.context.settings
+        payload = await read_payload(request)
+        command = parse_future_order(
+            payload, store.context.now(), settings.airalo_opted_in_webhook_url
+        )
         return success(store.add(command).created_json())
 
     @protected.get("/v2/future-orders")
@@ -569,6 +614,12 @@ class FutureOrderSeed(BaseModel):
     status: OrderStatus = PENDING
 
 
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus
+
+
 def _lenient_due(value: str) -> datetime:
     """``YYYY-MM-DD HH:MM`` or any ISO 8601 date-time (naive = UTC)."""
     try:
@@ -593,6 +644,14 @@ def build_admin_router(store: AiraloStore) -> APIRouter:
             options={},
         )
         return store.add(request, request_id=spec.request_id, status=spec.status).internal_json()
+
+    @router.post("/future-orders/{request_id}/status")
+    async def set_future_order_status(request_id: str, spec: StatusChange) -> dict[str, Any]:
+        """Put an order in any status, e.g. ``failed`` or ``retry`` (Airalo's own doing)."""
+        order = store.set_status(request_id, spec.status)
+        if order is None:
+            raise HTTPException(status_code=404, detail=f"{request_id} does not exist")
+        return order.internal_json()
 
     @router.get("/future-orders/{request_id}")
     async def get_future_order(request_id: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class FieldError:
     field: str
     message: str
     code: str = "InvalidValue"
+    #: sTN only: ServiceStack's per-field ``meta`` (e.g. ``MaxLength`` of a MaximumLength).
+    meta: Mapping[str, str] | None = None
 
 
 @dataclass

@@ -33,6 +33,9 @@ class FaultSpec(BaseModel):
     rate: float = Field(default=1.0, ge=0.0, le=1.0)
     retry_after_seconds: float = Field(default=1.0, ge=0.0)
     latency_seconds: float = Field(default=0.5, ge=0.0)
+    #: ``error`` mode only: answer this JSON body instead of the provider's error shape
+    #: (e.g. Airalo's business error ``{"code": 13, "reason": "..."}``).
+    body: dict[str, Any] | list[Any] | None = None
 
     @field_validator("path")
     @classmethod

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.calls import CallLog, CallRecord, mask_secrets, query_dict
@@ -157,6 +157,9 @@ class ProviderGateway:
         profile = self.profiles[provider]
         if fault.spec.mode == "rate_limit":
             return profile.rate_limited(fault.spec.retry_after_seconds, self.context.now(), path)
+        if fault.spec.body is not None:
+            # A provider-specific body, e.g. Airalo's business error {"code", "reason"}.
+            return JSONResponse(fault.spec.body, status_code=fault.spec.status)
         error = ProviderError(status=fault.spec.status, message=f"Injected fault {fault.id}")
         return profile.render(error, path)
 

@@ -18,6 +18,8 @@ class SandboxSettings(BaseSettings):
     stn_api_key: str = "sandbox-stn-key"
     #: How long a termination stays BUSY after its wish date (or creation).
     stn_processing_delay_seconds: float = 1.0
+    #: How long a cancellation (CancelTerminateSubscription) stays BUSY after its creation.
+    stn_cancellation_delay_seconds: float = 0.5
 
     rebilly_api_key: str = "sk_sandbox_rebilly"
     rebilly_organization_id: str = "org-sandbox"
@@ -28,6 +30,12 @@ class SandboxSettings(BaseSettings):
     airalo_client_secret: str = "sandbox-airalo-secret"
     airalo_token_expires_in: int = 86400
     airalo_token_rate_limit_per_minute: int = 5
+    #: The partner's opted-in ``async_orders`` webhook URL; ``None``: not opted in, so a
+    #: future order without ``webhook_url`` is refused (422).
+    airalo_opted_in_webhook_url: str | None = "https://partner.example/airalo/async-orders"
+    #: A cancel request with invalid ids cancels the valid ones and still answers the 422
+    #: (off: the 422 rejects the whole request and nothing is cancelled).
+    airalo_partial_cancel: bool = False
 
     #: JSON file that keeps provider state across restarts (``None``: memory only).
     state_file: str | None = None

@@ -2,8 +2,14 @@
 
 Subscriptions are implicit: every subscription id exists. A termination is an *Activation*
 that stays ``BUSY`` until ``(wishDate or createdAt) + stn_processing_delay_seconds`` and then
-settles to ``DONE`` (or ``ERROR`` when the subscription was configured to fail). Settling is
-lazy: it happens whenever activations are read.
+settles to ``DONE`` (or ``ERROR`` when the subscription was configured to fail).
+
+A cancellation is asynchronous, as documented: CancelTerminateSubscription answers a *new*
+Activation (own id, ``activationType: TERMINATE``, the termination's ``referenceNumber``)
+that is ``BUSY`` for ``stn_cancellation_delay_seconds`` and then ``DONE`` (the termination
+will not execute) or ``ERROR`` (configured per subscription: the termination stands).
+Meanwhile the termination is ``CANCELLING`` and does not execute. Settling is lazy: it
+happens whenever activations are read.
 """
 
 from __future__ import annotations
@@ -11,13 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from sandbox.clock import format_ms, parse_iso
+from sandbox.clock import as_utc, format_ms, parse_iso
 from sandbox.common import SandboxContext, random_id, read_payload
 from sandbox.errors import (
     FieldError,
@@ -36,10 +42,15 @@ MAX_REFERENCE_LENGTH = 15
 MAX_NOTE_LENGTH = 164
 DEFAULT_TAKE = 100
 
-BUSY, DONE, ERROR, CANCELLED = "BUSY", "DONE", "ERROR", "CANCELLED"
-EXECUTED = frozenset({DONE, ERROR})
+BUSY, CANCELLING, DONE, ERROR = "BUSY", "CANCELLING", "DONE", "ERROR"
+FINAL = frozenset({DONE, ERROR})
+CANCELLED_MESSAGE = "Termination cancelled by activation {id}."
+CANCEL_FAILED_MESSAGE = "The termination could not be cancelled."
 
 Outcome = Literal["DONE", "ERROR"]
+Kind = Literal["termination", "cancellation"]
+TERMINATION: Final = "termination"
+CANCELLATION: Final = "cancellation"
 
 
 # --------------------------------------------------------------------------- errors
@@ -54,7 +65,12 @@ def render_error(error: ProviderError, _path: str) -> Response:
             "errorCode": code,
             "message": error.message,
             "errors": [
-                {"errorCode": item.code, "fieldName": item.field, "message": item.message}
+                {
+                    "errorCode": item.code,
+                    "fieldName": item.field,
+                    "message": item.message,
+                    **({"meta": dict(item.meta)} if item.meta else {}),
+                }
                 for item in error.fields
             ],
         }
@@ -96,9 +112,7 @@ def _text(body: dict[str, Any], key: str, label: str, errors: list[FieldError]) 
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        errors.append(
-            FieldError(key[0].upper() + key[1:], f"'{label}' must be a string.", "InvalidFormat")
-        )
+        errors.append(FieldError(key, f"'{label}' must be a string.", "InvalidFormat"))
         return None
     return value
 
@@ -110,7 +124,14 @@ def _max_length(field_name: str, label: str, value: str | None, limit: int) -> l
         f"The length of '{label}' must be {limit} characters or fewer. "
         f"You entered {len(value)} characters."
     )
-    return [FieldError(field_name, message, "MaximumLength")]
+    meta = {
+        "MinLength": "0",
+        "MaxLength": str(limit),
+        "TotalLength": str(len(value)),
+        "PropertyName": label,
+        "PropertyValue": value,
+    }
+    return [FieldError(field_name, message, "MaximumLength", meta)]
 
 
 def _json_object(body: Any) -> dict[str, Any]:
@@ -133,24 +154,33 @@ class TerminateRequest:
 def parse_terminate(payload: Any) -> TerminateRequest:
     body = _json_object(payload)
     errors: list[FieldError] = []
-    subscription_id = _text(body, "subscriptionId", "Subscription Id", errors)
-    phone = _text(body, "phoneNumber", "Phone Number", errors)
-    wish_raw = _text(body, "wishDate", "Wish Date", errors)
-    reference = _text(body, "referenceNumber", "Reference Number", errors)
+    subscription_id = _text(body, "subscriptionId", "subscription Id", errors)
+    phone = _text(body, "phoneNumber", "phone Number", errors)
+    wish_raw = _text(body, "wishDate", "wish Date", errors)
+    reference = _text(body, "referenceNumber", "reference Number", errors)
     if subscription_id is None and phone is None and not errors:
-        message = "Either 'Subscription Id' or 'Phone Number' must be provided."
-        errors.append(FieldError("SubscriptionId", message, "NotEmpty"))
+        message = "Either 'subscription Id' or 'phone Number' must be provided."
+        errors.append(FieldError("subscriptionId", message, "NotEmpty"))
     if phone is not None and not PHONE_PATTERN.fullmatch(phone):
-        message = "'Phone Number' must be written as 06-12345678."
-        errors.append(FieldError("PhoneNumber", message, "RegularExpression"))
+        message = "'phone Number' must be written as 06-12345678."
+        errors.append(FieldError("phoneNumber", message, "RegularExpression"))
     wish_date = parse_iso(wish_raw, require_offset=True) if wish_raw is not None else None
     if wish_raw is not None and wish_date is None:
-        message = "'Wish Date' must be an ISO 8601 date-time with a UTC offset."
-        errors.append(FieldError("WishDate", message, "InvalidFormat"))
-    errors += _max_length("ReferenceNumber", "Reference Number", reference, MAX_REFERENCE_LENGTH)
+        message = "'wish Date' must be an ISO 8601 date-time with a UTC offset."
+        errors.append(FieldError("wishDate", message, "InvalidFormat"))
+    errors += _max_length("referenceNumber", "reference Number", reference, MAX_REFERENCE_LENGTH)
     if errors:
         raise validation_error(errors)
     return TerminateRequest(subscription_id, phone, wish_date, wish_raw, reference)
+
+
+MISSING_ACTIVATION_ID = (
+    "Could not deserialize 'application/json' request using "
+    "STNPartnerAPIServiceStack.ServiceModel.CancelTerminateSubscription'\n"
+    "Error: JSON deserialization for type "
+    "'STNPartnerAPIServiceStack.ServiceModel.CancelTerminateSubscription' was missing "
+    "required properties, including the following: activationId"
+)
 
 
 @dataclass(frozen=True)
@@ -162,16 +192,33 @@ class CancelRequest:
 def parse_cancel(payload: Any) -> CancelRequest:
     body = _json_object(payload)
     errors: list[FieldError] = []
-    activation_id = _text(body, "activationId", "Activation Id", errors)
-    note = _text(body, "note", "Note", errors)
+    activation_id = _text(body, "activationId", "activation Id", errors)
+    note = _text(body, "note", "note", errors)
     if activation_id is None and not errors:
-        message = "'Activation Id' must not be empty."
-        errors.append(FieldError("ActivationId", message, "NotEmpty"))
-    errors += _max_length("Note", "Note", note, MAX_NOTE_LENGTH)
+        # The documented example (Error Handling) for exactly this request.
+        raise business_error("SerializationException", MISSING_ACTIVATION_ID)
+    errors += _max_length("note", "note", note, MAX_NOTE_LENGTH)
     if errors:
         raise validation_error(errors)
     assert activation_id is not None
     return CancelRequest(activation_id, note)
+
+
+#: Activation fields QueryActivation can sort on (``orderBy``/``orderByDesc``, any case).
+SORT_FIELDS = {
+    name.lower(): name
+    for name in (
+        "id",
+        "createdAt",
+        "modifiedAt",
+        "status",
+        "activationType",
+        "referenceNumber",
+        "subscriptionId",
+        "phoneNumber",
+        "activatedDate",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -179,13 +226,15 @@ class ActivationQuery:
     id: str | None = None
     status: str | None = None
     activation_type: str | None = None
+    reference_number: str | None = None
     subscription_id: str | None = None
     phone_number: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     take: int = DEFAULT_TAKE
     skip: int = 0
-    descending: bool = False
+    #: ``(field, descending)`` in priority order; ``createdAt`` ascending by default.
+    order: tuple[tuple[str, bool], ...] = (("createdAt", False),)
 
 
 def _non_negative_int(raw: str | None, name: str, default: int, errors: list[FieldError]) -> int:
@@ -197,13 +246,43 @@ def _non_negative_int(raw: str | None, name: str, default: int, errors: list[Fie
     return default
 
 
-def _query_datetime(raw: str | None, name: str, errors: list[FieldError]) -> datetime | None:
+def _query_datetime(
+    raw: str | None, name: str, end_of_day: bool, errors: list[FieldError]
+) -> datetime | None:
+    """ISO 8601 date-time, or a date ``YYYY-MM-DD`` as documented (a whole day, inclusive)."""
     if raw is None or raw == "":
         return None
     parsed = parse_iso(raw)
     if parsed is None:
-        errors.append(FieldError(name, f"'{name}' must be an ISO 8601 date-time.", "InvalidFormat"))
+        try:
+            day = as_utc(datetime.strptime(raw, "%Y-%m-%d"))
+        except ValueError:
+            message = f"'{name}' must be an ISO 8601 date or date-time."
+            errors.append(FieldError(name, message, "InvalidFormat"))
+            return None
+        return day + timedelta(days=1, milliseconds=-1) if end_of_day else day
     return parsed
+
+
+def _sort_fields(
+    raw: str | None, descending: bool, errors: list[FieldError]
+) -> list[tuple[str, bool]]:
+    """AutoQuery sorting: comma-separated fields; ``-field`` in ``orderBy`` is descending."""
+    fields: list[tuple[str, bool]] = []
+    for part in (raw or "").split(","):
+        name = part.strip()
+        if not name:
+            continue
+        flip = name.startswith("-")
+        known = SORT_FIELDS.get(name.lstrip("-").lower())
+        if known is None:
+            label = "OrderByDesc" if descending else "OrderBy"
+            errors.append(
+                FieldError(label, f"'{label}' has an unknown field: {name}.", "InvalidValue")
+            )
+            continue
+        fields.append((known, descending != flip))
+    return fields
 
 
 def parse_query(params: dict[str, str]) -> ActivationQuery:
@@ -211,23 +290,22 @@ def parse_query(params: dict[str, str]) -> ActivationQuery:
     phone_raw = params.get("phoneNumber") or None
     phone = normalize_phone(phone_raw) if phone_raw else None
     if phone_raw and phone is None:
-        message = "'Phone Number' must be written as 06-12345678 or 0612345678."
+        message = "'phone Number' must be written as 06-12345678 or 0612345678."
         errors.append(FieldError("PhoneNumber", message, "RegularExpression"))
-    order_by = params.get("orderBy") or "createdAt"
-    if order_by not in ("createdAt", "-createdAt"):
-        message = "'OrderBy' must be 'createdAt' or '-createdAt'."
-        errors.append(FieldError("OrderBy", message, "InvalidValue"))
+    order = _sort_fields(params.get("orderBy"), False, errors)
+    order += _sort_fields(params.get("orderByDesc"), True, errors)
     query = ActivationQuery(
         id=params.get("id") or None,
         status=params.get("status") or None,
         activation_type=params.get("activationType") or None,
+        reference_number=params.get("referenceNumber") or None,
         subscription_id=params.get("subscriptionId") or None,
         phone_number=phone,
-        created_from=_query_datetime(params.get("createdAtFrom"), "CreatedAtFrom", errors),
-        created_to=_query_datetime(params.get("createdAtTo"), "CreatedAtTo", errors),
+        created_from=_query_datetime(params.get("createdAtFrom"), "CreatedAtFrom", False, errors),
+        created_to=_query_datetime(params.get("createdAtTo"), "CreatedAtTo", True, errors),
         take=_non_negative_int(params.get("take"), "Take", DEFAULT_TAKE, errors),
         skip=_non_negative_int(params.get("skip"), "Skip", 0, errors),
-        descending=order_by == "-createdAt",
+        order=tuple(order) or (("createdAt", False),),
     )
     if errors:
         raise validation_error(errors)
@@ -239,23 +317,31 @@ def parse_query(params: dict[str, str]) -> ActivationQuery:
 
 @dataclass
 class Activation:
+    """A termination, or a cancellation of one (``kind``/``target_id`` are sandbox-only)."""
+
     id: str
     seq: int
     created_at: datetime
     modified_at: datetime
     subscription_id: str
     phone_number: str | None
-    #: ``wishDate`` if given, else ``createdAt``; processing ends a delay after it.
+    #: Termination: ``wishDate`` if given, else ``createdAt``; processing ends a delay after
+    #: it. Cancellation: its creation; it settles ``stn_cancellation_delay_seconds`` later.
     scheduled_at: datetime
     info: dict[str, str] = field(default_factory=dict)
     status: str = BUSY
     activated_date: datetime | None = None
+    reference_number: str | None = None
+    kind: Kind = TERMINATION
+    #: For a cancellation: the termination it cancels.
+    target_id: str | None = None
 
     def matches(self, query: ActivationQuery) -> bool:
         checks = (
             query.id in (None, self.id),
             query.status is None or query.status.upper() == self.status,
             query.activation_type is None or query.activation_type.upper() == ACTIVATION_TYPE,
+            query.reference_number in (None, self.reference_number),
             query.subscription_id in (None, self.subscription_id),
             query.phone_number in (None, self.phone_number),
             query.created_from is None or self.created_at >= query.created_from,
@@ -264,18 +350,33 @@ class Activation:
         return all(checks)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The documented Activation; optional fields only when they have a value."""
+        body: dict[str, Any] = {
             "id": self.id,
             "createdAt": format_ms(self.created_at),
             "modifiedAt": format_ms(self.modified_at),
             "status": self.status,
             "activationType": ACTIVATION_TYPE,
             "providerEnvironment": PROVIDER_ENVIRONMENT,
-            "subscriptionId": self.subscription_id,
-            "phoneNumber": self.phone_number,
-            "activatedDate": format_ms(self.activated_date) if self.activated_date else None,
-            "info": dict(self.info),
         }
+        if self.reference_number is not None:
+            body["referenceNumber"] = self.reference_number
+        body["subscriptionId"] = self.subscription_id
+        if self.phone_number is not None:
+            body["phoneNumber"] = self.phone_number
+        if self.activated_date is not None:
+            body["activatedDate"] = format_ms(self.activated_date)
+        body["info"] = dict(self.info)
+        return body
+
+    def sort_value(self, name: str) -> tuple[bool, Any]:
+        """``(present, value)``: absent values sort first (as SQL NULLs do ascending)."""
+        value = self.to_json().get(name)
+        if name in ("createdAt", "modifiedAt", "activatedDate"):
+            value = {"createdAt": self.created_at, "modifiedAt": self.modified_at}.get(
+                name, self.activated_date
+            )
+        return (value is not None, value if value is not None else "")
 
 
 @dataclass(frozen=True)
@@ -291,6 +392,7 @@ class StnState:
     activations: list[Activation]
     phone_links: dict[str, str]
     outcomes: dict[str, ConfiguredOutcome]
+    cancel_outcomes: dict[str, ConfiguredOutcome] = field(default_factory=dict)
 
 
 class StnStore:
@@ -304,9 +406,15 @@ class StnStore:
         self._activations: dict[str, Activation] = {}
         self._phone_to_subscription: dict[str, str] = {}
         self._outcomes: dict[str, ConfiguredOutcome] = {}
+        self._cancel_outcomes: dict[str, ConfiguredOutcome] = {}
 
     def set_outcome(self, subscription_id: str, outcome: Outcome, message: str) -> None:
+        """How this subscription's terminations settle."""
         self._outcomes[subscription_id] = ConfiguredOutcome(outcome, message)
+
+    def set_cancel_outcome(self, subscription_id: str, outcome: Outcome, message: str) -> None:
+        """How cancellations of this subscription's terminations settle."""
+        self._cancel_outcomes[subscription_id] = ConfiguredOutcome(outcome, message)
 
     def snapshot(self) -> StnState:
         """The live state (shares the activation objects: serialise it right away)."""
@@ -314,30 +422,60 @@ class StnStore:
             activations=list(self._activations.values()),
             phone_links=dict(self._phone_to_subscription),
             outcomes=dict(self._outcomes),
+            cancel_outcomes=dict(self._cancel_outcomes),
         )
 
     def restore(self, state: StnState) -> None:
         self._activations = {activation.id: activation for activation in state.activations}
         self._phone_to_subscription = dict(state.phone_links)
         self._outcomes = dict(state.outcomes)
+        self._cancel_outcomes = dict(state.cancel_outcomes)
 
     # ----------------------------------------------------------------- lifecycle
 
     def _settle(self, now: datetime) -> None:
-        """Move every BUSY activation whose processing time has passed to DONE or ERROR."""
-        delay = timedelta(seconds=self.context.settings.stn_processing_delay_seconds)
-        for activation in self._activations.values():
-            due = max(activation.scheduled_at + delay, activation.created_at)
-            if activation.status != BUSY or now < due:
+        """Settle what is due: cancellations first (they hold their termination), then
+        terminations whose processing time has passed."""
+        settings = self.context.settings
+        cancel_delay = timedelta(seconds=settings.stn_cancellation_delay_seconds)
+        for cancellation in self._by_kind(CANCELLATION):
+            due = cancellation.scheduled_at + cancel_delay
+            if cancellation.status == BUSY and now >= due:
+                self._settle_cancellation(cancellation, due)
+        delay = timedelta(seconds=settings.stn_processing_delay_seconds)
+        for termination in self._by_kind(TERMINATION):
+            due = max(termination.scheduled_at + delay, termination.created_at)
+            if termination.status != BUSY or now < due:
                 continue
-            outcome = self._outcomes.get(activation.subscription_id)
-            activation.modified_at = due
+            outcome = self._outcomes.get(termination.subscription_id)
+            # Held while CANCELLING: a termination whose cancellation failed late
+            # settles at the moment it was released.
+            due = max(due, termination.modified_at)
+            termination.modified_at = due
             if outcome is not None and outcome.outcome == ERROR:
-                activation.status = ERROR
-                activation.info["errorMessage"] = outcome.message
+                termination.status = ERROR
+                termination.info["errorMessage"] = outcome.message
             else:
-                activation.status = DONE
-                activation.activated_date = due
+                termination.status = DONE
+                termination.activated_date = due
+
+    def _settle_cancellation(self, cancellation: Activation, due: datetime) -> None:
+        termination = self._activations[cancellation.target_id or ""]
+        outcome = self._cancel_outcomes.get(cancellation.subscription_id)
+        cancellation.modified_at = due
+        termination.modified_at = due
+        if outcome is not None and outcome.outcome == ERROR:
+            cancellation.status = ERROR
+            cancellation.info["errorMessage"] = outcome.message
+            termination.status = BUSY  # released: it executes at its time after all
+        else:
+            cancellation.status = DONE
+            cancellation.activated_date = due
+            termination.status = ERROR
+            termination.info["errorMessage"] = CANCELLED_MESSAGE.format(id=cancellation.id)
+
+    def _by_kind(self, kind: Kind) -> list[Activation]:
+        return [activation for activation in self._activations.values() if activation.kind == kind]
 
     def _resolve_subscription(self, request: TerminateRequest) -> tuple[str, str | None]:
         """Subscription id and phone number of a request; links the two when both are given."""
@@ -360,13 +498,13 @@ class StnStore:
         return None
 
     def _check_terminable(self, subscription_id: str) -> None:
-        for activation in self._activations.values():
+        for activation in self._by_kind(TERMINATION):
             if activation.subscription_id != subscription_id:
                 continue
             if activation.status == DONE:
                 message = f"Subscription {subscription_id} has already been terminated."
                 raise business_error("SubscriptionTerminated", message)
-            if activation.status == BUSY:
+            if activation.status in (BUSY, CANCELLING):
                 message = (
                     f"Subscription {subscription_id} already has a pending termination "
                     f"(activation {activation.id})."
@@ -383,8 +521,6 @@ class StnStore:
         info: dict[str, str] = {}
         if request.wish_date_raw is not None:
             info["wishDate"] = request.wish_date_raw
-        if request.reference_number is not None:
-            info["referenceNumber"] = request.reference_number
         activation = Activation(
             id=self._new_id(),
             seq=len(self._activations),
@@ -394,6 +530,7 @@ class StnStore:
             phone_number=phone,
             scheduled_at=request.wish_date or now,
             info=info,
+            reference_number=request.reference_number,
         )
         self._activations[activation.id] = activation
         return activation
@@ -403,31 +540,47 @@ class StnStore:
         self._settle(self.context.now())
         matching = sorted(
             (activation for activation in self._activations.values() if activation.matches(query)),
-            key=lambda activation: (activation.created_at, activation.seq),
-            reverse=query.descending,
+            key=lambda activation: activation.seq,
         )
+        for name, descending in reversed(query.order):  # stable sorts: last key first
+            matching.sort(key=lambda activation: activation.sort_value(name), reverse=descending)
         return len(matching), matching[query.skip : query.skip + query.take]
 
     def cancel(self, request: CancelRequest) -> Activation:
+        """Start cancelling a BUSY termination: a new BUSY activation, the termination
+        ``CANCELLING`` until that one settles."""
         now = self.context.now()
         self._settle(now)
-        activation = self._activations.get(request.activation_id)
-        if activation is None:
+        termination = self._activations.get(request.activation_id)
+        if termination is None or termination.kind != TERMINATION:
             message = f"Activation {request.activation_id} not found."
             raise business_error("NotFound", message, status=404)
-        if activation.status in EXECUTED:
+        if termination.status == CANCELLING:
+            message = f"Activation {termination.id} is already being cancelled."
+            raise business_error("CancellationPending", message)
+        if termination.status in FINAL:
             message = (
-                f"Activation {activation.id} has already been executed and can not be cancelled."
+                f"Activation {termination.id} has already been executed and can not be cancelled."
             )
             raise business_error("AlreadyExecuted", message)
-        if activation.status == CANCELLED:
-            message = f"Activation {activation.id} has already been cancelled."
-            raise business_error("AlreadyCancelled", message)
-        activation.status = CANCELLED
-        activation.modified_at = now
-        if request.note is not None:
-            activation.info["cancelNote"] = request.note
-        return activation
+        info = {key: value for key, value in termination.info.items() if key == "wishDate"}
+        cancellation = Activation(
+            id=self._new_id(),
+            seq=len(self._activations),
+            created_at=now,
+            modified_at=now,
+            subscription_id=termination.subscription_id,
+            phone_number=termination.phone_number,
+            scheduled_at=now,
+            info=info,
+            reference_number=termination.reference_number,
+            kind=CANCELLATION,
+            target_id=termination.id,
+        )
+        self._activations[cancellation.id] = cancellation
+        termination.status = CANCELLING
+        termination.modified_at = now
+        return cancellation
 
     def _new_id(self) -> str:
         while (candidate := random_id(16)) in self._activations:
@@ -468,8 +621,14 @@ def build_router(store: StnStore) -> APIRouter:
 
 
 class OutcomeSpec(BaseModel):
-    outcome: Outcome
+    """Body of ``POST /_sandbox/stn/subscriptions/{id}`` (camelCase or snake_case)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    outcome: Outcome | None = None
     message: str = "Termination rejected by the network operator."
+    cancel_outcome: Outcome | None = Field(default=None, alias="cancelOutcome")
+    cancel_message: str = Field(default=CANCEL_FAILED_MESSAGE, alias="cancelMessage")
 
 
 def build_admin_router(store: StnStore) -> APIRouter:
@@ -478,8 +637,15 @@ def build_admin_router(store: StnStore) -> APIRouter:
 
     @router.post("/subscriptions/{subscription_id}")
     async def set_outcome(subscription_id: str, spec: OutcomeSpec) -> dict[str, Any]:
-        """How terminations of this subscription settle (now or later)."""
-        store.set_outcome(subscription_id, spec.outcome, spec.message)
-        return {"subscriptionId": subscription_id, "outcome": spec.outcome, "message": spec.message}
+        """How this subscription's terminations (``outcome``) and cancellations
+        (``cancelOutcome``) settle, for activations that are still BUSY."""
+        answer: dict[str, Any] = {"subscriptionId": subscription_id}
+        if spec.outcome is not None:
+            store.set_outcome(subscription_id, spec.outcome, spec.message)
+            answer |= {"outcome": spec.outcome, "message": spec.message}
+        if spec.cancel_outcome is not None:
+            store.set_cancel_outcome(subscription_id, spec.cancel_outcome, spec.cancel_message)
+            answer |= {"cancelOutcome": spec.cancel_outcome, "cancelMessage": spec.cancel_message}
+        return answer
 
     return router

@@ -197,9 +197,24 @@ class SandboxAdmin:
     # ------------------------------------------------------------------ sTN
 
     def stn_set_outcome(
-        self, subscription_id: str, outcome: str, message: str | None = None
+        self,
+        subscription_id: str,
+        outcome: str | None = None,
+        message: str | None = None,
+        *,
+        cancel_outcome: str | None = None,
+        cancel_message: str | None = None,
     ) -> dict[str, Any]:
-        body = _without_none({"outcome": outcome, "message": message})
+        """How the subscription's terminations (``outcome``) and cancellations of them
+        (``cancel_outcome``) settle: ``"DONE"`` or ``"ERROR"`` with ``message``."""
+        body = _without_none(
+            {
+                "outcome": outcome,
+                "message": message,
+                "cancelOutcome": cancel_outcome,
+                "cancelMessage": cancel_message,
+            }
+        )
         result: dict[str, Any] = self._request(
             "POST", f"/stn/subscriptions/{quote(subscription_id, safe='')}", json=body
         )
@@ -258,8 +273,14 @@ class SandboxAdmin:
         order: dict[str, Any] = self._request("POST", "/airalo/future-orders", json=body)
         return order
 
+    def airalo_set_status(self, request_id: str, status: str) -> dict[str, Any]:
+        """Move an order to ``pending``/``failed``/``retry``/``processed``/``cancelled``."""
+        path = f"/airalo/future-orders/{quote(request_id, safe='')}/status"
+        order: dict[str, Any] = self._request("POST", path, json={"status": status})
+        return order
+
     def airalo_get_future_order(self, request_id: str) -> dict[str, Any]:
-        """Internal state: ``status`` (pending/cancelled/processed/failed), ``cancelledAt``…"""
+        """Internal state: ``status``, ``options``, ``cancelledAt``, ``processedAt``…"""
         path = f"/airalo/future-orders/{quote(request_id, safe='')}"
         order: dict[str, Any] = self._request("GET", path)
         return order

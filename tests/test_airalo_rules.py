@@ -23,17 +23,21 @@ from activities.airalo import (
     airalo_message,
     token_lifetime,
 )
+from config.settings import AiraloSettings
 from domain.airalo import (
     CANCELLATION_WINDOW,
     MAX_IDS_PER_CANCEL,
     CancelFutureOrders,
+    CreateFutureOrder,
     FutureOrder,
     FutureOrderCancellationRequest,
     ListFutureOrders,
     OrderOutcome,
     OrderOutcomeRecord,
     RejectionKind,
+    can_create_for,
     cancellation_batches,
+    earliest_due_date,
     format_airalo_date,
     future_order_cancellation_workflow_id,
     parse_airalo_date,
@@ -379,10 +383,11 @@ async def test_a_401_refreshes_the_token_once_and_resends() -> None:
     async with http:
         activities = AiraloActivities(http, tokens)
         env = ActivityEnvironment()
-        await env.run(activities.list_future_orders, ListFutureOrders())
+        pending = ListFutureOrders(statuses=["pending"])
+        await env.run(activities.list_future_orders, pending)
         fake.valid.clear()  # Airalo revoked every token
-        await env.run(activities.list_future_orders, ListFutureOrders())
-        await env.run(activities.list_future_orders, ListFutureOrders())
+        await env.run(activities.list_future_orders, pending)
+        await env.run(activities.list_future_orders, pending)
     assert [c.headers["authorization"] for c in fake.calls] == [
         "Bearer token-1",
         "Bearer token-1",
@@ -403,32 +408,48 @@ async def test_a_second_401_is_a_rejection_not_a_loop() -> None:
     assert len(fake.token_requests) == 2 and len(fake.calls) == 2
 
 
-async def test_listing_reads_every_page_and_keeps_the_wanted_ids() -> None:
+def listed_item(request_id: str, status: str = "pending") -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "quantity": 1,
+        "description": None,
+        "status": status,
+        "package_id": "pkg",
+        "due_date": "2030-01-02 10:00",
+        "latest_cancellation_date": "2030-01-01 10:00",
+    }
+
+
+async def test_listing_reads_every_page_of_every_status_and_keeps_the_wanted_ids() -> None:
     def listing(request: httpx.Request) -> httpx.Response:
+        status = request.url.params["status"]
         page = int(request.url.params["page"])
-        items = [
-            {
-                "request_id": rid(page * 10 + n),
-                "quantity": 1,
-                "description": None,
-                "status": "pending",
-                "package_id": "pkg",
-                "due_date": "2030-01-02 10:00",
-                "latest_cancellation_date": "2030-01-01 10:00",
-            }
-            for n in range(2)
-        ]
+        if status != "pending":
+            items = [listed_item(rid(90 + len(status)), status)]  # one failed, one retry
+            meta = {"message": "success", "current_page": 1, "last_page": 1, "total": 1}
+            return httpx.Response(200, json={"data": items, "meta": meta})
+        items = [listed_item(rid(page * 10 + n)) for n in range(2)]
         meta = {"message": "success", "current_page": page, "last_page": 3, "total": 6}
         return httpx.Response(200, json={"data": items, "meta": meta})
 
     fake = FakeAiralo()
     fake.responder = listing
-    found = await run_activity(
-        fake, "list_future_orders", ListFutureOrders(request_ids=[rid(11), rid(31)])
-    )
-    assert [o.request_id for o in found.orders] == [rid(11), rid(31)]
-    assert found.pages == 3 and found.listed == 6
-    assert [c.url.params["page"] for c in fake.calls] == ["1", "2", "3"]
+    wanted = [rid(11), rid(31), rid(96), rid(95)]
+    found = await run_activity(fake, "list_future_orders", ListFutureOrders(request_ids=wanted))
+    assert {(o.request_id, o.status) for o in found.orders} == {
+        (rid(11), "pending"),
+        (rid(31), "pending"),
+        (rid(96), "failed"),
+        (rid(95), "retry"),
+    }
+    assert found.pages == 5 and found.listed == 8
+    assert [(c.url.params["status"], c.url.params["page"]) for c in fake.calls] == [
+        ("pending", "1"),
+        ("pending", "2"),
+        ("pending", "3"),
+        ("failed", "1"),
+        ("retry", "1"),
+    ]
 
 
 async def test_listing_stops_when_the_api_ignores_pages() -> None:
@@ -444,7 +465,7 @@ async def test_listing_stops_when_the_api_ignores_pages() -> None:
     fake = FakeAiralo()
     fake.responder = lambda r: httpx.Response(200, json={"data": full_page, "meta": {}})
 
-    found = await run_activity(fake, "list_future_orders", ListFutureOrders())
+    found = await run_activity(fake, "list_future_orders", ListFutureOrders(statuses=["pending"]))
 
     assert len(found.orders) == 100 and len(fake.calls) == 2
 
@@ -469,12 +490,76 @@ async def test_cancel_422_is_returned_as_rejections() -> None:
     ]
 
 
-async def test_cancel_other_client_errors_are_not_retried() -> None:
+@pytest.mark.parametrize("code", [11, 33, 34, 43])
+async def test_final_business_errors_are_not_retried(code: int) -> None:
     fake = FakeAiralo()
-    fake.responder = lambda r: httpx.Response(422, json={"code": 53, "reason": "Unexpected error"})
+    fake.responder = lambda r: httpx.Response(422, json={"code": code, "reason": "Nope"})
     with pytest.raises(ApplicationError) as refused:
         await run_activity(fake, "cancel_future_orders", CancelFutureOrders(request_ids=[rid(1)]))
-    assert refused.value.non_retryable and "Unexpected error (code 53)" in str(refused.value)
+    assert refused.value.non_retryable and refused.value.type == ErrorType.PROVIDER_REJECTED
+    assert f"Nope (code {code})" in str(refused.value)
+
+
+@pytest.mark.parametrize("code", [13, 53])
+async def test_transient_business_errors_are_retried(code: int) -> None:
+    fake = FakeAiralo()
+    fake.responder = lambda r: httpx.Response(422, json={"code": code, "reason": "Maintenance"})
+    for activity, argument in (
+        ("cancel_future_orders", CancelFutureOrders(request_ids=[rid(1)])),
+        ("list_future_orders", ListFutureOrders()),
+    ):
+        with pytest.raises(ApplicationError) as transient:
+            await run_activity(fake, activity, argument)
+        assert not transient.value.non_retryable
+        assert transient.value.type == ErrorType.PROVIDER_UNAVAILABLE
+        assert f"Maintenance (code {code})" in str(transient.value)
+
+
+async def test_create_sends_the_configured_webhook_url() -> None:
+    fake = FakeAiralo()
+    created = {"request_id": rid(7), "due_date": "2030-01-20 10:00"}
+    fake.responder = lambda r: httpx.Response(200, json={"data": created, "meta": {}})
+    order = FutureOrder.from_airalo(listed_item(rid(1)) | {"due_date": "2030-01-20 10:00"})
+    http, tokens = tokens_for(fake)
+    async with http:
+        activities = AiraloActivities(http, tokens, "https://partner.example/hook")
+        result = await ActivityEnvironment().run(
+            activities.create_future_order, CreateFutureOrder(order=order)
+        )
+    assert result.request_id == rid(7)
+    assert json.loads(fake.calls[0].content) == {
+        "package_id": "pkg",
+        "quantity": 1,
+        "due_date": "2030-01-20 10:00",
+        "webhook_url": "https://partner.example/hook",
+    }
+
+
+@pytest.mark.parametrize(
+    ("configured", "root"),
+    [
+        ("https://partners-api.airalo.com/v2/", "https://partners-api.airalo.com"),
+        ("https://partners-api.airalo.com/v2", "https://partners-api.airalo.com"),
+        ("http://127.0.0.1:8099/airalo", "http://127.0.0.1:8099/airalo"),
+        ("http://127.0.0.1:8099/airalo/v2/", "http://127.0.0.1:8099/airalo"),
+    ],
+)
+def test_the_documented_base_url_is_not_doubled(configured: str, root: str) -> None:
+    settings = AiraloSettings(base_url=configured)
+    assert settings.api_root == root
+    assert str(httpx.URL(settings.api_root + "/v2/token")).count("/v2/") == 1
+
+
+def test_lead_time_is_from_the_day_after_tomorrow_utc() -> None:
+    late_evening = datetime(2030, 1, 15, 23, 59, tzinfo=UTC)
+    assert earliest_due_date(late_evening) == datetime(2030, 1, 17, tzinfo=UTC)
+    cet = timezone(timedelta(hours=1))
+    # 00:30 in UTC+1 is still the 15th in UTC.
+    assert earliest_due_date(datetime(2030, 1, 16, 0, 30, tzinfo=cet)) == late_evening.replace(
+        day=17, hour=0, minute=0
+    )
+    assert can_create_for(datetime(2030, 1, 17, tzinfo=UTC), late_evening)
+    assert not can_create_for(datetime(2030, 1, 16, 23, 59, tzinfo=UTC), late_evening)
 
 
 async def test_cancel_reports_its_attempt() -> None:

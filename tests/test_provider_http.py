@@ -8,7 +8,7 @@ import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.provider_http import raise_for_provider, retry_after
+from activities.provider_http import json_http_client, raise_for_provider, retry_after
 from activities.stn import servicestack_message
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -75,3 +75,19 @@ def test_retry_after_reads_seconds_http_dates_and_rebilly_epochs() -> None:
         seconds=12
     )
     assert retry_after(response(429), NOW) is None
+
+
+async def test_json_client_asks_for_json_under_its_base_url() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    transport = httpx.MockTransport(handler)
+    async with json_http_client(
+        "https://p.example/base", 5, {"k": "v"}, transport=transport
+    ) as http:
+        await http.get("/v2/x")
+    assert str(seen[0].url) == "https://p.example/base/v2/x"
+    assert (seen[0].headers["accept"], seen[0].headers["k"]) == ("application/json", "v")

@@ -8,6 +8,7 @@ import pytest
 
 from domain.common import InvalidRequest
 from domain.stn import (
+    Activation,
     derived_reference_number,
     mask_phone_number,
     normalize_phone_number,
@@ -80,3 +81,31 @@ def test_reference_numbers_fit_stn_and_differ_per_submission() -> None:
 def test_summary_never_shows_the_phone_number() -> None:
     request = parse_termination_request({"phoneNumber": "0612345678", "customerId": "C1"}, NOW)
     assert "12345678" not in request.summary() and "5678" in request.summary()
+
+
+def test_activation_reads_the_documented_top_level_reference() -> None:
+    documented = Activation.model_validate(
+        {"id": "A", "status": "BUSY", "referenceNumber": "Test 1", "info": {}}
+    )
+    legacy = Activation.model_validate(
+        {"id": "A", "status": "BUSY", "info": {"referenceNumber": "Old 1"}}
+    )
+    assert (documented.reference, legacy.reference) == ("Test 1", "Old 1")
+
+
+@pytest.mark.parametrize(
+    ("status", "final", "cancelling"),
+    [
+        ("INIT", False, False),
+        ("BUSY", False, False),
+        ("CANCELLING", False, True),
+        ("DONE", True, False),
+        ("ERROR", True, False),
+        ("UNDOCUMENTED", False, False),
+    ],
+)
+def test_only_done_and_error_are_final(status: str, final: bool, cancelling: bool) -> None:
+    activation = Activation(id="A", status=status)
+    assert activation.is_final is final and activation.is_executed is final
+    assert activation.is_cancelling is cancelling and activation.is_cancelled is cancelling
+    assert activation.is_done is (status == "DONE")

@@ -199,9 +199,10 @@ async def test_create_future_order(client: httpx.AsyncClient, auth: dict[str, st
             "The due date field must match the format Y-m-d H:i.",
         ),
         (
-            {"due_date": "2030-01-17 11:59"},
+            {"due_date": "2030-01-16 23:59"},
             "due_date",
-            "The due date must be at least 2 days in the future.",
+            "The due date must be a date from the day after tomorrow (UTC): "
+            "2030-01-17 00:00 or later.",
         ),
         (
             {"due_date": "2031-01-15 12:01"},
@@ -246,15 +247,47 @@ async def test_due_date_bounds_are_inclusive(
         assert (await client.post(FUTURE_ORDERS, json=body, headers=auth)).status_code == 200
 
 
+async def test_lead_time_is_from_the_day_after_tomorrow_utc(
+    client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock
+) -> None:
+    clock.advance(hours=11, minutes=59)  # 2030-01-15 23:59 UTC
+    body = {"package_id": "pkg", "quantity": 1, "due_date": "2030-01-17 00:00"}
+    assert (await client.post(FUTURE_ORDERS, json=body, headers=auth)).status_code == 200
+    clock.advance(minutes=1)  # a new day: 2030-01-17 is now tomorrow
+    auth = await token_headers(client)
+    errors = validation(await client.post(FUTURE_ORDERS, json=body, headers=auth))
+    assert list(errors) == ["due_date"]
+
+
+async def test_create_needs_a_webhook_unless_the_partner_opted_in(
+    client: httpx.AsyncClient, auth: dict[str, str], state: Any
+) -> None:
+    body = {"package_id": "pkg", "quantity": 1, "due_date": "2030-01-20 10:00"}
+    assert (await client.post(FUTURE_ORDERS, json=body, headers=auth)).status_code == 200
+    state.context.settings.airalo_opted_in_webhook_url = None
+    errors = validation(await client.post(FUTURE_ORDERS, json=body, headers=auth))
+    assert errors == {
+        "webhook_url": (
+            "The webhook url field is required when no async_orders notification URL is opted in."
+        )
+    }
+    with_hook = {**body, "webhook_url": "https://partner.example/hook"}
+    created = await client.post(FUTURE_ORDERS, json=with_hook, headers=auth)
+    assert created.status_code == 200
+    stored = await internal(client, created.json()["data"]["request_id"])
+    assert stored["options"] == {"webhook_url": "https://partner.example/hook"}
+
+
 # ------------------------------------------------------------------ list
 
 
-async def test_list_shows_pending_and_failed_only(
+async def test_list_shows_only_pending_orders_unless_a_status_is_given(
     client: httpx.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     soon = await seed(client, due_date=due(timedelta(hours=1)), description="soon")
     later = await seed(client, due_date=due(timedelta(days=5)), quantity=3)
     failed = await seed(client, due_date=due(timedelta(hours=-1)), status="failed")
+    retry = await seed(client, due_date=due(timedelta(days=4)), status="retry")
     await seed(client, due_date=due(timedelta(days=3)), status="cancelled")
     await seed(client, due_date=due(timedelta(days=3)), status="processed")
 
@@ -262,12 +295,11 @@ async def test_list_shows_pending_and_failed_only(
     assert response.status_code == 200
     body = response.json()
     assert [item["request_id"] for item in body["data"]] == [
-        failed["request_id"],
         soon["request_id"],
         later["request_id"],
     ]
-    assert body["meta"] == {"message": "success", "current_page": 1, "last_page": 1, "total": 3}
-    assert body["data"][2] == {
+    assert body["meta"] == {"message": "success", "current_page": 1, "last_page": 1, "total": 2}
+    assert body["data"][1] == {
         "request_id": later["request_id"],
         "quantity": 3,
         "description": None,
@@ -276,18 +308,39 @@ async def test_list_shows_pending_and_failed_only(
         "due_date": "2030-01-20 12:00",
         "latest_cancellation_date": "2030-01-19 12:00",
     }
+    for status, order in (("failed", failed), ("retry", retry)):
+        listed = (await client.get(FUTURE_ORDERS, params={"status": status}, headers=auth)).json()
+        assert [(i["request_id"], i["status"]) for i in listed["data"]] == [
+            (order["request_id"], status)
+        ]
 
-    # An order fires at its due date and then no longer appears.
+    # An order fires at its due date and then no longer appears; failed ones stay.
     clock.advance(hours=1)
     remaining = (await client.get(FUTURE_ORDERS, headers=auth)).json()["data"]
     assert soon["request_id"] not in [item["request_id"] for item in remaining]
     fired = await internal(client, soon["request_id"])
     assert (fired["status"], fired["processedAt"]) == ("processed", "2030-01-15T13:00:00.000Z")
+    assert (await internal(client, failed["request_id"]))["status"] == "failed"
+
+
+async def test_admin_moves_an_order_to_failed_or_retry(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    order = await seed(client, due_date=due(timedelta(days=3)))
+    path = f"/_sandbox/airalo/future-orders/{order['request_id']}/status"
+    moved = await client.post(path, json={"status": "retry"})
+    assert moved.status_code == 200 and moved.json()["status"] == "retry"
+    assert (await client.get(FUTURE_ORDERS, headers=auth)).json()["data"] == []
+    unknown = await client.post(
+        "/_sandbox/airalo/future-orders/nope/status", json={"status": "failed"}
+    )
+    assert unknown.status_code == 404
 
 
 async def test_list_filters_and_pages(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     ids = [
-        (await seed(client, due_date=due(timedelta(days=day))))["request_id"] for day in (3, 4, 5)
+        (await seed(client, due_date=due(timedelta(days=day))))["request_id"]
+        for day in (3, 4, 5, 6)
     ]
     failed = await seed(client, due_date=due(timedelta(days=6)), status="failed")
 
@@ -297,8 +350,8 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, auth: dict[str,
         body: dict[str, Any] = response.json()
         return body
 
-    page = await listed(limit=2, page=2)
-    assert [item["request_id"] for item in page["data"]] == [ids[2], failed["request_id"]]
+    page = await listed(limit=3, page=2)
+    assert [item["request_id"] for item in page["data"]] == [ids[3]]
     assert (page["meta"]["current_page"], page["meta"]["last_page"]) == (2, 2)
     assert [i["request_id"] for i in (await listed(status="failed"))["data"]] == [
         failed["request_id"]
@@ -394,6 +447,38 @@ async def test_every_invalid_index_is_reported_and_nothing_is_cancelled(
     }
     assert (await internal(client, valid))["status"] == "pending"
     assert (await internal(client, duplicate))["status"] == "pending"
+
+
+async def test_partial_cancel_knob_cancels_the_ids_it_does_not_name(
+    client: httpx.AsyncClient, auth: dict[str, str], state: Any
+) -> None:
+    state.context.settings.airalo_partial_cancel = True
+    valid = (await seed(client, due_date=due(timedelta(days=3))))["request_id"]
+    unknown = "U" * 25
+    errors = validation(await cancel(client, auth, [valid, unknown]))
+    assert errors == {"request_ids.1": f"Request ID: {unknown} does not exist."}
+    assert (await internal(client, valid))["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("status", ["failed", "retry"])
+async def test_failed_and_retry_orders_can_be_cancelled(
+    client: httpx.AsyncClient, auth: dict[str, str], status: str
+) -> None:
+    order = (await seed(client, due_date=due(timedelta(days=3)), status=status))["request_id"]
+    assert (await cancel(client, auth, [order])).status_code == 200
+    assert (await internal(client, order))["status"] == "cancelled"
+
+
+async def test_business_error_fault_answers_code_and_reason(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    order = (await seed(client, due_date=due(timedelta(days=3))))["request_id"]
+    business = {"code": 13, "reason": "The operator is under maintenance."}
+    fault = {"provider": "airalo", "path": "/v2/cancel-future-orders", "mode": "error"}
+    await client.post("/_sandbox/faults", json={**fault, "status": 422, "body": business})
+    refused = await cancel(client, auth, [order])
+    assert (refused.status_code, refused.json()) == (422, business)
+    assert (await internal(client, order))["status"] == "pending"
 
 
 async def test_24_hour_rule_boundary(

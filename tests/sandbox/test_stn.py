@@ -71,13 +71,13 @@ async def test_requests_without_valid_key_are_unauthorized(
 
 async def test_terminate_requires_subscription_or_phone(client: httpx.AsyncClient) -> None:
     response = await terminate(client, referenceNumber="R1")
-    message = "Either 'Subscription Id' or 'Phone Number' must be provided."
+    message = "Either 'subscription Id' or 'phone Number' must be provided."
     assert response.json() == {
         "responseStatus": {
             "errorCode": "NotEmpty",
             "message": message,
             "errors": [
-                {"errorCode": "NotEmpty", "fieldName": "SubscriptionId", "message": message}
+                {"errorCode": "NotEmpty", "fieldName": "subscriptionId", "message": message}
             ],
         }
     }
@@ -89,10 +89,10 @@ async def test_reference_number_longer_than_15_is_rejected(client: httpx.AsyncCl
         await terminate(client, subscriptionId="S1", referenceNumber="x" * 16), 400, "MaximumLength"
     )
     assert body["message"] == (
-        "The length of 'Reference Number' must be 15 characters or fewer."
+        "The length of 'reference Number' must be 15 characters or fewer."
         " You entered 16 characters."
     )
-    assert body["errors"][0]["fieldName"] == "ReferenceNumber"
+    assert body["errors"][0]["fieldName"] == "referenceNumber"
     ok = await terminate(client, subscriptionId="S1", referenceNumber="x" * 15)
     assert ok.status_code == 200
 
@@ -103,8 +103,8 @@ async def test_phone_number_must_be_dashed(client: httpx.AsyncClient, phone: str
     assert body["errors"] == [
         {
             "errorCode": "RegularExpression",
-            "fieldName": "PhoneNumber",
-            "message": "'Phone Number' must be written as 06-12345678.",
+            "fieldName": "phoneNumber",
+            "message": "'phone Number' must be written as 06-12345678.",
         }
     ]
 
@@ -116,7 +116,7 @@ async def test_wish_date_needs_iso_8601_with_offset(
     body = assert_error(
         await terminate(client, subscriptionId="S1", wishDate=wish_date), 400, "InvalidFormat"
     )
-    assert body["errors"][0]["fieldName"] == "WishDate"
+    assert body["errors"][0]["fieldName"] == "wishDate"
 
 
 async def test_all_field_errors_are_reported_with_the_first_on_top(
@@ -125,9 +125,9 @@ async def test_all_field_errors_are_reported_with_the_first_on_top(
     response = await terminate(client, phoneNumber="12", wishDate="soon", referenceNumber="r" * 20)
     body = assert_error(response, 400, "RegularExpression")
     assert [error["fieldName"] for error in body["errors"]] == [
-        "PhoneNumber",
-        "WishDate",
-        "ReferenceNumber",
+        "phoneNumber",
+        "wishDate",
+        "referenceNumber",
     ]
     assert body["message"] == body["errors"][0]["message"]
 
@@ -153,17 +153,18 @@ async def test_terminate_returns_a_busy_activation(client: httpx.AsyncClient) ->
         "status": "BUSY",
         "activationType": "TERMINATE",
         "providerEnvironment": "SP16001",
+        "referenceNumber": "REF-1",
         "subscriptionId": "SUB-1",
         "phoneNumber": "06-12345678",
-        "activatedDate": None,
-        "info": {"wishDate": "2030-03-01T12:00:00+01:00", "referenceNumber": "REF-1"},
+        "info": {"wishDate": "2030-03-01T12:00:00+01:00"},
     }
 
 
 async def test_optional_fields_are_only_echoed_when_given(client: httpx.AsyncClient) -> None:
     body = (await terminate(client, subscriptionId="SUB-2")).json()
     assert body["info"] == {}
-    assert body["phoneNumber"] is None
+    assert "phoneNumber" not in body and "referenceNumber" not in body
+    assert "activatedDate" not in body
 
 
 async def test_phone_only_maps_to_a_stable_subscription(client: httpx.AsyncClient) -> None:
@@ -227,7 +228,7 @@ async def test_configured_error_outcome(
     clock.advance(seconds=5)
     failed = await activation(client, created["id"])
     assert failed["status"] == "ERROR"
-    assert failed["activatedDate"] is None
+    assert "activatedDate" not in failed
     assert failed["info"]["errorMessage"] == "SIM is blocked"
     # A failed termination does not terminate the subscription: it can be retried.
     await client.post("/_sandbox/stn/subscriptions/S-ERR", json={"outcome": "DONE"})
@@ -284,6 +285,25 @@ async def test_query_filters_sorting_and_paging(
     )
     assert [r["id"] for r in window["results"]] == [ids[1]]
     assert (await query(client, id="nope"))["total"] == 0
+    by_day = await query(client, createdAtFrom="2030-01-15", createdAtTo="2030-01-15")
+    assert by_day["total"] == 3
+
+
+async def test_query_by_reference_number_and_order_by_desc(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    first = (await terminate(client, subscriptionId="S-R1", referenceNumber="REF-A")).json()
+    clock.advance(seconds=1)
+    second = (await terminate(client, subscriptionId="S-R2", referenceNumber="REF-B")).json()
+    clock.advance(seconds=1)
+    third = (await terminate(client, subscriptionId="S-R3", referenceNumber="REF-A")).json()
+    found = await query(client, referenceNumber="REF-A", activationType="TERMINATE")
+    assert [r["id"] for r in found["results"]] == [first["id"], third["id"]]
+    newest = await query(client, referenceNumber="REF-A", orderByDesc="createdAt")
+    assert [r["id"] for r in newest["results"]] == [third["id"], first["id"]]
+    # AutoQuery names are case-insensitive; several fields are comma-separated.
+    mixed = await query(client, orderBy="ReferenceNumber", orderByDesc="CreatedAt")
+    assert [r["id"] for r in mixed["results"]] == [third["id"], first["id"], second["id"]]
 
 
 @pytest.mark.parametrize(
@@ -291,7 +311,8 @@ async def test_query_filters_sorting_and_paging(
     [
         ({"take": "many"}, "Take"),
         ({"skip": "-1"}, "Skip"),
-        ({"orderBy": "status"}, "OrderBy"),
+        ({"orderBy": "colour"}, "OrderBy"),
+        ({"orderByDesc": "colour"}, "OrderByDesc"),
         ({"createdAtFrom": "yesterday"}, "CreatedAtFrom"),
         ({"phoneNumber": "12"}, "PhoneNumber"),
     ],
@@ -307,26 +328,92 @@ async def test_invalid_query_parameters(
 # ------------------------------------------------------------------ cancel
 
 
-async def test_cancel_a_pending_termination(client: httpx.AsyncClient, clock: ManualClock) -> None:
-    created = (await terminate(client, subscriptionId="S-CXL")).json()
-    clock.advance(seconds=1)
-    response = await client.post(
-        CANCEL, json={"activationId": created["id"], "note": "customer stays"}, headers=STN_HEADERS
+async def cancel(client: httpx.AsyncClient, activation_id: str, **body: Any) -> httpx.Response:
+    return await client.post(
+        CANCEL, json={"activationId": activation_id, **body}, headers=STN_HEADERS
     )
-    assert response.status_code == 200
-    cancelled = response.json()
-    assert cancelled["status"] == "CANCELLED"
-    assert cancelled["info"]["cancelNote"] == "customer stays"
-    assert cancelled["modifiedAt"] == "2030-01-15T12:00:01.000Z"
-    clock.advance(seconds=10)
-    assert (await activation(client, created["id"]))["status"] == "CANCELLED"
 
-    again = await client.post(CANCEL, json={"activationId": created["id"]}, headers=STN_HEADERS)
-    assert assert_error(again, 400, "AlreadyCancelled")["message"] == (
-        f"Activation {created['id']} has already been cancelled."
-    )
-    # A cancelled termination is neither pending nor final: the line can be terminated again.
+
+async def test_cancel_answers_a_new_busy_activation_that_becomes_done(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    wish = "2030-01-16T12:00:00+01:00"
+    created = (
+        await terminate(client, subscriptionId="S-CXL", wishDate=wish, referenceNumber="REF-C")
+    ).json()
+    clock.advance(seconds=1)
+    response = await cancel(client, created["id"], note="customer stays")
+    assert response.status_code == 200
+    cancellation = response.json()
+    assert cancellation["id"] != created["id"]
+    assert cancellation == {
+        "id": cancellation["id"],
+        "createdAt": "2030-01-15T12:00:01.000Z",
+        "modifiedAt": "2030-01-15T12:00:01.000Z",
+        "status": "BUSY",
+        "activationType": "TERMINATE",
+        "providerEnvironment": "SP16001",
+        "referenceNumber": "REF-C",
+        "subscriptionId": "S-CXL",
+        "info": {"wishDate": wish},
+    }
+    termination = await activation(client, created["id"])
+    assert termination["status"] == "CANCELLING"
+    assert_error(await cancel(client, created["id"]), 400, "CancellationPending")
+    assert_error(await terminate(client, subscriptionId="S-CXL"), 400, "TerminationPending")
+
+    clock.advance(seconds=5)  # the cancellation delay (default 0.5 s) has passed
+    done = await activation(client, cancellation["id"])
+    assert done["status"] == "DONE"
+    assert done["activatedDate"] == "2030-01-15T12:00:01.500Z"
+    # The termination never executes: it ends ERROR (sandbox assumption) and the
+    # subscription can be terminated again.
+    clock.advance(days=2)
+    termination = await activation(client, created["id"])
+    assert termination["status"] == "ERROR" and "activatedDate" not in termination
+    assert cancellation["id"] in termination["info"]["errorMessage"]
+    assert_error(await cancel(client, created["id"]), 400, "AlreadyExecuted")
     assert (await terminate(client, subscriptionId="S-CXL")).status_code == 200
+    both = await query(client, referenceNumber="REF-C", orderByDesc="createdAt")
+    assert [r["id"] for r in both["results"]] == [cancellation["id"], created["id"]]
+
+
+async def test_a_cancellation_configured_to_fail_leaves_the_termination_to_execute(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    spec = {"cancelOutcome": "ERROR", "cancelMessage": "too late for the network"}
+    assert (await client.post("/_sandbox/stn/subscriptions/S-KEEP", json=spec)).json() == {
+        "subscriptionId": "S-KEEP",
+        **spec,
+    }
+    created = (await terminate(client, subscriptionId="S-KEEP")).json()
+    cancellation = (await cancel(client, created["id"])).json()
+    clock.advance(seconds=0.5)
+    failed = await activation(client, cancellation["id"])
+    assert failed["status"] == "ERROR"
+    assert failed["info"]["errorMessage"] == "too late for the network"
+    # The termination stands: BUSY again, executed at its own time.
+    assert (await activation(client, created["id"]))["status"] == "BUSY"
+    clock.advance(seconds=4.5)
+    done = await activation(client, created["id"])
+    assert done["status"] == "DONE"
+    assert done["activatedDate"] == "2030-01-15T12:00:05.000Z"
+
+
+async def test_a_termination_held_while_cancelling_executes_when_released_late(
+    client: httpx.AsyncClient, clock: ManualClock, state: Any
+) -> None:
+    await client.post("/_sandbox/stn/subscriptions/S-HELD", json={"cancelOutcome": "ERROR"})
+    created = (await terminate(client, subscriptionId="S-HELD")).json()
+    state.context.settings.stn_cancellation_delay_seconds = 30.0
+    cancellation = (await cancel(client, created["id"])).json()
+    clock.advance(seconds=10)  # the termination's own time (+5 s) passes while CANCELLING
+    assert (await activation(client, created["id"]))["status"] == "CANCELLING"
+    clock.advance(seconds=20)
+    assert (await activation(client, cancellation["id"]))["status"] == "ERROR"
+    released = await activation(client, created["id"])
+    assert released["status"] == "DONE"
+    assert released["activatedDate"] == "2030-01-15T12:00:30.000Z"
 
 
 async def test_cancel_after_execution_is_rejected(
@@ -345,16 +432,27 @@ async def test_cancel_unknown_activation(client: httpx.AsyncClient) -> None:
     assert_error(response, 404, "NotFound")
 
 
+async def test_a_cancellation_can_not_itself_be_cancelled(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (await terminate(client, subscriptionId="S-TWICE")).json()
+    cancellation = (await cancel(client, created["id"])).json()
+    assert_error(await cancel(client, cancellation["id"]), 404, "NotFound")
+
+
 async def test_cancel_validation(client: httpx.AsyncClient) -> None:
-    missing = await client.post(CANCEL, json={}, headers=STN_HEADERS)
-    assert assert_error(missing, 400, "NotEmpty")["errors"][0]["fieldName"] == "ActivationId"
+    missing = await client.post(CANCEL, json={"note": "n"}, headers=STN_HEADERS)
+    body = assert_error(missing, 400, "SerializationException")
+    assert body["message"].endswith(
+        "missing required properties, including the following: activationId"
+    )
     long_note = await client.post(
         CANCEL, json={"activationId": "x", "note": "n" * 165}, headers=STN_HEADERS
     )
     body = assert_error(long_note, 400, "MaximumLength")
-    assert body["errors"][0]["fieldName"] == "Note"
+    assert body["errors"][0]["fieldName"] == "note"
     assert body["message"] == (
-        "The length of 'Note' must be 164 characters or fewer. You entered 165 characters."
+        "The length of 'note' must be 164 characters or fewer. You entered 165 characters."
     )
 
 
