@@ -43,14 +43,14 @@ async def status_of(client: Client, workflow_id: str) -> dict[str, Any]:
 
 
 async def wait_for_phase(
-    client: Client, workflow_id: str, phase: str, within: float = 30.0
+    client: Client, workflow_id: str, phase: str, within: float = 30.0, interval: float = 0.2
 ) -> dict[str, Any]:
     async def check() -> dict[str, Any]:
         state = await status_of(client, workflow_id)
         assert state["phase"] == phase, f"phase {state['phase']}, want {phase}"
         return state
 
-    return await eventually(check, within=within)
+    return await eventually(check, within=within, interval=interval)
 
 
 async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:

@@ -110,6 +110,8 @@ async def start(
     return started.workflow_id
 
 
+# Wall clock ~6 s: the churn date 5 s ahead must outlast preparing three parts over
+# HTTP, then sTN's 1 s delay; 2-3 s would likely do. Step order: tests/fast.
 async def test_happy_path_ends_every_part_at_the_churn_date(
     client: Client,
     worker: Worker,
@@ -142,6 +144,7 @@ async def test_happy_path_ends_every_part_at_the_churn_date(
     await record_history(client.get_workflow_handle(workflow_id), "customer_churn_completed")
 
 
+# Wall clock ~5 s: the churn date 4 s ahead, then sTN's delay; 2-3 s would likely do.
 async def test_stn_error_after_the_date_undoes_billing_and_esims(
     client: Client,
     worker: Worker,
@@ -197,6 +200,7 @@ async def test_revoke_before_the_date_undoes_each_part_once(
     await record_history(client.get_workflow_handle(workflow_id), "customer_churn_revoked")
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_failing_compensation_needs_attention_until_resolved(
     client: Client,
     worker: Worker,
@@ -229,6 +233,7 @@ async def test_failing_compensation_needs_attention_until_resolved(
     assert (await result_of(client, workflow_id))["phase"] == "COMPENSATED"
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_mark_handled_closes_the_saga_with_the_note(
     client: Client,
     worker: Worker,
@@ -309,6 +314,7 @@ async def test_reschedule_moves_every_part(
     await sagas.revoke(client, workflow_id, "test cleanup")
 
 
+@pytest.mark.own_sandbox  # counts every provider call
 @pytest.mark.parametrize(
     ("argv", "problems"),
     [
@@ -382,6 +388,8 @@ def spawn_worker(client: Client, sandbox: SandboxServer, task_queue: str) -> Ite
             process.wait()
 
 
+# Wall clock ~18 s: two real worker processes start, and the date 8 s ahead must
+# outlast the first one's start. Needed: a killed process is the point.
 async def test_worker_killed_mid_saga_changes_nothing(
     client: Client,
     settings: OrchestratorSettings,
@@ -407,6 +415,9 @@ async def test_worker_killed_mid_saga_changes_nothing(
     assert json.dumps(final).count("ERROR") == 0
 
 
+# Wall clock ~5 s: a 3 s latency keeps the first eSIM batch in flight while the
+# workflow is cancelled. Needed for real HTTP.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancelled(
     client: Client,
     worker: Worker,

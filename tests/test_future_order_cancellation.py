@@ -220,6 +220,7 @@ async def test_only_late_orders_means_completed_with_reasons_and_no_call(
 # -- lost responses, faults, the deadline race -------------------------------------------
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_lost_response_is_settled_by_the_listing_without_double_effects(
     client: Client,
     worker: Worker,
@@ -250,6 +251,8 @@ async def test_lost_response_is_settled_by_the_listing_without_double_effects(
     )
 
 
+# Wall clock ~2 s: Airalo's Retry-After of 2 s, which is asserted.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_rate_limited_cancel_is_retried_after_retry_after(
     client: Client,
     worker: Worker,
@@ -272,6 +275,10 @@ async def test_rate_limited_cancel_is_retried_after_retry_after(
     assert waited >= timedelta(seconds=2)  # Retry-After was honoured, not the 1 s backoff
 
 
+# Wall clock 5-65 s (the slowest test): Airalo's dates have minutes only, so the
+# earliest cut-off is the next whole minute. Kept for the real 503 path; the same
+# deadline race runs in ~2 s in tests/fast (cut-off to the second).
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_provider_down_until_the_cutoff_misses_the_deadline_others_retried(
     client: Client,
     worker: Worker,
@@ -311,6 +318,7 @@ async def test_provider_down_until_the_cutoff_misses_the_deadline_others_retried
     assert sandbox_admin.airalo_get_future_order(relaxed)["status"] == "cancelled"
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancelling_the_workflow_stops_it_and_says_what_is_unknown(
     client: Client,
     worker: Worker,
@@ -341,6 +349,9 @@ async def test_cancelling_the_workflow_stops_it_and_says_what_is_unknown(
 # -- revoke ------------------------------------------------------------------------------
 
 
+# Wall clock ~4 s: the second batch's 503s must be retried at least once (1 s
+# backoff) before the revoke. Needed for real HTTP.
+@pytest.mark.own_sandbox  # sandbox-wide faults
 async def test_revoke_mid_run_recreates_the_first_batch_and_never_cancels_the_second(
     client: Client,
     worker: Worker,
@@ -418,6 +429,10 @@ async def test_revoke_mid_run_recreates_the_first_batch_and_never_cancels_the_se
     )
 
 
+# Wall clock ~4 s: a 3 s latency keeps the first call in flight while the revoke
+# arrives. Needed for the real cancel (WAIT_CANCELLATION_COMPLETED); tests/fast
+# holds the call with a gate instead.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_revoke_during_a_call_lets_its_answer_count_and_sends_nothing_more(
     client: Client,
     worker: Worker,
@@ -494,6 +509,7 @@ def test_revoke_validator_explains_why_it_refuses() -> None:
 # -- the token -------------------------------------------------------------------------
 
 
+@pytest.mark.own_sandbox  # revokes every token; counts every Airalo call
 async def test_token_fetched_once_refreshed_after_401(
     client: Client,
     worker: Worker,
@@ -530,6 +546,8 @@ async def test_token_fetched_once_refreshed_after_401(
 # -- duplicates and the CLI -------------------------------------------------------------
 
 
+# Wall clock ~2 s: a 2 s latency only keeps the first run open for the second request.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_the_same_ids_in_any_order_attach_to_the_running_saga(
     client: Client,
     worker: Worker,
@@ -551,6 +569,7 @@ async def test_the_same_ids_in_any_order_attach_to_the_running_saga(
     assert len(cancel_calls(sandbox_admin, ids)) == 1
 
 
+@pytest.mark.own_sandbox  # counts every Airalo call
 async def test_invalid_inputs_are_rejected_with_nothing_started(
     client: Client,
     settings: OrchestratorSettings,
@@ -773,6 +792,7 @@ async def test_compensation_refused_by_airalo_is_reported_per_order(
     assert results[0].error is not None and "2 days" in results[0].error
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_create_activity_finds_the_order_a_lost_attempt_created(
     sandbox: SandboxServer, sandbox_admin: SandboxAdmin, uid: str
 ) -> None:

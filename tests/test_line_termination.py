@@ -69,6 +69,9 @@ async def test_immediate_termination_completes(
     )
 
 
+# Wall clock ~5 s: the 4 s wish date, then sTN's 1 s processing delay. Needed: the
+# date must reach sTN over HTTP with no QueryActivation before it (call log); 2 s would
+# do. The timer logic itself is in tests/fast.
 async def test_termination_waits_for_wish_date(
     client: Client,
     worker: Worker,
@@ -162,6 +165,8 @@ async def test_revoke_refused_once_final(
     assert "complete" in str(refused.value).lower()
 
 
+# Wall clock ~4 s: the new date is 3 s ahead and the run is awaited. Needed for the
+# resubmitted date over HTTP; 1-2 s would do (the logic is in tests/fast).
 async def test_reschedule_moves_the_termination(
     client: Client,
     worker: Worker,
@@ -242,6 +247,7 @@ async def test_provider_error_fails_with_reason(
     await record_history(client.get_workflow_handle(started.workflow_id), "line_termination_failed")
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_provider_rejection_fails_without_retrying(
     client: Client,
     worker: Worker,
@@ -264,6 +270,8 @@ async def test_provider_rejection_fails_without_retrying(
     assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
 
 
+# Wall clock ~4 s: the 3 s wish date only keeps the first run open for the second
+# request; a date days ahead and a revoke at the end would not wait at all.
 async def test_duplicate_request_attaches_to_the_running_saga(
     client: Client,
     worker: Worker,
@@ -284,6 +292,7 @@ async def test_duplicate_request_attaches_to_the_running_saga(
     assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_lost_response_still_terminates_exactly_once(
     client: Client,
     worker: Worker,
@@ -305,6 +314,9 @@ async def test_lost_response_still_terminates_exactly_once(
     assert any("lost response" in s["detail"] for s in final["steps"])
 
 
+# Wall clock ~7 s: two 503s (retried after 1 s, 2 s), a 429 (Retry-After 1 s), sTN's
+# processing delay. Needed: the retry policy against real HTTP answers.
+@pytest.mark.own_sandbox  # sandbox-wide faults; counts every QueryActivation
 async def test_transient_faults_are_retried(
     client: Client,
     worker: Worker,
@@ -360,6 +372,9 @@ async def test_workflow_cancellation_compensates(
     assert len(cancels) == 1
 
 
+# Wall clock ~2 s: a 2 s latency keeps the HTTP submit in flight while the workflow
+# is cancelled. Needed for real HTTP; tests/fast holds the submit with a gate instead.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancellation_during_submit_undoes_what_stn_created(
     client: Client,
     worker: Worker,

@@ -128,6 +128,8 @@ async def test_churn_now_completes(
     await record_history(handle, "order_cancellation_completed")
 
 
+# Wall clock ~3-4 s: the churn time 4 s ahead (whole seconds). Needed: no GET before
+# the churn time in the call log; 2 s would do.
 async def test_waits_for_the_churn_time_then_completes(
     client: Client,
     worker: Worker,
@@ -163,6 +165,7 @@ async def test_waits_for_the_churn_time_then_completes(
     assert len(puts_for(sandbox_admin, order)) == 1
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_lost_put_response_makes_exactly_one_cancellation(
     client: Client,
     worker: Worker,
@@ -255,6 +258,9 @@ async def test_revoke_refused_once_completed(
     assert "complete" in str(refused.value).lower()
 
 
+# Wall clock ~2 s: Rebilly (the sandbox) completes the cancellation at its churn time,
+# 2 s ahead. Needed: Rebilly's own completion is what the revoke runs into.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_revoke_refused_with_a_reason_when_rebilly_completed_first(
     client: Client,
     worker: Worker,
@@ -366,6 +372,7 @@ async def test_revoked_draft_is_deleted_once(
 # -- provider errors ---------------------------------------------------------------------
 
 
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_rejection_fails_with_the_providers_reason_without_retrying(
     client: Client,
     worker: Worker,
@@ -407,6 +414,9 @@ async def test_rebillys_own_conflict_fails_with_its_reason(
     assert len(puts_for(sandbox_admin, order)) == 2
 
 
+# Wall clock ~2-3 s: Rebilly's X-RateLimit-Retry-After is an epoch second; honouring
+# it is what is tested.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_rate_limit_is_retried_after_rebillys_epoch(
     client: Client,
     worker: Worker,
@@ -467,6 +477,9 @@ async def test_workflow_cancellation_compensates(
     )
 
 
+# Wall clock ~2 s: a 2 s latency keeps the HTTP PUT in flight while the workflow is
+# cancelled. Needed for real HTTP.
+@pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancellation_during_an_in_flight_put_undoes_what_it_made(
     client: Client,
     worker: Worker,
