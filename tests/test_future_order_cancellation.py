@@ -38,16 +38,24 @@ from domain.airalo import (
     OrderOutcomeRecord,
     RecreatedFutureOrder,
 )
-from domain.common import ErrorType, Provider, RevokeRequest, SagaKind, SagaPhase
+from domain.common import (
+    ErrorType,
+    OperatorRequestKind,
+    Provider,
+    RevokeRequest,
+    SagaKind,
+    SagaPhase,
+)
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import sagas
 from tests.conftest import provider_settings_for
 from tests.helpers import eventually, record_history, result_of, status_of
 from worker import activities_of, provider_clients
 from workflows import airalo_steps
-from workflows.airalo_cancellation import FutureOrderCanceller
+from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.ledger import SagaLedger
+from workflows.operator_inbox import OperatorRequest
 
 TOKEN = "/v2/token"
 ORDERS = "/v2/future-orders"
@@ -486,8 +494,8 @@ def test_revoke_validator_explains_why_it_refuses() -> None:
         with pytest.raises(ValueError, match=f"already {phase.value}.*no cancellation is running"):
             saga._validate_revoke(RevokeRequest())
     saga._ledger.phase = SagaPhase.REVOKING
-    saga._revoke = RevokeRequest(reason="first")
-    with pytest.raises(ValueError, match="already being applied"):
+    saga._steering.inbox.in_progress = OperatorRequest(OperatorRequestKind.REVOKE)
+    with pytest.raises(ValueError, match="another request is being applied"):
         saga._validate_revoke(RevokeRequest())
 
 

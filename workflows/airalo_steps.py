@@ -1,6 +1,6 @@
 """Airalo steps as a workflow calls them: activity, timeouts, retries.
 
-One definition, used by :class:`workflows.airalo_cancellation.FutureOrderCanceller`
+One definition, used by :class:`workflows.airalo_canceller.FutureOrderCanceller`
 (the cancellation procedure both the future-order cancellation saga and the
 customer churn saga run) and by their compensation, :func:`recreate_future_orders`
 (the saga's revoke, the churn saga's undo). Nothing here depends on a saga class.

@@ -13,19 +13,20 @@ is attempted after it.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import (
+        OperatorRequestKind,
         Provider,
         RescheduleRequest,
         RevokeRequest,
         SagaKind,
         SagaPhase,
+        SagaQuery,
         refuse_past_wish_date,
     )
     from domain.stn import (
@@ -38,15 +39,12 @@ with workflow.unsafe.imports_passed_through():
         mask_phone_number,
     )
 
-import contextlib
-
 from workflows import stn_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
-from workflows.operator_inbox import OperatorInbox, OperatorRequest
+from workflows.steering import Steering
 
-REVOKE = "revoke"
-RESCHEDULE = "reschedule"
+REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 # 2026-11: a cancellation during submit used to cancel the activity and end FAILED,
 # leaving the termination sTN still created (tests/histories/*_prepatch.json).
 PATCH_SHIELDED_SUBMIT = "shield-submit-from-cancellation"
@@ -59,7 +57,7 @@ class LineTerminationSaga:
         self._request = request
         self._wish_date: datetime | None = request.wish_date
         self._ledger = SagaLedger(SagaKind.LINE_TERMINATION, [Provider.STN])
-        self._inbox = OperatorInbox()
+        self._steering = Steering(self._ledger)
         self._submission: SubmitTermination | None = None
         self._submit_step = InflightStep()
         self._activation: Activation | None = None
@@ -89,21 +87,26 @@ class LineTerminationSaga:
                 raise
             self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
         finally:
-            self._inbox.refuse_all(f"the saga ended {self._ledger.phase.value}")
+            self._steering.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
     # -- the main loop -------------------------------------------------------
 
     async def _drive(self) -> None:
-        """Run until final; operator requests are applied between steps."""
-        while not self._ledger.phase.is_final:
-            if self._inbox.has_pending():
-                await self._apply(self._inbox.take())
-            elif self._ledger.phase == SagaPhase.WAITING:
-                await self._wait_until_due()
-            else:
-                await self._poll()
+        """Wait, then poll, until final; operator requests are applied between steps."""
+        await self._steering.drive(
+            self._advance, {REVOKE: self._revoke, RESCHEDULE: self._reschedule}
+        )
+
+    async def _advance(self) -> None:
+        if self._ledger.phase == SagaPhase.WAITING:
+            if await self._steering.wait_until(self._wish_date):
+                self._ledger.enter(
+                    SagaPhase.POLLING, "wish date reached; waiting for sTN to execute"
+                )
+        else:
+            await self._poll()
 
     async def _submit(self) -> None:
         self._submissions += 1
@@ -142,36 +145,13 @@ class LineTerminationSaga:
             f"attempt {result.attempt}",
         )
 
-    async def _wait_until_due(self) -> None:
-        """Durable timer to the wish date; returns early for an operator request."""
-        if self._wish_date is not None:
-            remaining = self._wish_date - workflow.now()
-            if remaining > timedelta(0):
-                try:
-                    await workflow.wait_condition(self._inbox.has_pending, timeout=remaining)
-                    return
-                except TimeoutError:
-                    pass
-        self._ledger.enter(SagaPhase.POLLING, "wish date reached; waiting for sTN to execute")
-
     async def _poll(self) -> None:
         assert self._activation is not None
-        poll = asyncio.ensure_future(stn_steps.await_activation_final(self._activation.id))
-        interrupt = asyncio.ensure_future(workflow.wait_condition(self._inbox.has_pending))
-        await workflow.wait([poll, interrupt], return_when=asyncio.FIRST_COMPLETED)
-        if not poll.done():
-            # An operator request: stop polling, let the loop apply it.
-            poll.cancel()
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await poll
-            return
-        interrupt.cancel()
-        try:
-            checked = poll.result()
-        except ActivityError as error:
-            if not _is_timeout(error):
-                raise
-            self._ledger.record("still_pending", "sTN has not finished after a day; still polling")
+        checked = await self._steering.poll_interruptibly(
+            stn_steps.await_activation_final(self._activation.id),
+            still_pending="sTN has not finished after a day; still polling",
+        )
+        if checked is None:
             return
         self._provider_checks += checked.checks
         self._settle(checked.activation)
@@ -193,18 +173,6 @@ class LineTerminationSaga:
             )
 
     # -- operator requests ---------------------------------------------------
-
-    async def _apply(self, request: OperatorRequest) -> None:
-        try:
-            if request.kind == REVOKE:
-                await self._revoke(request.payload)
-            else:
-                await self._reschedule(request.payload)
-            request.finish()
-        except ActivityError as error:
-            request.finish(describe_failure(error))
-        finally:
-            self._inbox.release()
 
     async def _revoke(self, request: RevokeRequest) -> None:
         previous = self._ledger.phase
@@ -278,39 +246,34 @@ class LineTerminationSaga:
 
     # -- handlers --------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=REVOKE)
     async def revoke(self, request: RevokeRequest) -> LineTerminationStatus:
         """Cancel the termination at sTN and end REVOKED (before it executed)."""
-        await self._inbox.submit(REVOKE, request)
+        await self._steering.request(REVOKE, request)
         return self.status()
 
     @revoke.validator
     def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._refuse_if_settled("revoke")
+        self._steering.refuse_if_settled(REVOKE, too_late=self._executed())
 
-    @workflow.update
+    @workflow.update(name=RESCHEDULE)
     async def reschedule(self, request: RescheduleRequest) -> LineTerminationStatus:
         """Move the termination to a new wish date (cancel + resubmit at sTN)."""
-        await self._inbox.submit(RESCHEDULE, request)
+        await self._steering.request(RESCHEDULE, request)
         return self.status()
 
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        self._refuse_if_settled("reschedule")
+        self._steering.refuse_if_settled(RESCHEDULE, too_late=self._executed())
         refuse_past_wish_date(request.wish_date, workflow.now())
 
-    def _refuse_if_settled(self, action: str) -> None:
-        phase = self._ledger.phase
-        if phase.is_final:
-            raise ValueError(f"cannot {action}: the saga is already {phase.value}")
-        if self._activation is not None and self._activation.is_executed:
-            raise ValueError(
-                f"cannot {action}: sTN already executed the termination ({self._activation.status})"
-            )
-        if self._inbox.busy:
-            raise ValueError(f"cannot {action}: another request is being applied")
+    def _executed(self) -> str | None:
+        activation = self._activation
+        if activation is not None and activation.is_executed:
+            return f"sTN already executed the termination ({activation.status})"
+        return None
 
-    @workflow.query
+    @workflow.query(name=SagaQuery.STATUS)
     def status(self) -> LineTerminationStatus:
         activation = self._activation
         return LineTerminationStatus(
@@ -328,7 +291,3 @@ class LineTerminationSaga:
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
         )
-
-
-def _is_timeout(error: ActivityError) -> bool:
-    return isinstance(error.cause, ActivityTimeoutError)
