@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         CancelFutureOrdersResult,
         CancelRejection,
         FutureOrder,
+        FutureOrdersListed,
         OrderOutcome,
         OrderOutcomeRecord,
         RejectionKind,
@@ -209,18 +210,28 @@ class FutureOrderCanceller:
 
     # -- lookup ------------------------------------------------------------------
 
-    async def _look_up(self) -> bool:
-        ids = self._request_ids
+    async def _list(
+        self, request_ids: list[str], *, step: str, failure: str
+    ) -> FutureOrdersListed | None:
+        """One ``GET /v2/future-orders``; if it fails, these IDs end ``FAILED``: ``failure``."""
         self.lookups += 1
         try:
-            listing = await airalo_steps.list_future_orders(ids)
+            return await airalo_steps.list_future_orders(request_ids)
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise
-            reason = f"could not look the order up at Airalo: {describe_failure(error)}"
-            self._note_error("lookup_failed", reason)
-            for request_id in ids:
+            reason = f"{failure}: {describe_failure(error)}"
+            self._note_error(step, reason)
+            for request_id in request_ids:
                 self._settle(request_id, OrderOutcome.FAILED, reason)
+            return None
+
+    async def _look_up(self) -> bool:
+        ids = self._request_ids
+        listing = await self._list(
+            ids, step="lookup_failed", failure="could not look the order up at Airalo"
+        )
+        if listing is None:
             return False
         for order in listing.orders:
             self._remember(order)
@@ -470,19 +481,13 @@ class FutureOrderCanceller:
 
     async def _settle_by_lookup(self, request_ids: list[str]) -> None:
         """Decide uncertain IDs from ``GET /v2/future-orders`` (rules: module docstring)."""
-        self.lookups += 1
-        try:
-            listing = await airalo_steps.list_future_orders(request_ids)
-        except ActivityError as error:
-            if is_cancelled_exception(error):
-                raise
-            reason = (
-                "an earlier cancel call's answer was lost and Airalo could not be asked "
-                f"whether it got through: {describe_failure(error)}"
-            )
-            self._note_error("settle_failed", reason)
-            for request_id in request_ids:
-                self._settle(request_id, OrderOutcome.FAILED, reason)
+        listing = await self._list(
+            request_ids,
+            step="settle_failed",
+            failure="an earlier cancel call's answer was lost and Airalo could not be asked "
+            "whether it got through",
+        )
+        if listing is None:
             return
         listed = {order.request_id: order for order in listing.orders}
         now = workflow.now()

@@ -14,6 +14,7 @@ why the parts are activities of one workflow rather than child sagas are in
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Literal
 
 from temporalio import workflow
@@ -35,13 +36,13 @@ with workflow.unsafe.imports_passed_through():
         SagaKind,
         SagaPhase,
         SagaQuery,
-        refuse_past_wish_date,
     )
 
 from workflows import stn_steps
 from workflows.churn_parts import BillingPart, ChurnPart, EsimPart, LinePart, PartName, StepFailed
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
+from workflows.operator_updates import Reschedulable
 from workflows.steering import Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -49,7 +50,7 @@ RESOLVE = OperatorRequestKind.RESOLVE
 
 
 @workflow.defn(name="CustomerChurn")
-class CustomerChurnSaga:
+class CustomerChurnSaga(Reschedulable[CustomerChurnStatus]):
     @workflow.init
     def __init__(self, request: CustomerChurnRequest) -> None:
         self._request = request
@@ -125,13 +126,11 @@ class CustomerChurnSaga:
         await part.prepare(self._wish_date)
 
     async def _advance(self) -> None:
-        if self._ledger.phase == SagaPhase.WAITING:
-            if await self._steering.wait_until(self._wish_date):
-                self._ledger.enter(
-                    SagaPhase.POLLING, "churn date reached; waiting for sTN to execute"
-                )
-        else:
-            await self._pivot()
+        await self._steering.wait_then_poll(
+            self._pivot,
+            due=self._wish_date,
+            reached="churn date reached; waiting for sTN to execute",
+        )
 
     async def _pivot(self) -> None:
         """Wait for sTN's verdict, then finish every part, or undo everything."""
@@ -291,38 +290,20 @@ class CustomerChurnSaga:
 
     # -- handlers --------------------------------------------------------------
 
-    @workflow.update(name=REVOKE)
-    async def revoke(self, request: RevokeRequest) -> CustomerChurnStatus:
-        """Undo every part before the churn date (COMPENSATED)."""
-        await self._steering.request(REVOKE, request)
-        return self.status()
-
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._steering.refuse_if_settled(REVOKE, too_late=self._past_pivot())
-
-    @workflow.update(name=RESCHEDULE)
-    async def reschedule(self, request: RescheduleRequest) -> CustomerChurnStatus:
-        """Move the churn date for every part."""
-        await self._steering.request(RESCHEDULE, request)
-        return self.status()
-
-    @reschedule.validator
-    def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        self._steering.refuse_if_settled(RESCHEDULE, too_late=self._past_pivot())
+    def _refuse_reschedule(self, wish_date: datetime) -> None:
         if self._ledger.phase == SagaPhase.SUBMITTING:
             raise ValueError("cannot reschedule while the parts are being prepared; try again")
-        refuse_past_wish_date(request.wish_date, workflow.now())
         for part in self._parts:
-            refusal = part.reschedule_refusal(self._wish_date, request.wish_date)
+            refusal = part.reschedule_refusal(self._wish_date, wish_date)
             if refusal is not None:
                 raise ValueError(f"cannot reschedule: {refusal}")
 
-    @workflow.update(name=RESOLVE)
+    @workflow.update(
+        name=RESOLVE,
+        description="Answer NEEDS_ATTENTION: retry what is owed, or mark it handled with a note",
+    )
     async def resolve(self, request: ResolveRequest) -> CustomerChurnStatus:
-        """Answer NEEDS_ATTENTION: retry what is owed, or mark it handled with a note."""
-        await self._steering.request(RESOLVE, request)
-        return self.status()
+        return await self._steer(RESOLVE, request)
 
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:
@@ -331,7 +312,7 @@ class CustomerChurnSaga:
         if self._steering.inbox.busy:
             raise ValueError("another request is being applied")
 
-    def _past_pivot(self) -> str | None:
+    def _provider_acted(self) -> str | None:
         if self._pivot_passed or (self._line is not None and self._line.executed):
             return "sTN already executed the line termination"
         return None

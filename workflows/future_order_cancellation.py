@@ -37,6 +37,7 @@ from workflows import airalo_steps
 from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger
+from workflows.operator_updates import Revocable
 from workflows.steering import Steering
 
 REVOKE = OperatorRequestKind.REVOKE
@@ -57,7 +58,9 @@ class _SagaCanceller(FutureOrderCanceller):
 
 
 @workflow.defn(name="FutureOrderCancellation")
-class FutureOrderCancellationSaga:
+class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus]):
+    _revoke_after_end = NOTHING_TO_STOP
+
     @workflow.init
     def __init__(self, request: FutureOrderCancellationRequest) -> None:
         self._request = request
@@ -180,16 +183,6 @@ class FutureOrderCancellationSaga:
             )
             detail += f", {len(problems)} could not be and stay cancelled (see lastError)"
         self._ledger.enter(SagaPhase.REVOKED, detail)
-
-    @workflow.update(name=REVOKE)
-    async def revoke(self, request: RevokeRequest) -> FutureOrderCancellationStatus:
-        """Stop cancelling, re-create the orders already cancelled, end REVOKED."""
-        await self._steering.request(REVOKE, request)
-        return self.status()
-
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._steering.refuse_if_settled(REVOKE, after_end=NOTHING_TO_STOP)
 
     # -- query ---------------------------------------------------------------------
 

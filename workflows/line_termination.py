@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         SagaKind,
         SagaPhase,
         SagaQuery,
-        refuse_past_wish_date,
     )
     from domain.stn import (
         Activation,
@@ -42,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import stn_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
+from workflows.operator_updates import Reschedulable
 from workflows.steering import Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -51,7 +51,7 @@ PATCH_SHIELDED_SUBMIT = "shield-submit-from-cancellation"
 
 
 @workflow.defn(name="LineTermination")
-class LineTerminationSaga:
+class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     @workflow.init
     def __init__(self, request: TerminationRequest) -> None:
         self._request = request
@@ -100,13 +100,11 @@ class LineTerminationSaga:
         )
 
     async def _advance(self) -> None:
-        if self._ledger.phase == SagaPhase.WAITING:
-            if await self._steering.wait_until(self._wish_date):
-                self._ledger.enter(
-                    SagaPhase.POLLING, "wish date reached; waiting for sTN to execute"
-                )
-        else:
-            await self._poll()
+        await self._steering.wait_then_poll(
+            self._poll,
+            due=self._wish_date,
+            reached="wish date reached; waiting for sTN to execute",
+        )
 
     async def _submit(self) -> None:
         self._submissions += 1
@@ -246,28 +244,7 @@ class LineTerminationSaga:
 
     # -- handlers --------------------------------------------------------------
 
-    @workflow.update(name=REVOKE)
-    async def revoke(self, request: RevokeRequest) -> LineTerminationStatus:
-        """Cancel the termination at sTN and end REVOKED (before it executed)."""
-        await self._steering.request(REVOKE, request)
-        return self.status()
-
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._steering.refuse_if_settled(REVOKE, too_late=self._executed())
-
-    @workflow.update(name=RESCHEDULE)
-    async def reschedule(self, request: RescheduleRequest) -> LineTerminationStatus:
-        """Move the termination to a new wish date (cancel + resubmit at sTN)."""
-        await self._steering.request(RESCHEDULE, request)
-        return self.status()
-
-    @reschedule.validator
-    def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        self._steering.refuse_if_settled(RESCHEDULE, too_late=self._executed())
-        refuse_past_wish_date(request.wish_date, workflow.now())
-
-    def _executed(self) -> str | None:
+    def _provider_acted(self) -> str | None:
         activation = self._activation
         if activation is not None and activation.is_executed:
             return f"sTN already executed the termination ({activation.status})"

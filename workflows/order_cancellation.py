@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         SagaKind,
         SagaPhase,
         SagaQuery,
-        refuse_past_wish_date,
     )
     from domain.rebilly import (
         Cancellation,
@@ -48,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import rebilly_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
+from workflows.operator_updates import Reschedulable
 from workflows.steering import Refused, Steering
 
 CONFIRM = OperatorRequestKind.CONFIRM
@@ -63,7 +63,7 @@ class _TooLate(Exception):
 
 
 @workflow.defn(name="OrderCancellation")
-class OrderCancellationSaga:
+class OrderCancellationSaga(Reschedulable[OrderCancellationStatus]):
     @workflow.init
     def __init__(self, request: OrderCancellationRequest) -> None:
         self._request = request
@@ -117,14 +117,12 @@ class OrderCancellationSaga:
     async def _advance(self) -> None:
         if self._awaiting_confirmation:
             await self._steering.wait_for_request()
-        elif self._ledger.phase == SagaPhase.WAITING:
-            due = self._cancellation.churn_time if self._cancellation else None
-            if await self._steering.wait_until(due):
-                self._ledger.enter(
-                    SagaPhase.POLLING, "churn time reached; waiting for Rebilly to complete"
-                )
         else:
-            await self._poll()
+            await self._steering.wait_then_poll(
+                self._poll,
+                due=self._cancellation.churn_time if self._cancellation else None,
+                reached="churn time reached; waiting for Rebilly to complete",
+            )
 
     def _body(self, status: RebillyStatus) -> CancellationBody:
         body = self._request.body(status)
@@ -342,41 +340,18 @@ class OrderCancellationSaga:
 
     # -- handlers --------------------------------------------------------------
 
-    @workflow.update(name=CONFIRM)
+    @workflow.update(name=CONFIRM, description="Confirm the draft preview as the cancellation")
     async def confirm(self) -> OrderCancellationStatus:
-        """Turn the draft preview into a confirmed cancellation."""
-        await self._steering.request(CONFIRM)
-        return self.status()
+        return await self._steer(CONFIRM)
 
     @confirm.validator
     def _validate_confirm(self) -> None:
-        self._steering.refuse_if_settled(CONFIRM, too_late=self._completed())
+        self._steering.refuse_if_settled(CONFIRM, too_late=self._provider_acted())
         if not self._awaiting_confirmation:
             state = self._cancellation.status.value if self._cancellation else "not created yet"
             raise ValueError(f"cannot confirm: only a draft can be confirmed (this one is {state})")
 
-    @workflow.update(name=REVOKE)
-    async def revoke(self, request: RevokeRequest) -> OrderCancellationStatus:
-        """Undo the cancellation at Rebilly and end REVOKED (before it completed)."""
-        await self._steering.request(REVOKE, request)
-        return self.status()
-
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._steering.refuse_if_settled(REVOKE, too_late=self._completed())
-
-    @workflow.update(name=RESCHEDULE)
-    async def reschedule(self, request: RescheduleRequest) -> OrderCancellationStatus:
-        """Move the churn time (wishDate): revoke and create a new cancellation."""
-        await self._steering.request(RESCHEDULE, request)
-        return self.status()
-
-    @reschedule.validator
-    def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        self._steering.refuse_if_settled(RESCHEDULE, too_late=self._completed())
-        refuse_past_wish_date(request.wish_date, workflow.now())
-
-    def _completed(self) -> str | None:
+    def _provider_acted(self) -> str | None:
         cancellation = self._cancellation
         if cancellation is not None and cancellation.status == RebillyStatus.COMPLETED:
             return _too_late(cancellation)

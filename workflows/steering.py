@@ -126,6 +126,19 @@ class Steering:
                     pass
         return True
 
+    async def wait_then_poll(
+        self, poll: Callable[[], Awaitable[None]], *, due: datetime | None, reached: str
+    ) -> None:
+        """One step of a saga that waits for its due date, then polls its provider.
+
+        ``WAITING``: the durable timer to ``due``, then ``POLLING`` (noting ``reached``)
+        unless a request came first; any later phase: ``poll``.
+        """
+        if self.ledger.phase != SagaPhase.WAITING:
+            await poll()
+        elif await self.wait_until(due):
+            self.ledger.enter(SagaPhase.POLLING, reached)
+
     async def poll_interruptibly(
         self, poll: Awaitable[T], *, still_pending: str | None = None
     ) -> T | None:
