@@ -1,64 +1,12 @@
 """Cancel Airalo future orders, each before its cut-off: the procedure, shared.
 
-:class:`FutureOrderCanceller` is the one implementation of the cancellation, run
-by the FutureOrderCancellation saga and by the customer churn saga (which keeps
-the orders due at or before its churn date: ``keep_due_before``). It records its
-steps on the saga's ledger and never changes the saga's phase; the saga decides
-what its outcomes mean.
-
-look up every order (``GET /v2/future-orders``) → keep those due at or before
-``keep_due_before`` and refuse those past their cut-off, without a call → cancel
-the rest in batches of at most ten, earliest cut-off first → one outcome per
-request id.
-
-Decision rules (one outcome and one reason per request id):
-
-* **Lookup.** A listed order's details and ``latest_cancellation_date`` are
-  recorded before anything is cancelled (the compensation re-creates an order from
-  them). An order due at or before ``keep_due_before`` ends ``KEPT`` without a
-  cancel call. An order whose cut-off has passed ends ``MISSED_DEADLINE`` without a
-  cancel call. IDs Airalo does not list are sent anyway: the cancel call's 422 says
-  whether they do not exist (``NOT_FOUND``) or are already processed.
-* **422.** Airalo rejects the whole call and names the failing indexes. Those IDs
-  get their outcome (does not exist → ``NOT_FOUND``, already processed →
-  ``ALREADY_PROCESSED``, past the cut-off → ``MISSED_DEADLINE``, anything else →
-  ``FAILED``) and the rest of the batch is sent again, in one call.
-* **Lost responses.** An ID is *uncertain* once it was in a call whose answer we
-  never got: an activity that succeeded only on a later attempt, or that gave up.
-  Such a call may have cancelled it. Sending it again is harmless, but a verdict
-  about it is never guessed: when Airalo answers "already processed" (or "past the
-  cut-off") for it, or when its cut-off has passed, the canceller asks
-  ``GET /v2/future-orders``:
-  still listed → it still exists: send it again (or, past its cut-off,
-  ``MISSED_DEADLINE``);
-  not listed, seen pending at the start, due date still ahead → it cannot have
-  fired (orders fire at their due date), so our lost call cancelled it →
-  ``CANCELLED``;
-  not listed and its due date has passed → it fired, or our lost call cancelled
-  it; Airalo's webhook log tells which → ``ALREADY_PROCESSED`` with that reason;
-  not listed and not listed at the start either → no call of ours can have
-  cancelled it → Airalo's answer stands (``ALREADY_PROCESSED``, in its words).
-  A 422 that does *not* name an ID proves that ID was still pending, and a 200
-  that it is cancelled: either makes it certain again.
-* **Deadline race.** A cancel call is retried until the earliest cut-off among its
-  orders and no longer (``schedule_to_close``). When the call gives up with Airalo
-  still failing, IDs whose cut-off has passed are settled as above and, still
-  listed, end ``MISSED_DEADLINE`` with the last error; the others are sent again,
-  bounded by their own later cut-off. IDs Airalo never listed have no cut-off:
-  each call for them gives up after a day, and after five such calls ``FAILED``.
-
-Stopping (:meth:`FutureOrderCanceller.stop`, a saga's revoke): no further cancel
-call is sent. A call in flight is cancelled and waited for until Temporal closed
-it (``WAIT_CANCELLATION_COMPLETED``: no attempt can still reach Airalo); if it
-answered, the answer counts; if not, its IDs are uncertain and settled by one
-``GET /v2/future-orders`` like a lost response. Every ID still open then ends
-``KEPT`` (left in place). So :meth:`~FutureOrderCanceller.cancelled_orders` is
-exactly what must be re-created to undo the run.
-
-Cancellation of the task running :meth:`~FutureOrderCanceller.run` (the workflow
-being cancelled): a call in flight is cancelled the same way and its answer, if
-it got one, still counts; then the cancellation propagates. The saga settles the
-rest with :meth:`~FutureOrderCanceller.abandon` (calling nobody).
+:class:`FutureOrderCanceller` looks every order up, keeps those due at or before
+``keep_due_before`` and refuses those past their cut-off without a call, cancels
+the rest in batches of at most ten (earliest cut-off first) and gives one outcome
+per request id. It is run by the FutureOrderCancellation saga and by the customer
+churn; it records its steps on the saga's ledger and never changes the saga's
+phase. Its decision rules (422s, lost responses settled by lookup, the deadline
+race, stopping) are in ``docs/sagas.md``, section "FutureOrderCanceller".
 """
 
 from __future__ import annotations
@@ -107,7 +55,7 @@ DISPUTABLE = frozenset({RejectionKind.ALREADY_PROCESSED, RejectionKind.PAST_CUTO
 
 
 class FutureOrderCanceller:
-    """Cancel ``request_ids`` at Airalo (rules: module docstring). Workflow code only.
+    """Cancel ``request_ids`` at Airalo (rules: ``docs/sagas.md``). Workflow code only.
 
     ``keep_due_before``: orders due at or before this moment are not cancelled
     (``KEPT``); ``None`` cancels every order.
@@ -133,7 +81,7 @@ class FutureOrderCanceller:
         self.orders: dict[str, FutureOrder] = {}
         self.cancel_calls = 0
         self.lookups = 0
-        # IDs that were in a call whose answer we never got (see the module docstring),
+        # IDs that were in a call whose answer we never got (``docs/sagas.md``),
         # and those of them Airalo then called "already processed".
         self._uncertain: set[str] = set()
         self._disputed: dict[str, CancelRejection] = {}
@@ -480,7 +428,7 @@ class FutureOrderCanceller:
         self._settle(request_id, outcome, f"Airalo: {rejection.message}{note}")
 
     async def _settle_by_lookup(self, request_ids: list[str]) -> None:
-        """Decide uncertain IDs from ``GET /v2/future-orders`` (rules: module docstring)."""
+        """Decide uncertain IDs from ``GET /v2/future-orders`` (rules: ``docs/sagas.md``)."""
         listing = await self._list(
             request_ids,
             step="settle_failed",
