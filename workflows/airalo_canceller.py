@@ -49,6 +49,10 @@ VERDICTS = {
     RejectionKind.PAST_CUTOFF: (OrderOutcome.MISSED_DEADLINE, ""),
     RejectionKind.INVALID: (OrderOutcome.FAILED, ""),
 }
+# 2026-11: Airalo does not document what a 422 did with the IDs it did not name;
+# they used to be taken as still pending (tests/histories/*_prepatch.json).
+PATCH_SETTLE_UNNAMED_AFTER_422 = "airalo-settle-unnamed-after-422"
+
 # Answers that a lost call of ours could have caused (it cancelled the order, so
 # Airalo now calls it processed, or checks the cut-off first): settled by lookup.
 DISPUTABLE = frozenset({RejectionKind.ALREADY_PROCESSED, RejectionKind.PAST_CUTOFF})
@@ -85,6 +89,8 @@ class FutureOrderCanceller:
         # and those of them Airalo then called "already processed".
         self._uncertain: set[str] = set()
         self._disputed: dict[str, CancelRejection] = {}
+        # IDs a 422 did not name: looked up before they are sent again.
+        self._unverified: set[str] = set()
         self._sends: Counter[str] = Counter()
         # The last error of a call that ran out of time, per ID (for MISSED_DEADLINE).
         self._unavailable: dict[str, str] = {}
@@ -230,7 +236,11 @@ class FutureOrderCanceller:
         while pending and self._stop_reason is None:
             # Only where a verdict depends on it: resending an uncertain ID is harmless
             # (if our lost call got through, Airalo answers "already processed").
-            must_settle = [i for i in pending if i in self._disputed or self._verdict_due(i)]
+            must_settle = [
+                i
+                for i in pending
+                if i in self._disputed or i in self._unverified or self._verdict_due(i)
+            ]
             must_settle = [i for i in must_settle if i in self._uncertain]
             if must_settle:
                 await self._settle_by_lookup(must_settle)
@@ -316,8 +326,15 @@ class FutureOrderCanceller:
             self._ledger.record("cancelled", f"{label}: {len(pending)} cancelled")
             return []
         named = {rejection.request_id for rejection in result.rejections}
-        # A 422 validates every index: the IDs it does not name were still pending.
-        self._uncertain.difference_update(set(pending) - named)
+        unnamed = set(pending) - named
+        if workflow.patched(PATCH_SETTLE_UNNAMED_AFTER_422):
+            # Undocumented: the call may have cancelled them. Settled by lookup first.
+            self._uncertain.update(unnamed)
+            self._unverified.update(unnamed)
+            then = "the others are looked up before they are sent again"
+        else:
+            self._uncertain.difference_update(unnamed)
+            then = "nothing was cancelled, sending the rest again"
         for rejection in result.rejections:
             self._apply_rejection(rejection)
         for request_id in pending:
@@ -325,8 +342,7 @@ class FutureOrderCanceller:
                 self.outcomes[request_id].outcome = OrderOutcome.PENDING
         self._ledger.record(
             "rejected",
-            f"{label}: Airalo refused {len(named)} of {len(pending)} IDs; "
-            "nothing was cancelled, sending the rest again",
+            f"{label}: Airalo refused {len(named)} of {len(pending)} IDs; {then}",
         )
         return [request_id for request_id in pending if self._is_open(request_id)]
 
@@ -442,6 +458,12 @@ class FutureOrderCanceller:
         verdicts = []
         for request_id in request_ids:
             self._uncertain.discard(request_id)
+            how = (
+                "a call Airalo refused with a 422 naming other IDs"
+                if request_id in self._unverified
+                else "a call whose answer was lost"
+            )
+            self._unverified.discard(request_id)
             disputed = self._disputed.pop(request_id, None)
             if request_id in listed:
                 self._remember(listed[request_id])
@@ -464,7 +486,7 @@ class FutureOrderCanceller:
                 self._settle(
                     request_id,
                     OrderOutcome.CANCELLED,
-                    "cancelled by a call whose answer was lost: no longer listed although "
+                    f"cancelled by {how}: no longer listed although "
                     f"its due date {_utc(seen.due_date)} is still ahead (settled by "
                     "GET /v2/future-orders)",
                 )
