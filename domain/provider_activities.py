@@ -55,6 +55,10 @@ class StnCalls:
     async def await_activation_final(self, request: AwaitActivation) -> ActivationChecked:
         raise NotImplementedError
 
+    @activity.defn(name=StnActivity.GET_ACTIVATION)
+    async def get_activation(self, request: AwaitActivation) -> Activation:
+        raise NotImplementedError
+
     @activity.defn(name=StnActivity.CANCEL_TERMINATION)
     async def cancel_termination(self, request: CancelTermination) -> Activation | None:
         raise NotImplementedError

@@ -311,6 +311,9 @@ class LineTerminationStatus(CamelModel):
     reference_number: str | None
     activation_id: str | None
     activation_status: str | None
+    # The CancelTerminateSubscription activation of a revoke, reschedule or undo.
+    cancellation_id: str | None = None
+    cancellation_status: str | None = None
     submissions: int
     provider_checks: int
     last_error: str | None

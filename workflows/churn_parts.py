@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import airalo_steps, rebilly_steps, stn_steps
 from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.ledger import SagaLedger, describe_failure
+from workflows.steering import Refused
 
 PartName = Literal["stn", "rebilly", "airalo"]
 
@@ -97,6 +98,8 @@ class LinePart(ChurnPart):
         self._line = line
         self.submission: SubmitTermination | None = None
         self.activation: Activation | None = None
+        # sTN's cancellation of it (reschedule, undo), once asked for.
+        self.cancellation: Activation | None = None
         self._submissions = 0
 
     async def prepare(self, wish_date: datetime) -> None:
@@ -119,11 +122,24 @@ class LinePart(ChurnPart):
         )
 
     async def release(self, note: str) -> None:
-        """Cancel the submitted termination before a reschedule resubmits it."""
+        """Cancel the submitted termination before a reschedule resubmits it.
+
+        Raises ``Refused`` when sTN could not cancel it: the old date stands.
+        """
         if self.activation is not None:
-            await stn_steps.cancel_termination(
+            undo = await stn_steps.cancel_termination(
                 CancelTermination(activation_id=self.activation.id, note=note)
             )
+            self._learn(undo)
+            if undo.failure is not None:
+                raise Refused(f"cannot reschedule: {undo.failure}")
+
+    def _learn(self, undo: stn_steps.Undo) -> None:
+        if not undo.followed:
+            return  # runs recorded before the patch did not look at the answer
+        self.cancellation = undo.cancellation
+        if undo.termination is not None:
+            self.activation = undo.termination
 
     @property
     def executed(self) -> bool:
@@ -137,7 +153,7 @@ class LinePart(ChurnPart):
         if activation is not None and activation.is_executed:
             raise StepFailed(f"sTN already terminated the line (activation {activation.id})")
         try:
-            undone = await stn_steps.cancel_termination(
+            undo = await stn_steps.cancel_termination(
                 CancelTermination(
                     activation_id=activation.id if activation else None,
                     submitted=self.submission,
@@ -146,8 +162,13 @@ class LinePart(ChurnPart):
             )
         except ActivityError as error:
             raise StepFailed(describe_failure(error)) from None
-        if undone is not None:
-            self.activation = undone
+        if not undo.followed and undo.cancellation is not None:
+            self.activation = undo.cancellation  # as runs recorded before the patch did
+        self._learn(undo)
+        if undo.failure is not None:
+            # The termination stands: the line is (or will be) terminated.
+            raise StepFailed(f"{undo.failure}; the line will be terminated")
+        undone = undo.cancellation
         what = f"activation {undone.id} cancelled" if undone else "sTN never created one"
         self._ledger.record("line_undone", what)
 
@@ -159,6 +180,8 @@ class LinePart(ChurnPart):
             reference_number=self.submission.reference_number if self.submission else None,
             activation_id=activation.id if activation else None,
             activation_status=activation.status if activation else None,
+            cancellation_id=self.cancellation.id if self.cancellation else None,
+            cancellation_status=self.cancellation.status if self.cancellation else None,
         )
 
 

@@ -43,7 +43,7 @@ from workflows.churn_parts import BillingPart, ChurnPart, EsimPart, LinePart, Pa
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
-from workflows.steering import Steering
+from workflows.steering import Refused, Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 RESOLVE = OperatorRequestKind.RESOLVE
@@ -178,7 +178,7 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus]):
         if self._line is not None:
             try:
                 await self._line.release(f"rescheduled to {new.isoformat()}")
-            except ActivityError as error:
+            except (ActivityError, Refused) as error:
                 self._ledger.note_error("reschedule_refused", describe_failure(error))
                 self._ledger.enter(previous, "reschedule refused; carrying on")
                 raise

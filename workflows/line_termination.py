@@ -42,7 +42,7 @@ from workflows import stn_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
-from workflows.steering import Steering
+from workflows.steering import Refused, Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 # 2026-11: a cancellation during submit used to cancel the activity and end FAILED,
@@ -61,6 +61,8 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         self._submission: SubmitTermination | None = None
         self._submit_step = InflightStep()
         self._activation: Activation | None = None
+        # sTN's cancellation of it (revoke, reschedule, undo), once asked for.
+        self._cancellation: Activation | None = None
         self._submissions = 0
         self._provider_checks = 0
         # Set by the shielded-submit patch: a cancellation is compensated even
@@ -176,23 +178,15 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         previous = self._ledger.phase
         note = request.reason or "revoked by operator"
         self._ledger.enter(SagaPhase.REVOKING, note)
-        try:
-            cancelled = await self._cancel_activation(note)
-        except ActivityError as error:
-            self._ledger.note_error("revoke_refused", describe_failure(error))
-            self._ledger.enter(previous, "revoke refused; carrying on")
-            raise
+        cancelled = await self._cancel_activation(REVOKE, note, previous)
         self._ledger.enter(SagaPhase.REVOKED, f"{note} (activation {cancelled})")
 
     async def _reschedule(self, request: RescheduleRequest) -> None:
         previous = self._ledger.phase
         self._ledger.enter(SagaPhase.RESCHEDULING, f"moving to {request.wish_date.isoformat()}")
-        try:
-            await self._cancel_activation(f"rescheduled to {request.wish_date.isoformat()}")
-        except ActivityError as error:
-            self._ledger.note_error("reschedule_refused", describe_failure(error))
-            self._ledger.enter(previous, "reschedule refused; carrying on")
-            raise
+        note = f"rescheduled to {request.wish_date.isoformat()}"
+        # Resubmitted only once sTN confirmed the old termination is cancelled.
+        await self._cancel_activation(RESCHEDULE, note, previous)
         self._wish_date = request.wish_date
         self._ledger.move_wish_date(request.wish_date)
         try:
@@ -204,14 +198,44 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
             )
             raise
 
-    async def _cancel_activation(self, note: str) -> str:
+    async def _cancel_activation(
+        self, kind: OperatorRequestKind, note: str, previous: SagaPhase
+    ) -> str:
+        """Cancel the termination for an operator request; the id of the cancellation.
+
+        If sTN refuses, or cannot carry the cancellation out, the request is refused
+        and the saga carries on where it was (or ends, if sTN executed meanwhile).
+        """
         assert self._activation is not None
-        cancelled = await stn_steps.cancel_termination(
-            CancelTermination(activation_id=self._activation.id, note=note)
-        )
-        if cancelled is not None:
-            self._activation = cancelled
-        return self._activation.id
+        try:
+            undo = await stn_steps.cancel_termination(
+                CancelTermination(activation_id=self._activation.id, note=note)
+            )
+        except ActivityError as error:
+            self._refused(kind, previous, describe_failure(error))
+            raise
+        self._learn(undo)
+        if undo.failure is None:
+            return undo.cancellation.id if undo.cancellation else self._activation.id
+        if self._activation.is_done:
+            self._settle(self._activation)  # sTN executed it after all: COMPLETED
+        else:
+            self._refused(kind, previous, undo.failure)
+        raise Refused(f"cannot {kind}: {undo.failure}")
+
+    def _refused(self, kind: OperatorRequestKind, previous: SagaPhase, why: str) -> None:
+        self._ledger.note_error(f"{kind}_refused", why)
+        self._ledger.enter(previous, f"{kind} refused; carrying on")
+
+    def _learn(self, undo: stn_steps.Undo) -> None:
+        if not undo.followed:
+            # Runs recorded before the patch kept the cancellation's answer.
+            if undo.cancellation is not None:
+                self._activation = undo.cancellation
+            return
+        self._cancellation = undo.cancellation
+        if undo.termination is not None:
+            self._activation = undo.termination
 
     async def _compensate(self, reason: str) -> None:
         """Undo the submitted termination after a workflow cancellation."""
@@ -225,7 +249,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
             self._ledger.enter(SagaPhase.REVOKED, f"{reason}; nothing to undo")
             return
         try:
-            undone = await stn_steps.cancel_termination(
+            undo = await stn_steps.cancel_termination(
                 CancelTermination(
                     activation_id=self._activation.id if self._activation else None,
                     submitted=self._submission,
@@ -237,8 +261,14 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
                 SagaPhase.FAILED, f"{reason}; could not undo: {describe_failure(error)}"
             )
             return
-        if undone is not None:
-            self._activation = undone
+        self._learn(undo)
+        if undo.failure is not None:
+            if self._activation is not None and self._activation.is_done:
+                self._settle(self._activation)
+            else:
+                self._ledger.fail(SagaPhase.FAILED, f"{reason}; could not undo: {undo.failure}")
+            return
+        undone = undo.cancellation
         what = f"activation {undone.id} cancelled" if undone else "sTN never created one"
         self._ledger.enter(SagaPhase.REVOKED, f"{reason}; {what}")
 
@@ -263,6 +293,8 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
             reference_number=self._submission.reference_number if self._submission else None,
             activation_id=activation.id if activation else None,
             activation_status=activation.status if activation else None,
+            cancellation_id=self._cancellation.id if self._cancellation else None,
+            cancellation_status=self._cancellation.status if self._cancellation else None,
             submissions=self._submissions,
             provider_checks=self._provider_checks,
             last_error=self._ledger.last_error,
