@@ -21,6 +21,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    fit_to_limit,
     problems_from_validation_error,
 )
 
@@ -354,6 +355,11 @@ class ReactivateOrder(CamelModel):
     cancellation_id: str
     order_id: str
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _fit_description(cls, value: str | None) -> str | None:
+        return fit_to_limit(value, DESCRIPTION_MAX_LENGTH)
 
 
 class ReactivationOutcome(StrEnum):

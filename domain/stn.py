@@ -22,6 +22,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    fit_to_limit,
     problems_from_validation_error,
 )
 
@@ -297,6 +298,11 @@ class CancelTermination(CamelModel):
     activation_id: str | None = None
     submitted: SubmitTermination | None = None
     note: str | None = Field(default=None, max_length=NOTE_MAX_LENGTH)
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _fit_note(cls, value: str | None) -> str | None:
+        return fit_to_limit(value, NOTE_MAX_LENGTH)
 
 
 class LineTerminationStatus(CamelModel):

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain.churn import CustomerChurnRequest, ResolveAction
+from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
 from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
@@ -254,6 +255,58 @@ async def test_failed_and_retry_esim_orders_are_recorded_and_recreated_on_undo(
     recreated = {r["originalRequestId"] for r in state["airalo"]["recreated"] if r["requestId"]}
     assert recreated == {failed, retry}
     assert sorted(r["description"] for r in parts.recreations()) == ["esim 0", "esim 1"]
+
+
+async def test_revoke_with_the_longest_reason_reaches_stn_fitted(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """The churn sends "revoked: <reason>" as sTN's note (at most 164 characters): a
+    reason cancelctl accepts must work, not fail the workflow task."""
+    parts = Parts(sandbox_admin, uid, [])
+    workflow_id = await start(client, settings, parts.request(days(3), airalo=None))
+    await wait_for_phase(client, workflow_id, "WAITING")
+    reason = "r" * 164
+
+    state = await sagas.revoke(client, workflow_id, reason)
+
+    assert state["phase"] == "COMPENSATED"
+    note = parts.stn_cancels(state["stn"]["activationId"])[0]["requestBody"]["note"]
+    assert len(note) == 164 and note.startswith("revoked: rrr") and note.endswith("…")
+
+
+async def test_refused_line_is_undone_not_stuck(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """sTN refuses the line (a termination is already pending): the undo note is built
+    from sTN's message and must be fitted to sTN's limit, or the saga is stuck with
+    the billing draft left behind."""
+    parts = Parts(sandbox_admin, uid, [])
+    pending = await sagas.start_line_termination(
+        client,
+        TerminationRequest(subscription_id=parts.subscription, wish_date=days(10)),
+        settings,
+    )
+    await wait_for_phase(client, pending.workflow_id, "WAITING")
+    workflow_id = await start(client, settings, parts.request(days(3), airalo=None))
+
+    final = await result_of(client, workflow_id)
+
+    assert final["phase"] == "COMPENSATED" and "pending" in final["cause"].lower()
+    assert len(parts.rebilly("DELETE", final["rebilly"]["cancellationId"])) == 1
+    notes = [
+        c["requestBody"]["note"]
+        for c in sandbox_admin.calls(provider="stn", path=CANCEL_TERMINATION)
+    ]
+    assert all(len(note) <= 164 for note in notes if note)
+    await sagas.revoke(client, pending.workflow_id, None)
 
 
 async def test_failing_compensation_needs_attention_until_resolved(

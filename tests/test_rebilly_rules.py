@@ -537,3 +537,11 @@ async def test_find_returns_none_for_an_unknown_id() -> None:
         rebilly.activities().find_cancellation, CancellationRef(cancellation_id="oc-abc-1")
     )
     assert found is None
+
+
+def test_saga_built_reactivation_description_is_fitted_to_255() -> None:
+    description = ReactivateOrder(
+        cancellation_id="c", order_id="o", description="d" * 400
+    ).description
+
+    assert description is not None and len(description) == 255 and description.endswith("…")
