@@ -368,6 +368,9 @@ class ReactivationOutcome(StrEnum):
     ALREADY_REVOKED = "ALREADY_REVOKED"
     # Too late: Rebilly completed it; a completed cancellation cannot be undone.
     ALREADY_COMPLETED = "ALREADY_COMPLETED"
+    # The cancellation completed just before our reactivation reached Rebilly, which
+    # then restarted the churned order: active again, with a new service period.
+    RESTARTED = "RESTARTED"
 
 
 class Reactivated(CamelModel):

@@ -496,6 +496,20 @@ async def test_reactivation_of_a_confirmed_cancellation() -> None:
     assert json.loads(rebilly.requests[1].content) == {"orderId": "ord-1", "description": "stays"}
 
 
+async def test_reactivation_racing_the_churn_says_the_order_was_restarted() -> None:
+    """The cancellation completed between our read and our POST: Rebilly documents
+    that a reactivation restarts a churned order, so "revoked" would be untrue."""
+    rebilly = FakeRebilly(
+        {
+            f"GET {PATH}": [(200, CANCELLATION), (200, {**CANCELLATION, "status": "completed"})],
+            f"POST {REACTIVATIONS}": (201, {"id": "re-2", "orderId": "ord-1"}),
+        }
+    )
+    result = await ActivityEnvironment().run(rebilly.activities().reactivate_order, REACTIVATE)
+    assert result.outcome == ReactivationOutcome.RESTARTED and result.reactivation_id == "re-2"
+    assert result.cancellation.status == RebillyStatus.COMPLETED
+
+
 async def test_reactivation_retry_after_success_sends_nothing() -> None:
     rebilly = FakeRebilly({f"GET {PATH}": (200, {**CANCELLATION, "status": "revoked"})})
     result = await env_at_attempt(2).run(rebilly.activities().reactivate_order, REACTIVATE)

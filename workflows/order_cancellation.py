@@ -239,6 +239,11 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus]):
             raise _TooLate(reactivated.cancellation)
         if reactivated.outcome == ReactivationOutcome.ALREADY_REVOKED:
             return f"cancellation {cancellation.id} was already revoked"
+        if reactivated.outcome == ReactivationOutcome.RESTARTED:
+            return (
+                f"cancellation {cancellation.id} completed first; the reactivation "
+                f"({reactivated.reactivation_id}) restarted the order with a new service period"
+            )
         return (
             f"order reactivated ({reactivated.reactivation_id}); "
             f"cancellation {cancellation.id} revoked"
