@@ -215,8 +215,9 @@ class RebillyActivities:
         raise_for_provider(response, PROVIDER, problem_details_message)
         reactivation = response.json()
         after = await self._find(request.cancellation_id)
+        restarted = after is not None and after.status == RebillyStatus.COMPLETED
         return Reactivated(
-            outcome=ReactivationOutcome.REACTIVATED,
+            outcome=ReactivationOutcome.RESTARTED if restarted else ReactivationOutcome.REACTIVATED,
             cancellation=after or current.model_copy(update={"status": RebillyStatus.REVOKED}),
             reactivation_id=reactivation.get("id") if isinstance(reactivation, dict) else None,
         )

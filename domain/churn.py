@@ -159,6 +159,8 @@ class StnPartState(CamelModel):
     reference_number: str | None = None
     activation_id: str | None = None
     activation_status: str | None = None
+    cancellation_id: str | None = None
+    cancellation_status: str | None = None
 
 
 class RebillyPartState(CamelModel):

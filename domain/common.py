@@ -7,11 +7,15 @@ directly, so the same model describes a saga everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class CamelModel(BaseModel):
@@ -120,6 +124,19 @@ def refuse_past_wish_date(wish_date: datetime, now: datetime) -> None:
         raise ValueError(f"wishDate {wish_date.isoformat()} is in the past")
 
 
+def fit_to_limit(text: str | None, limit: int) -> str | None:
+    """Text we forward to a provider, cut to fit its field (the cut marked with "…").
+
+    Saga-built text (``revoked: <reason>``, a failure cause quoting a provider's
+    error) can exceed a provider's limit that the operator's own input respects;
+    refusing it inside a workflow would fail the workflow task and leave the saga
+    stuck, so it is fitted instead. Operator input is checked at the edge.
+    """
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
 class FieldProblem(CamelModel):
     """One rule one field broke, phrased for the person who sent it."""
 
@@ -137,6 +154,16 @@ class InvalidRequest(ValueError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{p.field}: {p.rule}" for p in problems))
+
+
+def parse_request(model: type[M], data: Mapping[str, Any]) -> M:
+    """Validate input at the edge: every broken rule raised as ``InvalidRequest``."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidRequest(problems_from_validation_error(error)) from None
 
 
 def problems_from_validation_error(error: Exception) -> list[FieldProblem]:

@@ -21,6 +21,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    fit_to_limit,
     problems_from_validation_error,
 )
 
@@ -355,6 +356,11 @@ class ReactivateOrder(CamelModel):
     order_id: str
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
 
+    @field_validator("description", mode="before")
+    @classmethod
+    def _fit_description(cls, value: str | None) -> str | None:
+        return fit_to_limit(value, DESCRIPTION_MAX_LENGTH)
+
 
 class ReactivationOutcome(StrEnum):
     REACTIVATED = "REACTIVATED"
@@ -362,6 +368,9 @@ class ReactivationOutcome(StrEnum):
     ALREADY_REVOKED = "ALREADY_REVOKED"
     # Too late: Rebilly completed it; a completed cancellation cannot be undone.
     ALREADY_COMPLETED = "ALREADY_COMPLETED"
+    # The cancellation completed just before our reactivation reached Rebilly, which
+    # then restarted the churned order: active again, with a new service period.
+    RESTARTED = "RESTARTED"
 
 
 class Reactivated(CamelModel):

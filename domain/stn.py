@@ -22,6 +22,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    fit_to_limit,
     problems_from_validation_error,
 )
 
@@ -298,6 +299,11 @@ class CancelTermination(CamelModel):
     submitted: SubmitTermination | None = None
     note: str | None = Field(default=None, max_length=NOTE_MAX_LENGTH)
 
+    @field_validator("note", mode="before")
+    @classmethod
+    def _fit_note(cls, value: str | None) -> str | None:
+        return fit_to_limit(value, NOTE_MAX_LENGTH)
+
 
 class LineTerminationStatus(CamelModel):
     """Everything an operator needs about one line termination (the ``status`` query)."""
@@ -311,6 +317,9 @@ class LineTerminationStatus(CamelModel):
     reference_number: str | None
     activation_id: str | None
     activation_status: str | None
+    # The CancelTerminateSubscription activation of a revoke, reschedule or undo.
+    cancellation_id: str | None = None
+    cancellation_status: str | None = None
     submissions: int
     provider_checks: int
     last_error: str | None

@@ -32,6 +32,7 @@ from domain.common import (
     RevokeRequest,
     SagaPhase,
     SagaQuery,
+    parse_request,
 )
 from domain.rebilly import (
     OrderCancellationRequest,
@@ -154,10 +155,9 @@ async def resolve(
     client: Client, workflow_id: str, action: ResolveAction, note: str | None
 ) -> dict[str, Any]:
     """Answer a saga waiting in NEEDS_ATTENTION."""
+    request = parse_request(ResolveRequest, {"action": action, "note": note})
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update(
-        OperatorRequestKind.RESOLVE, ResolveRequest(action=action, note=note)
-    )
+    result: dict[str, Any] = await handle.execute_update(OperatorRequestKind.RESOLVE, request)
     return result
 
 
@@ -174,10 +174,9 @@ async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
 
 
 async def revoke(client: Client, workflow_id: str, reason: str | None) -> dict[str, Any]:
+    request = parse_request(RevokeRequest, {"reason": reason})
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update(
-        OperatorRequestKind.REVOKE, RevokeRequest(reason=reason)
-    )
+    result: dict[str, Any] = await handle.execute_update(OperatorRequestKind.REVOKE, request)
     return result
 
 

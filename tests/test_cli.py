@@ -157,3 +157,26 @@ def test_unreachable_temporal_is_a_clear_error(
     monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
     assert cli.main(["status", "anything"]) == 1
     assert "cannot reach Temporal at 127.0.0.1:1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["revoke", "some-id", "--reason", "r" * 165], "invalid reason: "),
+        (["resolve", "some-id", "--mark-handled", "--note", "n" * 501], "invalid note: "),
+    ],
+    ids=["revoke-reason-too-long", "resolve-note-too-long"],
+)
+def test_operator_text_over_its_limit_is_refused_before_connecting(
+    argv: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")  # never reached
+
+    code = cli.main(argv)
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err and "at most" in err and "Traceback" not in err

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain.churn import CustomerChurnRequest, ResolveAction
+from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
 from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
@@ -189,6 +190,9 @@ async def test_revoke_before_the_date_undoes_each_part_once(
     state = await sagas.revoke(client, workflow_id, "customer stayed")
 
     assert state["phase"] == "COMPENSATED" and "customer stayed" in state["cause"]
+    # The line counts as undone only once sTN's cancellation was DONE.
+    assert state["stn"]["cancellationStatus"] == "DONE"
+    assert state["stn"]["activationStatus"] != "DONE"
     activation = state["stn"]["activationId"]
     assert len(parts.terminates()) == 1 and len(parts.stn_cancels(activation)) == 1
     assert len(parts.rebilly("DELETE", state["rebilly"]["cancellationId"])) == 1
@@ -198,6 +202,114 @@ async def test_revoke_before_the_date_undoes_each_part_once(
     final = await result_of(client, workflow_id)
     assert final["phase"] == "COMPENSATED"
     await record_history(client.get_workflow_handle(workflow_id), "customer_churn_revoked")
+
+
+async def test_revoke_whose_line_cancellation_stn_fails_needs_attention(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    parts = Parts(sandbox_admin, uid, [days(6)])
+    sandbox_admin.stn_set_outcome(
+        parts.subscription, cancel_outcome="ERROR", cancel_message="Line is locked"
+    )
+    workflow_id = await start(client, settings, parts.request(days(3)))
+    await wait_for_phase(client, workflow_id, "WAITING")
+
+    state = await sagas.revoke(client, workflow_id, "customer stayed")
+
+    # Not COMPENSATED: the termination stands, so the line is as good as terminated.
+    assert state["phase"] == "NEEDS_ATTENTION"
+    assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [("stn", "undo")]
+    error = state["pendingActions"][0]["error"]
+    assert "Line is locked" in error and "the line will be terminated" in error
+    assert state["stn"]["cancellationStatus"] == "ERROR"
+    marked = await sagas.resolve(
+        client, workflow_id, ResolveAction.MARK_HANDLED, "customer informed"
+    )
+    assert marked["phase"] == "COMPENSATED"
+
+
+async def test_failed_and_retry_esim_orders_are_recorded_and_recreated_on_undo(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """Airalo lists only pending orders unless asked for a status: the saga asks for
+    failed and retry orders too, so it can record, cancel and re-create them."""
+    parts = Parts(sandbox_admin, uid, [days(6), days(7)])
+    failed, retry = parts.esims
+    sandbox_admin.airalo_set_status(failed, "failed")
+    sandbox_admin.airalo_set_status(retry, "retry")
+    workflow_id = await start(client, settings, parts.request(days(3)))
+    waiting = await wait_for_phase(client, workflow_id, "WAITING")
+    outcomes = {o["requestId"]: o["outcome"] for o in waiting["airalo"]["outcomes"]}
+    assert outcomes == {failed: "CANCELLED", retry: "CANCELLED"}
+    reasons = {o["requestId"]: o["reason"] for o in waiting["airalo"]["outcomes"]}
+    assert all(o["latestCancellationDate"] for o in waiting["airalo"]["outcomes"]), reasons
+
+    state = await sagas.revoke(client, workflow_id, "customer stayed")
+
+    assert state["phase"] == "COMPENSATED"
+    recreated = {r["originalRequestId"] for r in state["airalo"]["recreated"] if r["requestId"]}
+    assert recreated == {failed, retry}
+    assert sorted(r["description"] for r in parts.recreations()) == ["esim 0", "esim 1"]
+
+
+async def test_revoke_with_the_longest_reason_reaches_stn_fitted(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """The churn sends "revoked: <reason>" as sTN's note (at most 164 characters): a
+    reason cancelctl accepts must work, not fail the workflow task."""
+    parts = Parts(sandbox_admin, uid, [])
+    workflow_id = await start(client, settings, parts.request(days(3), airalo=None))
+    await wait_for_phase(client, workflow_id, "WAITING")
+    reason = "r" * 164
+
+    state = await sagas.revoke(client, workflow_id, reason)
+
+    assert state["phase"] == "COMPENSATED"
+    note = parts.stn_cancels(state["stn"]["activationId"])[0]["requestBody"]["note"]
+    assert len(note) == 164 and note.startswith("revoked: rrr") and note.endswith("…")
+
+
+async def test_refused_line_is_undone_not_stuck(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """sTN refuses the line (a termination is already pending): the undo note is built
+    from sTN's message and must be fitted to sTN's limit, or the saga is stuck with
+    the billing draft left behind."""
+    parts = Parts(sandbox_admin, uid, [])
+    pending = await sagas.start_line_termination(
+        client,
+        TerminationRequest(subscription_id=parts.subscription, wish_date=days(10)),
+        settings,
+    )
+    await wait_for_phase(client, pending.workflow_id, "WAITING")
+    workflow_id = await start(client, settings, parts.request(days(3), airalo=None))
+
+    final = await result_of(client, workflow_id)
+
+    assert final["phase"] == "COMPENSATED" and "pending" in final["cause"].lower()
+    assert len(parts.rebilly("DELETE", final["rebilly"]["cancellationId"])) == 1
+    notes = [
+        c["requestBody"]["note"]
+        for c in sandbox_admin.calls(provider="stn", path=CANCEL_TERMINATION)
+    ]
+    assert all(len(note) <= 164 for note in notes if note)
+    await sagas.revoke(client, pending.workflow_id, None)
 
 
 @pytest.mark.own_sandbox  # a sandbox-wide fault

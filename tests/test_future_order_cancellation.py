@@ -38,16 +38,25 @@ from domain.airalo import (
     OrderOutcomeRecord,
     RecreatedFutureOrder,
 )
-from domain.common import ErrorType, Provider, RevokeRequest, SagaKind, SagaPhase
+from domain.common import (
+    ErrorType,
+    OperatorRequestKind,
+    Provider,
+    RevokeRequest,
+    SagaKind,
+    SagaPhase,
+)
+from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import sagas
 from tests.conftest import provider_settings_for
 from tests.helpers import eventually, record_history, result_of, status_of
-from worker import activities_of, provider_clients
+from worker import activities_of, build_worker, provider_clients
 from workflows import airalo_steps
-from workflows.airalo_cancellation import FutureOrderCanceller
+from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.ledger import SagaLedger
+from workflows.operator_inbox import OperatorRequest
 
 TOKEN = "/v2/token"
 ORDERS = "/v2/future-orders"
@@ -176,6 +185,33 @@ async def test_unknown_and_processed_ids_are_reported_and_the_rest_resent_once(
     await record_history(
         client.get_workflow_handle(started.workflow_id), "future_order_cancellation_completed"
     )
+
+
+async def test_partial_422_whose_other_ids_were_cancelled_is_settled_by_lookup(
+    client: Client, settings: OrchestratorSettings, uid: str
+) -> None:
+    """Airalo does not document what a 422 did with the IDs it did not name. A sandbox
+    that cancels them anyway: the saga looks them up instead of claiming or resending."""
+    partial = SandboxSettings(airalo_partial_cancel=True, airalo_token_rate_limit_per_minute=1000)
+    with SandboxServer(partial) as own, SandboxAdmin(own.base_url) as admin:
+        pending = seed(admin, uid, 3)
+        processed = seed(admin, uid, status="processed")[0]
+        ids = [*pending, processed]
+        async with (
+            provider_clients(provider_settings_for(own)) as clients,
+            build_worker(client, settings.task_queue, clients),
+        ):
+            final = await result_of(client, (await start(client, settings, ids)).workflow_id)
+
+        assert final["phase"] == "COMPLETED"
+        assert outcomes(final) == {
+            **dict.fromkeys(pending, "CANCELLED"),
+            processed: "ALREADY_PROCESSED",
+        }
+        assert all("422 naming other IDs" in reasons(final)[i] for i in pending)
+        # One call, answered 422, cancelled the three: nothing was sent again.
+        assert [c["status"] for c in cancel_calls(admin, ids)] == [422]
+        assert all(admin.airalo_get_future_order(i)["status"] == "cancelled" for i in pending)
 
 
 async def test_order_inside_its_24_hour_window_is_refused_without_a_call(
@@ -501,8 +537,8 @@ def test_revoke_validator_explains_why_it_refuses() -> None:
         with pytest.raises(ValueError, match=f"already {phase.value}.*no cancellation is running"):
             saga._validate_revoke(RevokeRequest())
     saga._ledger.phase = SagaPhase.REVOKING
-    saga._revoke = RevokeRequest(reason="first")
-    with pytest.raises(ValueError, match="already being applied"):
+    saga._steering.inbox.in_progress = OperatorRequest(OperatorRequestKind.REVOKE)
+    with pytest.raises(ValueError, match="another request is being applied"):
         saga._validate_revoke(RevokeRequest())
 
 
@@ -524,7 +560,7 @@ async def test_token_fetched_once_refreshed_after_401(
     first = seed(sandbox_admin, uid, 12)
     done = await result_of(client, (await start(client, settings, first)).workflow_id)
     assert set(outcomes(done).values()) == {"CANCELLED"}
-    # One lookup and two cancel calls, one token.
+    # One lookup (a listing per status) and two cancel calls, one token.
     assert token_calls() == before + 1
 
     sandbox_admin.airalo_revoke_tokens()
@@ -539,7 +575,16 @@ async def test_token_fetched_once_refreshed_after_401(
         ("GET", ORDERS, 401),
         ("POST", TOKEN, 200),
         ("GET", ORDERS, 200),
+        ("GET", ORDERS, 200),
+        ("GET", ORDERS, 200),
         ("POST", CANCEL, 200),
+    ]
+    # Airalo lists only pending orders unless asked: every status is asked for.
+    listed = [c for c in later if c["path"] == ORDERS and c["status"] == 200]
+    assert [c["query"].get("status") for c in listed] == [
+        "pending",
+        "failed",
+        "retry",
     ]
 
 
@@ -781,7 +826,8 @@ async def test_compensation_refused_by_airalo_is_reported_per_order(
     sandbox_admin: SandboxAdmin,
     uid: str,
 ) -> None:
-    # Due in 30 hours: cancellable now, but too soon to be created again (2-day rule).
+    # Due in 30 hours: cancellable now, but too soon to be created again (Airalo takes
+    # due dates "from the day after tomorrow (UTC)").
     soon = seed(sandbox_admin, uid, due=datetime.now(UTC) + timedelta(hours=30))[0]
     cancelled = await result_of(client, (await start(client, settings, [soon])).workflow_id)
     details = [FutureOrder.model_validate(order) for order in cancelled["recordedOrders"]]
@@ -789,7 +835,7 @@ async def test_compensation_refused_by_airalo_is_reported_per_order(
     results = await run_probe(client, sandbox, f"{settings.task_queue}-probe", details)
 
     assert len(results) == 1 and results[0].request_id is None
-    assert results[0].error is not None and "2 days" in results[0].error
+    assert results[0].error is not None and "day after tomorrow" in results[0].error
 
 
 @pytest.mark.own_sandbox  # a sandbox-wide fault

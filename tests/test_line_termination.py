@@ -31,6 +31,11 @@ def stn_calls(admin: SandboxAdmin, path: str, subscription_id: str) -> list[dict
     return calls
 
 
+def cancelled_at_stn(state: dict[str, Any]) -> bool:
+    """sTN's cancellation ended DONE and the termination, read afterwards, did not execute."""
+    return bool(state["cancellationStatus"] == "DONE" and state["activationStatus"] != "DONE")
+
+
 async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -> sagas.StartedSaga:
     return await sagas.start_line_termination(
         client, TerminationRequest.model_validate(fields), settings
@@ -136,9 +141,10 @@ async def test_revoke_before_wish_date(
 
     state = await sagas.revoke(client, started.workflow_id, "customer stayed")
 
-    assert state["phase"] == "REVOKED"
+    # REVOKED only once sTN's asynchronous cancellation was DONE.
+    assert state["phase"] == "REVOKED" and cancelled_at_stn(state)
     final = await result_of(client, started.workflow_id)
-    assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
+    assert final["phase"] == "REVOKED" and cancelled_at_stn(final)
     assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
     cancels = [
         c
@@ -150,6 +156,38 @@ async def test_revoke_before_wish_date(
     await record_history(
         client.get_workflow_handle(started.workflow_id), "line_termination_revoked"
     )
+
+
+async def test_revoke_whose_cancellation_stn_fails_is_refused_and_the_line_terminated(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    subscription = f"SUB-{uid}"
+    sandbox_admin.stn_set_outcome(
+        subscription, cancel_outcome="ERROR", cancel_message="Cancellation window closed"
+    )
+    # Real seconds: the termination executes at its wish date after the failed revoke.
+    started = await start(
+        client,
+        settings,
+        subscriptionId=subscription,
+        wishDate=datetime.now(UTC) + timedelta(seconds=5),
+    )
+    await wait_for_phase(client, started.workflow_id, "WAITING")
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await sagas.revoke(client, started.workflow_id, "customer stayed")
+
+    assert "Cancellation window closed" in str(refused.value.cause)
+    state = await status_of(client, started.workflow_id)
+    assert state["phase"] in ("WAITING", "POLLING") and state["cancellationStatus"] == "ERROR"
+    assert "Cancellation window closed" in state["lastError"]
+    final = await result_of(client, started.workflow_id)
+    assert final["phase"] == "COMPLETED" and final["activationStatus"] == "DONE"
+    assert len(stn_calls(sandbox_admin, TERMINATE, subscription)) == 1
 
 
 async def test_revoke_refused_once_final(
@@ -363,7 +401,7 @@ async def test_workflow_cancellation_compensates(
         await client.get_workflow_handle(started.workflow_id).result()
     assert isinstance(failure.value.cause, CancelledError)
     final = await status_of(client, started.workflow_id)
-    assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
+    assert final["phase"] == "REVOKED" and cancelled_at_stn(final)
     cancels = [
         c
         for c in sandbox_admin.calls(provider="stn", path=CANCEL)
@@ -398,7 +436,7 @@ async def test_cancellation_during_submit_undoes_what_stn_created(
         await client.get_workflow_handle(started.workflow_id).result()
     assert isinstance(failure.value.cause, CancelledError)
     final = await status_of(client, started.workflow_id)
-    assert final["phase"] == "REVOKED" and final["activationStatus"] == "CANCELLED"
+    assert final["phase"] == "REVOKED" and cancelled_at_stn(final)
     terminates = stn_calls(sandbox_admin, TERMINATE, subscription)
     assert len(terminates) == 1 and terminates[0]["status"] == 200
     cancels = [

@@ -496,6 +496,20 @@ async def test_reactivation_of_a_confirmed_cancellation() -> None:
     assert json.loads(rebilly.requests[1].content) == {"orderId": "ord-1", "description": "stays"}
 
 
+async def test_reactivation_racing_the_churn_says_the_order_was_restarted() -> None:
+    """The cancellation completed between our read and our POST: Rebilly documents
+    that a reactivation restarts a churned order, so "revoked" would be untrue."""
+    rebilly = FakeRebilly(
+        {
+            f"GET {PATH}": [(200, CANCELLATION), (200, {**CANCELLATION, "status": "completed"})],
+            f"POST {REACTIVATIONS}": (201, {"id": "re-2", "orderId": "ord-1"}),
+        }
+    )
+    result = await ActivityEnvironment().run(rebilly.activities().reactivate_order, REACTIVATE)
+    assert result.outcome == ReactivationOutcome.RESTARTED and result.reactivation_id == "re-2"
+    assert result.cancellation.status == RebillyStatus.COMPLETED
+
+
 async def test_reactivation_retry_after_success_sends_nothing() -> None:
     rebilly = FakeRebilly({f"GET {PATH}": (200, {**CANCELLATION, "status": "revoked"})})
     result = await env_at_attempt(2).run(rebilly.activities().reactivate_order, REACTIVATE)
@@ -537,3 +551,11 @@ async def test_find_returns_none_for_an_unknown_id() -> None:
         rebilly.activities().find_cancellation, CancellationRef(cancellation_id="oc-abc-1")
     )
     assert found is None
+
+
+def test_saga_built_reactivation_description_is_fitted_to_255() -> None:
+    description = ReactivateOrder(
+        cancellation_id="c", order_id="o", description="d" * 400
+    ).description
+
+    assert description is not None and len(description) == 255 and description.endswith("…")

@@ -9,6 +9,7 @@ import pytest
 from domain.common import InvalidRequest
 from domain.stn import (
     Activation,
+    CancelTermination,
     derived_reference_number,
     mask_phone_number,
     normalize_phone_number,
@@ -109,3 +110,12 @@ def test_only_done_and_error_are_final(status: str, final: bool, cancelling: boo
     assert activation.is_final is final and activation.is_executed is final
     assert activation.is_cancelling is cancelling and activation.is_cancelled is cancelling
     assert activation.is_done is (status == "DONE")
+
+
+def test_saga_built_note_is_fitted_to_stns_limit_not_refused() -> None:
+    """A note the saga builds ("revoked: <reason>", a failure cause) never fails
+    inside a workflow: it is cut to sTN's 164 characters, the cut marked."""
+    note = CancelTermination(activation_id="A", note="revoked: " + "r" * 164).note
+
+    assert note is not None and len(note) == 164 and note.endswith("…")
+    assert CancelTermination(activation_id="A", note="short").note == "short"

@@ -1,6 +1,6 @@
 """Airalo steps as a workflow calls them: activity, timeouts, retries.
 
-One definition, used by :class:`workflows.airalo_cancellation.FutureOrderCanceller`
+One definition, used by :class:`workflows.airalo_canceller.FutureOrderCanceller`
 (the cancellation procedure both the future-order cancellation saga and the
 customer churn saga run) and by their compensation, :func:`recreate_future_orders`
 (the saga's revoke, the churn saga's undo). Nothing here depends on a saga class.
@@ -18,7 +18,6 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from domain.airalo import (
-        AiraloActivity,
         CancelFutureOrders,
         CancelFutureOrdersResult,
         CreatedFutureOrder,
@@ -29,9 +28,10 @@ with workflow.unsafe.imports_passed_through():
         RecreatedFutureOrder,
     )
     from domain.common import ErrorType
+    from domain.provider_activities import AiraloCalls
 
 from workflows.ledger import describe_failure
-from workflows.provider_calls import CALL_DEADLINE, CALL_TIMEOUT, call
+from workflows.provider_calls import CALL_DEADLINE, call
 
 # Airalo's own retry policy: like every provider call (``provider_calls``), but
 # the interval stays short (30 s at most) because a cancellation races its
@@ -52,18 +52,16 @@ async def list_future_orders(
     to_due_date: datetime | None = None,
 ) -> FutureOrdersListed:
     """The listed (still existing) future orders: ``request_ids`` only, if given."""
-    result: FutureOrdersListed = await call(
-        AiraloActivity.LIST_FUTURE_ORDERS,
+    return await call(
+        AiraloCalls.list_future_orders,
         ListFutureOrders(
             request_ids=list(request_ids) if request_ids is not None else None,
             from_due_date=from_due_date,
             to_due_date=to_due_date,
         ),
-        FutureOrdersListed,
         "Airalo GET /v2/future-orders",
         retry_policy=AIRALO_RETRY,
     )
-    return result
 
 
 async def cancel_future_orders(
@@ -84,17 +82,14 @@ async def cancel_future_orders(
         # Never zero (that would mean "no timeout"); a call that reaches Airalo
         # just after the cut-off is answered with a 422 the saga understands.
         window = max(min(window, deadline - workflow.now()), MIN_WINDOW)
-    result: CancelFutureOrdersResult = await workflow.execute_activity(
-        AiraloActivity.CANCEL_FUTURE_ORDERS,
+    return await call(
+        AiraloCalls.cancel_future_orders,
         CancelFutureOrders(request_ids=list(request_ids)),
-        result_type=CancelFutureOrdersResult,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=window,
+        f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
         retry_policy=AIRALO_RETRY,
-        summary=f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
+        schedule_to_close_timeout=window,
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
-    return result
 
 
 def ran_out_of_time(error: ActivityError) -> bool:
@@ -108,14 +103,12 @@ def ran_out_of_time(error: ActivityError) -> bool:
 async def create_future_order(
     order: FutureOrder, identical_before: Sequence[str] = ()
 ) -> CreatedFutureOrder:
-    result: CreatedFutureOrder = await call(
-        AiraloActivity.CREATE_FUTURE_ORDER,
+    return await call(
+        AiraloCalls.create_future_order,
         CreateFutureOrder(order=order, identical_before=list(identical_before)),
-        CreatedFutureOrder,
         "Airalo POST /v2/future-orders (re-create)",
         retry_policy=AIRALO_RETRY,
     )
-    return result
 
 
 async def recreate_future_orders(details: Sequence[FutureOrder]) -> list[RecreatedFutureOrder]:

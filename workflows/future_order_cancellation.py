@@ -1,32 +1,11 @@
 """FutureOrderCancellation: cancel Airalo future orders, each before its cut-off.
 
-look up every order (``GET /v2/future-orders``) → refuse those past their cut-off
-without a call → cancel the rest in batches of at most ten, earliest cut-off first
-→ COMPLETED with one outcome per request id (FAILED only if nothing could be done).
-
-The procedure and its decision rules (lookup, 422s, lost responses, the deadline
-race) are :class:`workflows.airalo_cancellation.FutureOrderCanceller`, shared with
-the customer churn saga. This workflow adds the phases, the search attributes
-(``WishDate`` = the earliest due date listed), the ``status`` query and:
-
-* **Final phase.** ``COMPLETED`` when the saga reached a verdict, even if some
-  orders were not cancelled (each outcome says why); ``FAILED`` when every ID ended
-  ``FAILED`` (e.g. Airalo refused our credentials or stayed unreachable).
-* **revoke** (update; refused once the saga is final): ``REVOKING`` at once; no
-  further cancel call is sent, a call in flight is cancelled and waited for (an
-  answer it got still counts; without one, ``GET /v2/future-orders`` settles what
-  it did); the IDs not cancelled end ``KEPT``. Then every order that ended
-  ``CANCELLED`` is re-created from its recorded details
-  (:func:`workflows.airalo_steps.recreate_future_orders`) → ``REVOKED``; the new
-  request ids are in ``recreated`` and the steps. An order Airalo will not
-  re-create (e.g. due in less than two days) stays cancelled: the phase is still
-  ``REVOKED`` (retrying cannot help and there is nothing left to steer), but
-  ``lastError``, a ``recreate_failed`` step and that order's reason say so. The
-  update returns the final status.
-* **Cancelling the workflow** stops it (a call in flight is cancelled; an answer it
-  got still counts, otherwise its IDs say it may have cancelled them) → ``REVOKED``;
-  orders already cancelled stay cancelled. A cancellation during a revoke's
-  re-creations lets them finish first.
+look up every order → refuse those past their cut-off without a call → cancel the
+rest in batches of at most ten, earliest cut-off first → ``COMPLETED`` with one
+outcome per request id (``FAILED`` only if nothing could be done). The procedure
+is :class:`workflows.airalo_canceller.FutureOrderCanceller`; a ``revoke`` stops it
+and re-creates what it cancelled (``REVOKED``); cancelling the workflow stops it,
+leaving what was cancelled cancelled. The rules in full: ``docs/sagas.md``.
 """
 
 from __future__ import annotations
@@ -34,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from domain.airalo import (
@@ -45,11 +24,29 @@ with workflow.unsafe.imports_passed_through():
         RecreatedFutureOrder,
         summarize_outcomes,
     )
-    from domain.common import ErrorType, Provider, RevokeRequest, SagaKind, SagaPhase
+    from domain.common import (
+        OperatorRequestKind,
+        Provider,
+        RevokeRequest,
+        SagaKind,
+        SagaPhase,
+        SagaQuery,
+    )
 
 from workflows import airalo_steps
-from workflows.airalo_cancellation import FutureOrderCanceller
+from workflows.airalo_canceller import FutureOrderCanceller
+from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger
+from workflows.operator_updates import Revocable
+from workflows.steering import Steering
+
+REVOKE = OperatorRequestKind.REVOKE
+# Why a final saga refuses a revoke (the validator's message).
+NOTHING_TO_STOP = (
+    ", so every order has its final outcome and no cancellation is running to stop; a "
+    "revoke only stops a running saga and re-creates what it cancelled (an order "
+    "cancelled since can only be ordered again at Airalo, under a new request id)"
+)
 
 
 class _SagaCanceller(FutureOrderCanceller):
@@ -61,41 +58,54 @@ class _SagaCanceller(FutureOrderCanceller):
 
 
 @workflow.defn(name="FutureOrderCancellation")
-class FutureOrderCancellationSaga:
+class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus]):
+    _revoke_after_end = NOTHING_TO_STOP
+
     @workflow.init
     def __init__(self, request: FutureOrderCancellationRequest) -> None:
         self._request = request
         self._ledger = SagaLedger(SagaKind.FUTURE_ORDER_CANCELLATION, [Provider.AIRALO])
         self._canceller = _SagaCanceller(request.request_ids, self._ledger)
-        self._revoke: RevokeRequest | None = None
-        self._undo: asyncio.Task[None] | None = None
-        self._revoked = False
+        self._steering = Steering(self._ledger)
+        self._undo = InflightStep()
         self._recreated: list[RecreatedFutureOrder] = []
 
     @workflow.run
     async def run(self, request: FutureOrderCancellationRequest) -> FutureOrderCancellationStatus:
+        inbox = self._steering.inbox
+        if inbox.has_pending():
+            # A revoke that came with the start stops the canceller before the run
+            # opens (the order of commands recorded runs replay).
+            self._stop_cancelling(inbox.peek().payload)
         self._ledger.open(None, request.customer_id)
         try:
-            if self._revoke is None:
+            if not self._canceller.stopping:
                 ids = request.request_ids
                 self._ledger.enter(
                     SagaPhase.SUBMITTING, f"looking up {len(ids)} future orders at Airalo"
                 )
-            await self._canceller.run()
-            if self._revoke is None:
-                self._finish()
+            # A revoke does not cancel the canceller: it stops it, and is applied after.
+            stopper = asyncio.ensure_future(
+                self._steering.when_requested(lambda queued: self._stop_cancelling(queued.payload))
+            )
+            try:
+                await self._canceller.run()
+            finally:
+                stopper.cancel()
+            if inbox.has_pending():
+                await self._steering.apply_pending({REVOKE: self._revoke})
             else:
-                # Shielded: a workflow cancellation must not abandon the re-creations.
-                self._undo = asyncio.ensure_future(self._recreate(self._revoke))
-                await asyncio.shield(self._undo)
+                self._finish()
         except BaseException as error:
             if not is_cancelled_exception(error):
                 raise
-            if self._undo is not None:
-                await self._undo
+            if self._undo.started:
+                await self._undo.settle()
             else:
                 self._abandon()
             raise
+        finally:
+            self._steering.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
@@ -119,6 +129,22 @@ class FutureOrderCancellationSaga:
         )
 
     # -- revoke --------------------------------------------------------------------
+
+    def _stop_cancelling(self, request: RevokeRequest) -> None:
+        """A revoke came: no further cancel call (the canceller settles what it started)."""
+        if self._canceller.stopping:
+            return
+        note = request.reason or "revoked by operator"
+        self._ledger.enter(
+            SagaPhase.REVOKING,
+            f"{note}: no further cancel call; orders already cancelled will be re-created",
+        )
+        self._canceller.stop(note)
+
+    async def _revoke(self, request: RevokeRequest) -> None:
+        self._stop_cancelling(request)  # already stopped, unless it ended by itself first
+        # Shielded: a workflow cancellation must not abandon the re-creations.
+        await self._undo.run(self._recreate(request))
 
     async def _recreate(self, request: RevokeRequest) -> None:
         """The canceller has stopped: re-create what it cancelled, end REVOKED."""
@@ -156,46 +182,11 @@ class FutureOrderCancellationSaga:
                 "cancelled: " + "; ".join(problems),
             )
             detail += f", {len(problems)} could not be and stay cancelled (see lastError)"
-        self._revoked = True
         self._ledger.enter(SagaPhase.REVOKED, detail)
-
-    @workflow.update
-    async def revoke(self, request: RevokeRequest) -> FutureOrderCancellationStatus:
-        """Stop cancelling, re-create the orders already cancelled, end REVOKED."""
-        phase = self._ledger.phase
-        if phase.is_final:  # the saga ended between the validator and this handler
-            raise _refused(f"cannot revoke: the saga ended {phase.value} first")
-        self._revoke = request
-        note = request.reason or "revoked by operator"
-        self._ledger.enter(
-            SagaPhase.REVOKING,
-            f"{note}: no further cancel call; orders already cancelled will be re-created",
-        )
-        self._canceller.stop(note)
-        await workflow.wait_condition(lambda: self._ledger.phase.is_final)
-        if not self._revoked:
-            raise _refused(
-                f"the revoke was not applied: the saga ended {self._ledger.phase.value} "
-                "(the workflow was cancelled meanwhile)"
-            )
-        return self.status()
-
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        phase = self._ledger.phase
-        if phase.is_final:
-            raise ValueError(
-                f"cannot revoke: the saga is already {phase.value}, so every order has its "
-                "final outcome and no cancellation is running to stop; a revoke only "
-                "stops a running saga and re-creates what it cancelled (an order cancelled "
-                "since can only be ordered again at Airalo, under a new request id)"
-            )
-        if self._revoke is not None:
-            raise ValueError("cannot revoke: a revoke is already being applied")
 
     # -- query ---------------------------------------------------------------------
 
-    @workflow.query
+    @workflow.query(name=SagaQuery.STATUS)
     def status(self) -> FutureOrderCancellationStatus:
         canceller = self._canceller
         return FutureOrderCancellationStatus(
@@ -210,7 +201,3 @@ class FutureOrderCancellationSaga:
             steps=list(self._ledger.steps),
             recreated=list(self._recreated),
         )
-
-
-def _refused(reason: str) -> ApplicationError:
-    return ApplicationError(reason, type=ErrorType.REQUEST_REFUSED, non_retryable=True)

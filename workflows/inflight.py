@@ -27,6 +27,10 @@ class InflightStep:
         await (asyncio.shield(self._task) if shield else self._task)
 
     @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 

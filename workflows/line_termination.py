@@ -13,20 +13,20 @@ is attempted after it.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import (
+        OperatorRequestKind,
         Provider,
         RescheduleRequest,
         RevokeRequest,
         SagaKind,
         SagaPhase,
-        refuse_past_wish_date,
+        SagaQuery,
     )
     from domain.stn import (
         Activation,
@@ -38,31 +38,31 @@ with workflow.unsafe.imports_passed_through():
         mask_phone_number,
     )
 
-import contextlib
-
 from workflows import stn_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
-from workflows.operator_inbox import OperatorInbox, OperatorRequest
+from workflows.operator_updates import Reschedulable
+from workflows.steering import Refused, Steering
 
-REVOKE = "revoke"
-RESCHEDULE = "reschedule"
+REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 # 2026-11: a cancellation during submit used to cancel the activity and end FAILED,
 # leaving the termination sTN still created (tests/histories/*_prepatch.json).
 PATCH_SHIELDED_SUBMIT = "shield-submit-from-cancellation"
 
 
 @workflow.defn(name="LineTermination")
-class LineTerminationSaga:
+class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     @workflow.init
     def __init__(self, request: TerminationRequest) -> None:
         self._request = request
         self._wish_date: datetime | None = request.wish_date
         self._ledger = SagaLedger(SagaKind.LINE_TERMINATION, [Provider.STN])
-        self._inbox = OperatorInbox()
+        self._steering = Steering(self._ledger)
         self._submission: SubmitTermination | None = None
         self._submit_step = InflightStep()
         self._activation: Activation | None = None
+        # sTN's cancellation of it (revoke, reschedule, undo), once asked for.
+        self._cancellation: Activation | None = None
         self._submissions = 0
         self._provider_checks = 0
         # Set by the shielded-submit patch: a cancellation is compensated even
@@ -89,21 +89,24 @@ class LineTerminationSaga:
                 raise
             self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
         finally:
-            self._inbox.refuse_all(f"the saga ended {self._ledger.phase.value}")
+            self._steering.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
     # -- the main loop -------------------------------------------------------
 
     async def _drive(self) -> None:
-        """Run until final; operator requests are applied between steps."""
-        while not self._ledger.phase.is_final:
-            if self._inbox.has_pending():
-                await self._apply(self._inbox.take())
-            elif self._ledger.phase == SagaPhase.WAITING:
-                await self._wait_until_due()
-            else:
-                await self._poll()
+        """Wait, then poll, until final; operator requests are applied between steps."""
+        await self._steering.drive(
+            self._advance, {REVOKE: self._revoke, RESCHEDULE: self._reschedule}
+        )
+
+    async def _advance(self) -> None:
+        await self._steering.wait_then_poll(
+            self._poll,
+            due=self._wish_date,
+            reached="wish date reached; waiting for sTN to execute",
+        )
 
     async def _submit(self) -> None:
         self._submissions += 1
@@ -142,36 +145,13 @@ class LineTerminationSaga:
             f"attempt {result.attempt}",
         )
 
-    async def _wait_until_due(self) -> None:
-        """Durable timer to the wish date; returns early for an operator request."""
-        if self._wish_date is not None:
-            remaining = self._wish_date - workflow.now()
-            if remaining > timedelta(0):
-                try:
-                    await workflow.wait_condition(self._inbox.has_pending, timeout=remaining)
-                    return
-                except TimeoutError:
-                    pass
-        self._ledger.enter(SagaPhase.POLLING, "wish date reached; waiting for sTN to execute")
-
     async def _poll(self) -> None:
         assert self._activation is not None
-        poll = asyncio.ensure_future(stn_steps.await_activation_final(self._activation.id))
-        interrupt = asyncio.ensure_future(workflow.wait_condition(self._inbox.has_pending))
-        await workflow.wait([poll, interrupt], return_when=asyncio.FIRST_COMPLETED)
-        if not poll.done():
-            # An operator request: stop polling, let the loop apply it.
-            poll.cancel()
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await poll
-            return
-        interrupt.cancel()
-        try:
-            checked = poll.result()
-        except ActivityError as error:
-            if not _is_timeout(error):
-                raise
-            self._ledger.record("still_pending", "sTN has not finished after a day; still polling")
+        checked = await self._steering.poll_interruptibly(
+            stn_steps.await_activation_final(self._activation.id),
+            still_pending="sTN has not finished after a day; still polling",
+        )
+        if checked is None:
             return
         self._provider_checks += checked.checks
         self._settle(checked.activation)
@@ -194,39 +174,19 @@ class LineTerminationSaga:
 
     # -- operator requests ---------------------------------------------------
 
-    async def _apply(self, request: OperatorRequest) -> None:
-        try:
-            if request.kind == REVOKE:
-                await self._revoke(request.payload)
-            else:
-                await self._reschedule(request.payload)
-            request.finish()
-        except ActivityError as error:
-            request.finish(describe_failure(error))
-        finally:
-            self._inbox.release()
-
     async def _revoke(self, request: RevokeRequest) -> None:
         previous = self._ledger.phase
         note = request.reason or "revoked by operator"
         self._ledger.enter(SagaPhase.REVOKING, note)
-        try:
-            cancelled = await self._cancel_activation(note)
-        except ActivityError as error:
-            self._ledger.note_error("revoke_refused", describe_failure(error))
-            self._ledger.enter(previous, "revoke refused; carrying on")
-            raise
+        cancelled = await self._cancel_activation(REVOKE, note, previous)
         self._ledger.enter(SagaPhase.REVOKED, f"{note} (activation {cancelled})")
 
     async def _reschedule(self, request: RescheduleRequest) -> None:
         previous = self._ledger.phase
         self._ledger.enter(SagaPhase.RESCHEDULING, f"moving to {request.wish_date.isoformat()}")
-        try:
-            await self._cancel_activation(f"rescheduled to {request.wish_date.isoformat()}")
-        except ActivityError as error:
-            self._ledger.note_error("reschedule_refused", describe_failure(error))
-            self._ledger.enter(previous, "reschedule refused; carrying on")
-            raise
+        note = f"rescheduled to {request.wish_date.isoformat()}"
+        # Resubmitted only once sTN confirmed the old termination is cancelled.
+        await self._cancel_activation(RESCHEDULE, note, previous)
         self._wish_date = request.wish_date
         self._ledger.move_wish_date(request.wish_date)
         try:
@@ -238,14 +198,44 @@ class LineTerminationSaga:
             )
             raise
 
-    async def _cancel_activation(self, note: str) -> str:
+    async def _cancel_activation(
+        self, kind: OperatorRequestKind, note: str, previous: SagaPhase
+    ) -> str:
+        """Cancel the termination for an operator request; the id of the cancellation.
+
+        If sTN refuses, or cannot carry the cancellation out, the request is refused
+        and the saga carries on where it was (or ends, if sTN executed meanwhile).
+        """
         assert self._activation is not None
-        cancelled = await stn_steps.cancel_termination(
-            CancelTermination(activation_id=self._activation.id, note=note)
-        )
-        if cancelled is not None:
-            self._activation = cancelled
-        return self._activation.id
+        try:
+            undo = await stn_steps.cancel_termination(
+                CancelTermination(activation_id=self._activation.id, note=note)
+            )
+        except ActivityError as error:
+            self._refused(kind, previous, describe_failure(error))
+            raise
+        self._learn(undo)
+        if undo.failure is None:
+            return undo.cancellation.id if undo.cancellation else self._activation.id
+        if self._activation.is_done:
+            self._settle(self._activation)  # sTN executed it after all: COMPLETED
+        else:
+            self._refused(kind, previous, undo.failure)
+        raise Refused(f"cannot {kind}: {undo.failure}")
+
+    def _refused(self, kind: OperatorRequestKind, previous: SagaPhase, why: str) -> None:
+        self._ledger.note_error(f"{kind}_refused", why)
+        self._ledger.enter(previous, f"{kind} refused; carrying on")
+
+    def _learn(self, undo: stn_steps.Undo) -> None:
+        if not undo.followed:
+            # Runs recorded before the patch kept the cancellation's answer.
+            if undo.cancellation is not None:
+                self._activation = undo.cancellation
+            return
+        self._cancellation = undo.cancellation
+        if undo.termination is not None:
+            self._activation = undo.termination
 
     async def _compensate(self, reason: str) -> None:
         """Undo the submitted termination after a workflow cancellation."""
@@ -259,7 +249,7 @@ class LineTerminationSaga:
             self._ledger.enter(SagaPhase.REVOKED, f"{reason}; nothing to undo")
             return
         try:
-            undone = await stn_steps.cancel_termination(
+            undo = await stn_steps.cancel_termination(
                 CancelTermination(
                     activation_id=self._activation.id if self._activation else None,
                     submitted=self._submission,
@@ -271,46 +261,26 @@ class LineTerminationSaga:
                 SagaPhase.FAILED, f"{reason}; could not undo: {describe_failure(error)}"
             )
             return
-        if undone is not None:
-            self._activation = undone
+        self._learn(undo)
+        if undo.failure is not None:
+            if self._activation is not None and self._activation.is_done:
+                self._settle(self._activation)
+            else:
+                self._ledger.fail(SagaPhase.FAILED, f"{reason}; could not undo: {undo.failure}")
+            return
+        undone = undo.cancellation
         what = f"activation {undone.id} cancelled" if undone else "sTN never created one"
         self._ledger.enter(SagaPhase.REVOKED, f"{reason}; {what}")
 
     # -- handlers --------------------------------------------------------------
 
-    @workflow.update
-    async def revoke(self, request: RevokeRequest) -> LineTerminationStatus:
-        """Cancel the termination at sTN and end REVOKED (before it executed)."""
-        await self._inbox.submit(REVOKE, request)
-        return self.status()
+    def _provider_acted(self) -> str | None:
+        activation = self._activation
+        if activation is not None and activation.is_executed:
+            return f"sTN already executed the termination ({activation.status})"
+        return None
 
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._refuse_if_settled("revoke")
-
-    @workflow.update
-    async def reschedule(self, request: RescheduleRequest) -> LineTerminationStatus:
-        """Move the termination to a new wish date (cancel + resubmit at sTN)."""
-        await self._inbox.submit(RESCHEDULE, request)
-        return self.status()
-
-    @reschedule.validator
-    def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        self._refuse_if_settled("reschedule")
-        refuse_past_wish_date(request.wish_date, workflow.now())
-
-    def _refuse_if_settled(self, action: str) -> None:
-        phase = self._ledger.phase
-        if phase.is_final:
-            raise ValueError(f"cannot {action}: the saga is already {phase.value}")
-        if self._activation is not None and self._activation.is_executed:
-            raise ValueError(
-                f"cannot {action}: sTN already executed the termination ({self._activation.status})"
-            )
-        if self._inbox.busy:
-            raise ValueError(f"cannot {action}: another request is being applied")
-
-    @workflow.query
+    @workflow.query(name=SagaQuery.STATUS)
     def status(self) -> LineTerminationStatus:
         activation = self._activation
         return LineTerminationStatus(
@@ -323,12 +293,10 @@ class LineTerminationSaga:
             reference_number=self._submission.reference_number if self._submission else None,
             activation_id=activation.id if activation else None,
             activation_status=activation.status if activation else None,
+            cancellation_id=self._cancellation.id if self._cancellation else None,
+            cancellation_status=self._cancellation.status if self._cancellation else None,
             submissions=self._submissions,
             provider_checks=self._provider_checks,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
         )
-
-
-def _is_timeout(error: ActivityError) -> bool:
-    return isinstance(error.cause, ActivityTimeoutError)

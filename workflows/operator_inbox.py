@@ -1,9 +1,8 @@
-"""Operator requests (revoke, reschedule, ...) handed from update handlers to the saga.
+"""The queue of operator requests (revoke, reschedule, ...) between handlers and the loop.
 
-Handlers never call providers themselves: the saga's main loop owns every
-provider call, so a revoke can never race a poll or a submit. A handler posts a
-request, the loop applies it when it is safe, and the handler returns the
-outcome to the caller (or raises the refusal as the update's failure).
+A handler posts a request and waits; the saga's loop (``workflows.steering``)
+applies it when it is safe, and the handler returns the outcome to the caller
+(or raises the refusal as the update's failure).
 """
 
 from __future__ import annotations
@@ -41,6 +40,10 @@ class OperatorInbox:
     @property
     def busy(self) -> bool:
         return bool(self._queue) or self.in_progress is not None
+
+    def peek(self) -> OperatorRequest:
+        """The oldest queued request, left in the queue."""
+        return self._queue[0]
 
     def take(self) -> OperatorRequest:
         self.in_progress = self._queue.pop(0)

@@ -16,21 +16,20 @@ with that reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import (
+        OperatorRequestKind,
         Provider,
         RescheduleRequest,
         RevokeRequest,
         SagaKind,
         SagaPhase,
-        refuse_past_wish_date,
+        SagaQuery,
     )
     from domain.rebilly import (
         Cancellation,
@@ -48,15 +47,11 @@ with workflow.unsafe.imports_passed_through():
 from workflows import rebilly_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
-from workflows.operator_inbox import OperatorInbox, OperatorRequest
+from workflows.operator_updates import Reschedulable
+from workflows.steering import Refused, Steering
 
-CONFIRM = "confirm"
-REVOKE = "revoke"
-RESCHEDULE = "reschedule"
-
-
-class _Refused(Exception):
-    """An operator request the saga cannot apply; the message is the reason."""
+CONFIRM = OperatorRequestKind.CONFIRM
+REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 
 
 class _TooLate(Exception):
@@ -68,7 +63,7 @@ class _TooLate(Exception):
 
 
 @workflow.defn(name="OrderCancellation")
-class OrderCancellationSaga:
+class OrderCancellationSaga(Reschedulable[OrderCancellationStatus]):
     @workflow.init
     def __init__(self, request: OrderCancellationRequest) -> None:
         self._request = request
@@ -76,7 +71,7 @@ class OrderCancellationSaga:
         self._churn_time_policy: ChurnTimePolicy | None = request.churn_time_policy
         self._wish_date: datetime | None = request.churn_time
         self._ledger = SagaLedger(SagaKind.ORDER_CANCELLATION, [Provider.REBILLY])
-        self._inbox = OperatorInbox()
+        self._steering = Steering(self._ledger)
         self._submissions = 0
         self._cancellation_id: str | None = None
         # The last state Rebilly reported (None: not created yet, or a deleted draft).
@@ -102,7 +97,7 @@ class OrderCancellationSaga:
             await asyncio.shield(asyncio.ensure_future(self._compensate("workflow cancelled")))
             raise
         finally:
-            self._inbox.refuse_all(f"the saga ended {self._ledger.phase.value}")
+            self._steering.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
@@ -113,16 +108,21 @@ class OrderCancellationSaga:
         return self._cancellation is not None and self._cancellation.status == RebillyStatus.DRAFT
 
     async def _drive(self) -> None:
-        """Run until final; operator requests are applied between steps."""
-        while not self._ledger.phase.is_final:
-            if self._inbox.has_pending():
-                await self._apply(self._inbox.take())
-            elif self._awaiting_confirmation:
-                await workflow.wait_condition(self._inbox.has_pending)
-            elif self._ledger.phase == SagaPhase.WAITING:
-                await self._wait_until_due()
-            else:
-                await self._poll()
+        """Wait, then poll, until final; operator requests are applied between steps."""
+        await self._steering.drive(
+            self._advance,
+            {CONFIRM: self._confirm, REVOKE: self._revoke, RESCHEDULE: self._reschedule},
+        )
+
+    async def _advance(self) -> None:
+        if self._awaiting_confirmation:
+            await self._steering.wait_for_request()
+        else:
+            await self._steering.wait_then_poll(
+                self._poll,
+                due=self._cancellation.churn_time if self._cancellation else None,
+                reached="churn time reached; waiting for Rebilly to complete",
+            )
 
     def _body(self, status: RebillyStatus) -> CancellationBody:
         body = self._request.body(status)
@@ -185,39 +185,13 @@ class OrderCancellationSaga:
             self._wish_date = cancellation.churn_time
             self._ledger.move_wish_date(cancellation.churn_time)
 
-    async def _wait_until_due(self) -> None:
-        """Durable timer to the churn time; returns early for an operator request."""
-        due = self._cancellation.churn_time if self._cancellation else None
-        if due is not None:
-            remaining = due - workflow.now()
-            if remaining > timedelta(0):
-                try:
-                    await workflow.wait_condition(self._inbox.has_pending, timeout=remaining)
-                    return
-                except TimeoutError:
-                    pass
-        self._ledger.enter(SagaPhase.POLLING, "churn time reached; waiting for Rebilly to complete")
-
     async def _poll(self) -> None:
         assert self._cancellation_id is not None
-        poll = asyncio.ensure_future(
-            rebilly_steps.await_cancellation_completed(self._cancellation_id)
+        checked = await self._steering.poll_interruptibly(
+            rebilly_steps.await_cancellation_completed(self._cancellation_id),
+            still_pending="Rebilly has not completed after a day; polling",
         )
-        interrupt = asyncio.ensure_future(workflow.wait_condition(self._inbox.has_pending))
-        await workflow.wait([poll, interrupt], return_when=asyncio.FIRST_COMPLETED)
-        if not poll.done():
-            # An operator request: stop polling, let the loop apply it.
-            poll.cancel()
-            with contextlib.suppress(ActivityError, asyncio.CancelledError):
-                await poll
-            return
-        interrupt.cancel()
-        try:
-            checked = poll.result()
-        except ActivityError as error:
-            if not isinstance(error.cause, ActivityTimeoutError):
-                raise
-            self._ledger.record("still_pending", "Rebilly has not completed after a day; polling")
+        if checked is None:
             return
         self._provider_checks += checked.checks
         self._settle(checked.cancellation)
@@ -265,6 +239,11 @@ class OrderCancellationSaga:
             raise _TooLate(reactivated.cancellation)
         if reactivated.outcome == ReactivationOutcome.ALREADY_REVOKED:
             return f"cancellation {cancellation.id} was already revoked"
+        if reactivated.outcome == ReactivationOutcome.RESTARTED:
+            return (
+                f"cancellation {cancellation.id} completed first; the reactivation "
+                f"({reactivated.reactivation_id}) restarted the order with a new service period"
+            )
         return (
             f"order reactivated ({reactivated.reactivation_id}); "
             f"cancellation {cancellation.id} revoked"
@@ -302,26 +281,7 @@ class OrderCancellationSaga:
 
     # -- operator requests ---------------------------------------------------
 
-    async def _apply(self, request: OperatorRequest) -> None:
-        try:
-            if request.kind == CONFIRM:
-                await self._confirm()
-            elif request.kind == REVOKE:
-                await self._revoke(request.payload)
-            else:
-                await self._reschedule(request.payload)
-            request.finish()
-        except ActivityError as error:
-            request.finish(describe_failure(error))
-        except _Refused as refused:
-            request.finish(str(refused))
-        finally:
-            if not request.done:
-                # Cancelled mid-request: release the waiting handler with the reason.
-                request.finish("the saga was cancelled while applying this request")
-            self._inbox.release()
-
-    async def _confirm(self) -> None:
+    async def _confirm(self, _: None = None) -> None:
         previous = self._ledger.phase
         try:
             await self._put(RebillyStatus.CONFIRMED, new_id=False)
@@ -338,7 +298,7 @@ class OrderCancellationSaga:
             what = await self._undo(note)
         except _TooLate as late:
             self._settle(late.cancellation)
-            raise _Refused(_too_late("revoke", late.cancellation)) from None
+            raise Refused(f"cannot {REVOKE}: {_too_late(late.cancellation)}") from None
         except ActivityError as error:
             self._ledger.note_error("revoke_refused", describe_failure(error))
             self._ledger.enter(previous, "revoke refused; carrying on")
@@ -367,7 +327,7 @@ class OrderCancellationSaga:
             await self._undo(f"rescheduled to {new_time.isoformat()}")
         except _TooLate as late:
             self._settle(late.cancellation)
-            raise _Refused(_too_late("reschedule", late.cancellation)) from None
+            raise Refused(f"cannot {RESCHEDULE}: {_too_late(late.cancellation)}") from None
         except ActivityError as error:
             self._ledger.note_error("reschedule_refused", describe_failure(error))
             self._ledger.enter(previous, "reschedule refused; carrying on")
@@ -385,50 +345,24 @@ class OrderCancellationSaga:
 
     # -- handlers --------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=CONFIRM, description="Confirm the draft preview as the cancellation")
     async def confirm(self) -> OrderCancellationStatus:
-        """Turn the draft preview into a confirmed cancellation."""
-        await self._inbox.submit(CONFIRM)
-        return self.status()
+        return await self._steer(CONFIRM)
 
     @confirm.validator
     def _validate_confirm(self) -> None:
-        self._refuse_if_settled("confirm")
+        self._steering.refuse_if_settled(CONFIRM, too_late=self._provider_acted())
         if not self._awaiting_confirmation:
             state = self._cancellation.status.value if self._cancellation else "not created yet"
             raise ValueError(f"cannot confirm: only a draft can be confirmed (this one is {state})")
 
-    @workflow.update
-    async def revoke(self, request: RevokeRequest) -> OrderCancellationStatus:
-        """Undo the cancellation at Rebilly and end REVOKED (before it completed)."""
-        await self._inbox.submit(REVOKE, request)
-        return self.status()
+    def _provider_acted(self) -> str | None:
+        cancellation = self._cancellation
+        if cancellation is not None and cancellation.status == RebillyStatus.COMPLETED:
+            return _too_late(cancellation)
+        return None
 
-    @revoke.validator
-    def _validate_revoke(self, request: RevokeRequest) -> None:
-        self._refuse_if_settled("revoke")
-
-    @workflow.update
-    async def reschedule(self, request: RescheduleRequest) -> OrderCancellationStatus:
-        """Move the churn time (wishDate): revoke and create a new cancellation."""
-        await self._inbox.submit(RESCHEDULE, request)
-        return self.status()
-
-    @reschedule.validator
-    def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        self._refuse_if_settled("reschedule")
-        refuse_past_wish_date(request.wish_date, workflow.now())
-
-    def _refuse_if_settled(self, action: str) -> None:
-        phase = self._ledger.phase
-        if phase.is_final:
-            raise ValueError(f"cannot {action}: the saga is already {phase.value}")
-        if self._cancellation is not None and self._cancellation.status == RebillyStatus.COMPLETED:
-            raise ValueError(_too_late(action, self._cancellation))
-        if self._inbox.busy:
-            raise ValueError(f"cannot {action}: another request is being applied")
-
-    @workflow.query
+    @workflow.query(name=SagaQuery.STATUS)
     def status(self) -> OrderCancellationStatus:
         cancellation = self._cancellation
         return OrderCancellationStatus(
@@ -460,9 +394,9 @@ def _money(cancellation: Cancellation) -> str:
     return f"{subtotal.amount:.2f} {subtotal.currency}" if subtotal else "not reported"
 
 
-def _too_late(action: str, cancellation: Cancellation) -> str:
+def _too_late(cancellation: Cancellation) -> str:
     return (
-        f"cannot {action}: Rebilly already completed cancellation {cancellation.id} "
+        f"Rebilly already completed cancellation {cancellation.id} "
         f"(order churned at {_when(cancellation.churn_time)}); a completed cancellation "
         "cannot be undone"
     )

@@ -13,11 +13,15 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import ErrorType
 
+A = TypeVar("A")
 T = TypeVar("T")
+# A provider activity as declared in ``domain.provider_activities``.
+ProviderActivity = MethodAsyncSingleParam[Any, A, T]
 
 CALL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -41,34 +45,30 @@ POLL_ROUND = timedelta(days=1)
 
 
 async def call(
-    activity: str,
-    arg: Any,
-    result_type: type[T],
+    activity: ProviderActivity[A, T],
+    arg: A,
     summary: str,
     *,
     retry_policy: RetryPolicy = CALL_RETRY,
     schedule_to_close_timeout: timedelta = CALL_DEADLINE,
+    cancellation_type: workflow.ActivityCancellationType = (
+        workflow.ActivityCancellationType.TRY_CANCEL
+    ),
 ) -> T:
     """One provider call, retried until it succeeds, is rejected, or the deadline passes."""
-    result: T = await workflow.execute_activity(
+    return await workflow.execute_activity_method(
         activity,
         arg,
-        result_type=result_type,
         start_to_close_timeout=CALL_TIMEOUT,
         schedule_to_close_timeout=schedule_to_close_timeout,
         retry_policy=retry_policy,
         summary=summary,
+        cancellation_type=cancellation_type,
     )
-    return result
 
 
-async def poll(activity: str, arg: Any, result_type: type[T], summary: str) -> T:
+async def poll(activity: ProviderActivity[A, T], arg: A, summary: str) -> T:
     """Ask until the provider's status is final (the activity raises while pending)."""
     return await call(
-        activity,
-        arg,
-        result_type,
-        summary,
-        retry_policy=POLL_RETRY,
-        schedule_to_close_timeout=POLL_ROUND,
+        activity, arg, summary, retry_policy=POLL_RETRY, schedule_to_close_timeout=POLL_ROUND
     )

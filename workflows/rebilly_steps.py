@@ -1,9 +1,8 @@
 """Rebilly steps as a workflow calls them: activity, timeouts, retries.
 
-One definition, shared by the order cancellation saga and (later) the customer
-churn saga. The retry and timeout policies are the ones every provider call
-uses (see ``stn_steps``): transient faults and 429s are retried (a 429 after
-Rebilly's ``X-RateLimit-Retry-After``), rejections never are.
+One definition, shared by the order cancellation saga and the customer churn
+saga; the retry and timeout policies are every provider call's
+(``workflows.provider_calls``).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.provider_activities import RebillyCalls
     from domain.rebilly import (
         Cancellation,
         CancellationChecked,
@@ -20,57 +20,33 @@ with workflow.unsafe.imports_passed_through():
         PutResult,
         Reactivated,
         ReactivateOrder,
-        RebillyActivity,
     )
 
 from workflows.provider_calls import call, poll
 
 
 async def put_cancellation(request: PutCancellation) -> PutResult:
-    result: PutResult = await call(
-        RebillyActivity.PUT_CANCELLATION,
-        request,
-        PutResult,
-        f"Rebilly PUT order-cancellation ({request.body.status})",
-    )
-    return result
+    summary = f"Rebilly PUT order-cancellation ({request.body.status})"
+    return await call(RebillyCalls.put_cancellation, request, summary)
 
 
 async def find_cancellation(cancellation_id: str) -> Cancellation | None:
-    result: Cancellation | None = await call(
-        RebillyActivity.FIND_CANCELLATION,
-        CancellationRef(cancellation_id=cancellation_id),
-        Cancellation | None,  # type: ignore[arg-type]
-        "Rebilly GET order-cancellation",
-    )
-    return result
+    ref = CancellationRef(cancellation_id=cancellation_id)
+    return await call(RebillyCalls.find_cancellation, ref, "Rebilly GET order-cancellation")
 
 
 async def await_cancellation_completed(cancellation_id: str) -> CancellationChecked:
-    result: CancellationChecked = await poll(
-        RebillyActivity.AWAIT_CANCELLATION_COMPLETED,
+    return await poll(
+        RebillyCalls.await_cancellation_completed,
         CancellationRef(cancellation_id=cancellation_id),
-        CancellationChecked,
         "Rebilly GET order-cancellation until completed",
     )
-    return result
 
 
 async def reactivate_order(request: ReactivateOrder) -> Reactivated:
-    result: Reactivated = await call(
-        RebillyActivity.REACTIVATE_ORDER,
-        request,
-        Reactivated,
-        "Rebilly POST order-reactivation",
-    )
-    return result
+    return await call(RebillyCalls.reactivate_order, request, "Rebilly POST order-reactivation")
 
 
 async def delete_draft(cancellation_id: str) -> DraftDeleted:
-    result: DraftDeleted = await call(
-        RebillyActivity.DELETE_DRAFT,
-        CancellationRef(cancellation_id=cancellation_id),
-        DraftDeleted,
-        "Rebilly DELETE draft order-cancellation",
-    )
-    return result
+    ref = CancellationRef(cancellation_id=cancellation_id)
+    return await call(RebillyCalls.delete_draft, ref, "Rebilly DELETE draft order-cancellation")

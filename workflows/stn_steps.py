@@ -5,44 +5,85 @@ One definition, shared by the line termination saga and the customer churn saga.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.provider_activities import StnCalls
     from domain.stn import (
         Activation,
         ActivationChecked,
         AwaitActivation,
         CancelTermination,
-        StnActivity,
         SubmittedTermination,
         SubmitTermination,
     )
 from workflows.provider_calls import call, poll
 
+# 2026-11: CancelTerminateSubscription is asynchronous (a new activation, BUSY, that
+# ends DONE or ERROR). Runs recorded before took its answer as the outcome.
+PATCH_FOLLOW_CANCELLATION = "follow-stn-cancellation"
+
 
 async def submit_termination(request: SubmitTermination) -> SubmittedTermination:
-    return await call(
-        StnActivity.SUBMIT_TERMINATION,
-        request,
-        SubmittedTermination,
-        "sTN TerminateSubscription",
-    )
+    return await call(StnCalls.submit_termination, request, "sTN TerminateSubscription")
 
 
 async def await_activation_final(activation_id: str) -> ActivationChecked:
     return await poll(
-        StnActivity.AWAIT_ACTIVATION_FINAL,
+        StnCalls.await_activation_final,
         AwaitActivation(activation_id=activation_id),
-        ActivationChecked,
         "sTN QueryActivation until DONE/ERROR",
     )
 
 
-async def cancel_termination(request: CancelTermination) -> Activation | None:
-    result: Activation | None = await call(
-        StnActivity.CANCEL_TERMINATION,
-        request,
-        Activation | None,  # type: ignore[arg-type]
-        "sTN CancelTerminateSubscription",
+@dataclass(frozen=True)
+class Undo:
+    """What asking sTN to cancel a termination came to."""
+
+    # sTN's cancellation activation; None: nothing had been submitted to cancel.
+    cancellation: Activation | None
+    # The termination as sTN shows it after a cancellation ended DONE (if its id is known).
+    termination: Activation | None = None
+    # False on the pre-patch path: the cancellation was not followed to its end.
+    followed: bool = True
+
+    @property
+    def failure(self) -> str | None:
+        """Why the termination stands, if it does (the cancellation ended ERROR, or
+        the termination executed regardless)."""
+        cancellation, termination = self.cancellation, self.termination
+        if not self.followed or cancellation is None:
+            return None
+        if not cancellation.is_done:
+            return (
+                f"sTN could not cancel the termination (cancellation {cancellation.id} "
+                f"{cancellation.status}: {cancellation.error_message})"
+            )
+        if termination is not None and termination.is_done:
+            return f"sTN executed termination {termination.id} although it was cancelled"
+        return None
+
+
+async def cancel_termination(request: CancelTermination) -> Undo:
+    """CancelTerminateSubscription, followed until sTN has decided.
+
+    sTN answers a cancellation activation (``BUSY``) and decides later: ``DONE``
+    (the termination will not execute) or ``ERROR`` (it stands). Then, when the
+    termination's id is known, one read confirms it did not execute anyway.
+    """
+    cancellation = await call(
+        StnCalls.cancel_termination, request, "sTN CancelTerminateSubscription"
     )
-    return result
+    if cancellation is None or not workflow.patched(PATCH_FOLLOW_CANCELLATION):
+        return Undo(cancellation, followed=False)
+    decided = (await await_activation_final(cancellation.id)).activation
+    if not decided.is_done or request.activation_id is None:
+        return Undo(decided)
+    termination = await call(
+        StnCalls.get_activation,
+        AwaitActivation(activation_id=request.activation_id),
+        "sTN QueryActivation: the cancelled termination did not execute",
+    )
+    return Undo(decided, termination)

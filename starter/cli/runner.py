@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
-from domain.churn import ResolveAction
-from domain.common import OperatorRequestKind, SagaQuery
+from domain.churn import ResolveAction, ResolveRequest
+from domain.common import OperatorRequestKind, RevokeRequest, SagaQuery, parse_request
 from starter import sagas
 from starter.cli import output
 from starter.cli.parser import ControlCommand, StartCommand
@@ -65,6 +65,7 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
         return lambda client: _start(start_saga(client, request, settings))
     match args.command:
         case OperatorRequestKind.REVOKE:
+            parse_request(RevokeRequest, {"reason": args.reason})  # refused before connecting
             return lambda client: _steer(sagas.revoke(client, workflow_id, args.reason))
         case OperatorRequestKind.RESCHEDULE:
             wish_date = parse_datetime("wishDate", args.wish_date)
@@ -73,6 +74,7 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return lambda client: _steer(sagas.confirm(client, workflow_id))
         case OperatorRequestKind.RESOLVE:
             action = ResolveAction.RETRY if args.retry else ResolveAction.MARK_HANDLED
+            parse_request(ResolveRequest, {"action": action, "note": args.note})
             return lambda client: _steer(sagas.resolve(client, workflow_id, action, args.note))
         case SagaQuery.STATUS:
             return lambda client: _status(client, workflow_id, as_json=args.json)

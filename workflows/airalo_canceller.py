@@ -1,64 +1,12 @@
 """Cancel Airalo future orders, each before its cut-off: the procedure, shared.
 
-:class:`FutureOrderCanceller` is the one implementation of the cancellation, run
-by the FutureOrderCancellation saga and by the customer churn saga (which keeps
-the orders due at or before its churn date: ``keep_due_before``). It records its
-steps on the saga's ledger and never changes the saga's phase; the saga decides
-what its outcomes mean.
-
-look up every order (``GET /v2/future-orders``) → keep those due at or before
-``keep_due_before`` and refuse those past their cut-off, without a call → cancel
-the rest in batches of at most ten, earliest cut-off first → one outcome per
-request id.
-
-Decision rules (one outcome and one reason per request id):
-
-* **Lookup.** A listed order's details and ``latest_cancellation_date`` are
-  recorded before anything is cancelled (the compensation re-creates an order from
-  them). An order due at or before ``keep_due_before`` ends ``KEPT`` without a
-  cancel call. An order whose cut-off has passed ends ``MISSED_DEADLINE`` without a
-  cancel call. IDs Airalo does not list are sent anyway: the cancel call's 422 says
-  whether they do not exist (``NOT_FOUND``) or are already processed.
-* **422.** Airalo rejects the whole call and names the failing indexes. Those IDs
-  get their outcome (does not exist → ``NOT_FOUND``, already processed →
-  ``ALREADY_PROCESSED``, past the cut-off → ``MISSED_DEADLINE``, anything else →
-  ``FAILED``) and the rest of the batch is sent again, in one call.
-* **Lost responses.** An ID is *uncertain* once it was in a call whose answer we
-  never got: an activity that succeeded only on a later attempt, or that gave up.
-  Such a call may have cancelled it. Sending it again is harmless, but a verdict
-  about it is never guessed: when Airalo answers "already processed" (or "past the
-  cut-off") for it, or when its cut-off has passed, the canceller asks
-  ``GET /v2/future-orders``:
-  still listed → it still exists: send it again (or, past its cut-off,
-  ``MISSED_DEADLINE``);
-  not listed, seen pending at the start, due date still ahead → it cannot have
-  fired (orders fire at their due date), so our lost call cancelled it →
-  ``CANCELLED``;
-  not listed and its due date has passed → it fired, or our lost call cancelled
-  it; Airalo's webhook log tells which → ``ALREADY_PROCESSED`` with that reason;
-  not listed and not listed at the start either → no call of ours can have
-  cancelled it → Airalo's answer stands (``ALREADY_PROCESSED``, in its words).
-  A 422 that does *not* name an ID proves that ID was still pending, and a 200
-  that it is cancelled: either makes it certain again.
-* **Deadline race.** A cancel call is retried until the earliest cut-off among its
-  orders and no longer (``schedule_to_close``). When the call gives up with Airalo
-  still failing, IDs whose cut-off has passed are settled as above and, still
-  listed, end ``MISSED_DEADLINE`` with the last error; the others are sent again,
-  bounded by their own later cut-off. IDs Airalo never listed have no cut-off:
-  each call for them gives up after a day, and after five such calls ``FAILED``.
-
-Stopping (:meth:`FutureOrderCanceller.stop`, a saga's revoke): no further cancel
-call is sent. A call in flight is cancelled and waited for until Temporal closed
-it (``WAIT_CANCELLATION_COMPLETED``: no attempt can still reach Airalo); if it
-answered, the answer counts; if not, its IDs are uncertain and settled by one
-``GET /v2/future-orders`` like a lost response. Every ID still open then ends
-``KEPT`` (left in place). So :meth:`~FutureOrderCanceller.cancelled_orders` is
-exactly what must be re-created to undo the run.
-
-Cancellation of the task running :meth:`~FutureOrderCanceller.run` (the workflow
-being cancelled): a call in flight is cancelled the same way and its answer, if
-it got one, still counts; then the cancellation propagates. The saga settles the
-rest with :meth:`~FutureOrderCanceller.abandon` (calling nobody).
+:class:`FutureOrderCanceller` looks every order up, keeps those due at or before
+``keep_due_before`` and refuses those past their cut-off without a call, cancels
+the rest in batches of at most ten (earliest cut-off first) and gives one outcome
+per request id. It is run by the FutureOrderCancellation saga and by the customer
+churn; it records its steps on the saga's ledger and never changes the saga's
+phase. Its decision rules (422s, lost responses settled by lookup, the deadline
+race, stopping) are in ``docs/sagas.md``, section "FutureOrderCanceller".
 """
 
 from __future__ import annotations
@@ -76,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         CancelFutureOrdersResult,
         CancelRejection,
         FutureOrder,
+        FutureOrdersListed,
         OrderOutcome,
         OrderOutcomeRecord,
         RejectionKind,
@@ -100,13 +49,17 @@ VERDICTS = {
     RejectionKind.PAST_CUTOFF: (OrderOutcome.MISSED_DEADLINE, ""),
     RejectionKind.INVALID: (OrderOutcome.FAILED, ""),
 }
+# 2026-11: Airalo does not document what a 422 did with the IDs it did not name;
+# they used to be taken as still pending (tests/histories/*_prepatch.json).
+PATCH_SETTLE_UNNAMED_AFTER_422 = "airalo-settle-unnamed-after-422"
+
 # Answers that a lost call of ours could have caused (it cancelled the order, so
 # Airalo now calls it processed, or checks the cut-off first): settled by lookup.
 DISPUTABLE = frozenset({RejectionKind.ALREADY_PROCESSED, RejectionKind.PAST_CUTOFF})
 
 
 class FutureOrderCanceller:
-    """Cancel ``request_ids`` at Airalo (rules: module docstring). Workflow code only.
+    """Cancel ``request_ids`` at Airalo (rules: ``docs/sagas.md``). Workflow code only.
 
     ``keep_due_before``: orders due at or before this moment are not cancelled
     (``KEPT``); ``None`` cancels every order.
@@ -132,10 +85,12 @@ class FutureOrderCanceller:
         self.orders: dict[str, FutureOrder] = {}
         self.cancel_calls = 0
         self.lookups = 0
-        # IDs that were in a call whose answer we never got (see the module docstring),
+        # IDs that were in a call whose answer we never got (``docs/sagas.md``),
         # and those of them Airalo then called "already processed".
         self._uncertain: set[str] = set()
         self._disputed: dict[str, CancelRejection] = {}
+        # IDs a 422 did not name: looked up before they are sent again.
+        self._unverified: set[str] = set()
         self._sends: Counter[str] = Counter()
         # The last error of a call that ran out of time, per ID (for MISSED_DEADLINE).
         self._unavailable: dict[str, str] = {}
@@ -209,18 +164,28 @@ class FutureOrderCanceller:
 
     # -- lookup ------------------------------------------------------------------
 
-    async def _look_up(self) -> bool:
-        ids = self._request_ids
+    async def _list(
+        self, request_ids: list[str], *, step: str, failure: str
+    ) -> FutureOrdersListed | None:
+        """One ``GET /v2/future-orders``; if it fails, these IDs end ``FAILED``: ``failure``."""
         self.lookups += 1
         try:
-            listing = await airalo_steps.list_future_orders(ids)
+            return await airalo_steps.list_future_orders(request_ids)
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise
-            reason = f"could not look the order up at Airalo: {describe_failure(error)}"
-            self._note_error("lookup_failed", reason)
-            for request_id in ids:
+            reason = f"{failure}: {describe_failure(error)}"
+            self._note_error(step, reason)
+            for request_id in request_ids:
                 self._settle(request_id, OrderOutcome.FAILED, reason)
+            return None
+
+    async def _look_up(self) -> bool:
+        ids = self._request_ids
+        listing = await self._list(
+            ids, step="lookup_failed", failure="could not look the order up at Airalo"
+        )
+        if listing is None:
             return False
         for order in listing.orders:
             self._remember(order)
@@ -271,7 +236,11 @@ class FutureOrderCanceller:
         while pending and self._stop_reason is None:
             # Only where a verdict depends on it: resending an uncertain ID is harmless
             # (if our lost call got through, Airalo answers "already processed").
-            must_settle = [i for i in pending if i in self._disputed or self._verdict_due(i)]
+            must_settle = [
+                i
+                for i in pending
+                if i in self._disputed or i in self._unverified or self._verdict_due(i)
+            ]
             must_settle = [i for i in must_settle if i in self._uncertain]
             if must_settle:
                 await self._settle_by_lookup(must_settle)
@@ -357,8 +326,15 @@ class FutureOrderCanceller:
             self._ledger.record("cancelled", f"{label}: {len(pending)} cancelled")
             return []
         named = {rejection.request_id for rejection in result.rejections}
-        # A 422 validates every index: the IDs it does not name were still pending.
-        self._uncertain.difference_update(set(pending) - named)
+        unnamed = set(pending) - named
+        if workflow.patched(PATCH_SETTLE_UNNAMED_AFTER_422):
+            # Undocumented: the call may have cancelled them. Settled by lookup first.
+            self._uncertain.update(unnamed)
+            self._unverified.update(unnamed)
+            then = "the others are looked up before they are sent again"
+        else:
+            self._uncertain.difference_update(unnamed)
+            then = "nothing was cancelled, sending the rest again"
         for rejection in result.rejections:
             self._apply_rejection(rejection)
         for request_id in pending:
@@ -366,8 +342,7 @@ class FutureOrderCanceller:
                 self.outcomes[request_id].outcome = OrderOutcome.PENDING
         self._ledger.record(
             "rejected",
-            f"{label}: Airalo refused {len(named)} of {len(pending)} IDs; "
-            "nothing was cancelled, sending the rest again",
+            f"{label}: Airalo refused {len(named)} of {len(pending)} IDs; {then}",
         )
         return [request_id for request_id in pending if self._is_open(request_id)]
 
@@ -469,26 +444,26 @@ class FutureOrderCanceller:
         self._settle(request_id, outcome, f"Airalo: {rejection.message}{note}")
 
     async def _settle_by_lookup(self, request_ids: list[str]) -> None:
-        """Decide uncertain IDs from ``GET /v2/future-orders`` (rules: module docstring)."""
-        self.lookups += 1
-        try:
-            listing = await airalo_steps.list_future_orders(request_ids)
-        except ActivityError as error:
-            if is_cancelled_exception(error):
-                raise
-            reason = (
-                "an earlier cancel call's answer was lost and Airalo could not be asked "
-                f"whether it got through: {describe_failure(error)}"
-            )
-            self._note_error("settle_failed", reason)
-            for request_id in request_ids:
-                self._settle(request_id, OrderOutcome.FAILED, reason)
+        """Decide uncertain IDs from ``GET /v2/future-orders`` (rules: ``docs/sagas.md``)."""
+        listing = await self._list(
+            request_ids,
+            step="settle_failed",
+            failure="an earlier cancel call's answer was lost and Airalo could not be asked "
+            "whether it got through",
+        )
+        if listing is None:
             return
         listed = {order.request_id: order for order in listing.orders}
         now = workflow.now()
         verdicts = []
         for request_id in request_ids:
             self._uncertain.discard(request_id)
+            how = (
+                "a call Airalo refused with a 422 naming other IDs"
+                if request_id in self._unverified
+                else "a call whose answer was lost"
+            )
+            self._unverified.discard(request_id)
             disputed = self._disputed.pop(request_id, None)
             if request_id in listed:
                 self._remember(listed[request_id])
@@ -511,7 +486,7 @@ class FutureOrderCanceller:
                 self._settle(
                     request_id,
                     OrderOutcome.CANCELLED,
-                    "cancelled by a call whose answer was lost: no longer listed although "
+                    f"cancelled by {how}: no longer listed although "
                     f"its due date {_utc(seen.due_date)} is still ahead (settled by "
                     "GET /v2/future-orders)",
                 )
