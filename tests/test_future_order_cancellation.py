@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,18 +61,6 @@ from workflows.operator_inbox import OperatorRequest
 TOKEN = "/v2/token"
 ORDERS = "/v2/future-orders"
 CANCEL = "/v2/cancel-future-orders"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def token_limit_for_many_workers(sandbox: SandboxServer) -> Iterator[None]:
-    """Every test runs its own worker, hence its own token cache and one token fetch;
-    the sandbox's default (5 per minute) would throttle a module of such tests. The
-    cache itself is held to one fetch in ``test_token_fetched_once_refreshed_after_401``."""
-    with SandboxAdmin(sandbox.base_url) as admin:
-        previous = admin.configure()["airaloTokenRateLimitPerMinute"]
-        admin.configure(airalo_token_rate_limit_per_minute=120)
-        yield
-        admin.configure(airalo_token_rate_limit_per_minute=previous)
 
 
 # -- helpers -------------------------------------------------------------------------
