@@ -83,6 +83,17 @@ class StnActivities:
         found = await self._query(id=activation_id)
         return found[0] if found else None
 
+    async def _require(self, activation_id: str) -> Activation:
+        """The activation, or a rejection: sTN knowing no such id will not change."""
+        activation = await self._get(activation_id)
+        if activation is None:
+            raise ApplicationError(
+                f"sTN knows no activation {activation_id}",
+                type=PROVIDER_REJECTED,
+                non_retryable=True,
+            )
+        return activation
+
     async def _with_reference(
         self,
         reference: str,
@@ -176,13 +187,7 @@ class StnActivities:
         else) this raises a benign, retryable error: the activity's retry policy
         is the polling loop, so the checks cost no workflow history.
         """
-        activation = await self._get(request.activation_id)
-        if activation is None:
-            raise ApplicationError(
-                f"sTN knows no activation {request.activation_id}",
-                type=PROVIDER_REJECTED,
-                non_retryable=True,
-            )
+        activation = await self._require(request.activation_id)
         if activation.is_final:
             return ActivationChecked(activation=activation, checks=activity.info().attempt)
         raise ApplicationError(
@@ -195,14 +200,7 @@ class StnActivities:
     async def get_activation(self, request: AwaitActivation) -> Activation:
         """QueryActivation by id, once: e.g. to confirm that a cancelled termination
         did not execute (its status is anything but ``DONE``)."""
-        activation = await self._get(request.activation_id)
-        if activation is None:
-            raise ApplicationError(
-                f"sTN knows no activation {request.activation_id}",
-                type=PROVIDER_REJECTED,
-                non_retryable=True,
-            )
-        return activation
+        return await self._require(request.activation_id)
 
     @activity.defn(name=StnActivity.CANCEL_TERMINATION)
     async def cancel_termination(self, request: CancelTermination) -> Activation | None:
