@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
@@ -52,6 +52,11 @@ VERDICTS = {
 # 2026-11: Airalo does not document what a 422 did with the IDs it did not name;
 # they used to be taken as still pending (tests/histories/*_prepatch.json).
 PATCH_SETTLE_UNNAMED_AFTER_422 = "airalo-settle-unnamed-after-422"
+
+# 2026-11: with Airalo down in the last second before a cut-off, each re-send had
+# a window too short for a retry and failed at once: a storm of calls until the
+# cut-off (tests/histories/*_missed_deadline_prepatch.json).
+PATCH_WAIT_OUT_LAST_INTERVAL = "airalo-wait-out-last-retry-interval"
 
 # Answers that a lost call of ours could have caused (it cancelled the order, so
 # Airalo now calls it processed, or checks the cut-off first): settled by lookup.
@@ -422,6 +427,7 @@ class FutureOrderCanceller:
             for request_id in pending:
                 self._unavailable[request_id] = reason
                 self.outcomes[request_id].outcome = OrderOutcome.PENDING
+            await self._wait_out_last_interval(pending)
             return pending
         # A rejection of the whole call: resending cannot help.
         await self._settle_by_lookup(pending)
@@ -429,6 +435,18 @@ class FutureOrderCanceller:
             if self._is_open(request_id):
                 self._settle(request_id, OrderOutcome.FAILED, f"Airalo refused: {reason}")
         return []
+
+    async def _wait_out_last_interval(self, pending: list[str]) -> None:
+        """Less than one retry interval before the earliest cut-off: a call could only
+        fail the same way, so wait for the cut-off (those IDs then end
+        ``MISSED_DEADLINE``) instead of re-sending."""
+        cutoffs = [self.orders[i].latest_cancellation_date for i in pending if i in self.orders]
+        if not cutoffs:
+            return
+        left = min(cutoffs) - workflow.now()
+        retry_interval = airalo_steps.AIRALO_RETRY.initial_interval or timedelta(seconds=1)
+        if timedelta(0) < left < retry_interval and workflow.patched(PATCH_WAIT_OUT_LAST_INTERVAL):
+            await workflow.sleep(left)
 
     def _apply_rejection(self, rejection: CancelRejection) -> None:
         request_id = rejection.request_id
