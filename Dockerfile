@@ -1,4 +1,4 @@
-# One image for the worker, cancelctl and the provider sandbox.
+# One image for the worker, the HTTP API (python -m starter.api), cancelctl and the provider sandbox.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app

@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast run install temporal-cli lint typecheck pytest format clean
+.PHONY: test test-fast run install temporal-cli lint typecheck pytest format clean openapi
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ format: install
 # Dev server + Web UI (SQLite under .data/), provider sandbox and worker, in the foreground.
 run: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m starter.devstack
+
+# Regenerates the committed OpenAPI document of the HTTP API from the code
+# (tests/api/test_openapi.py fails when docs/openapi.json drifts).
+openapi: install
+	$(BIN)/python -m starter.api.openapi > docs/openapi.json.tmp && mv docs/openapi.json.tmp docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,9 @@ history, search attributes or logs.
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
@@ -71,3 +73,40 @@ class AiraloSettings(BaseSettings):
         (``/v2/token``), so the documented base must not double it."""
         root = self.base_url.rstrip("/")
         return root.removesuffix("/v2")
+
+
+class ApiScope(StrEnum):
+    """What an HTTP API key may do."""
+
+    EVENTS_WRITE = "events:write"
+    SAGAS_WRITE = "sagas:write"
+    SAGAS_READ = "sagas:read"
+
+
+class ApiKey(BaseModel):
+    """One caller of the HTTP API: a name (for logs), its bearer token, its scopes."""
+
+    name: str = Field(min_length=1)
+    token: SecretStr = Field(min_length=16)
+    scopes: frozenset[ApiScope] = frozenset()
+
+
+class ApiSettings(BaseSettings):
+    """The HTTP API (``python -m starter.api``). Env prefix ``CANCEL_API_``.
+
+    ``CANCEL_API_KEYS`` is JSON: ``[{"name": "crm", "token": "...", "scopes":
+    ["events:write", "sagas:write", "sagas:read"]}]``. Without keys every call
+    but ``/healthz``, ``/readyz`` and the OpenAPI document is refused (401).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CANCEL_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    keys: list[ApiKey] = Field(default_factory=list)
+    # Larger request bodies are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1)
+    # How long a request waits for Temporal (connecting, /readyz) before answering 503.
+    temporal_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Sent as Retry-After with a 503.
+    retry_after_seconds: int = Field(default=5, ge=1)

@@ -13,8 +13,18 @@ CANCELLATION_KIND = SearchAttributeKey.for_keyword("CancellationKind")
 CANCELLATION_PROVIDERS = SearchAttributeKey.for_keyword_list("CancellationProviders")
 WISH_DATE = SearchAttributeKey.for_datetime("WishDate")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+# The keyed hash of the delivery (CloudEvent source + id, or an Idempotency-Key
+# header) that started the run: set by the HTTP API at start, never by a workflow.
+IDEMPOTENCY_KEY = SearchAttributeKey.for_keyword("IdempotencyKey")
 
-ALL = (CANCELLATION_STATUS, CANCELLATION_KIND, CANCELLATION_PROVIDERS, WISH_DATE, CUSTOMER_ID)
+ALL = (
+    CANCELLATION_STATUS,
+    CANCELLATION_KIND,
+    CANCELLATION_PROVIDERS,
+    WISH_DATE,
+    CUSTOMER_ID,
+    IDEMPOTENCY_KEY,
+)
 
 
 def dev_server_flags() -> list[str]:

@@ -2,16 +2,20 @@
 
 Starts the Temporal dev server with its Web UI (SQLite under ``.data/`` so
 sagas survive a restart, our search attributes registered), the provider
-sandbox, and the worker; prints the UI URL and a ready-to-paste ``cancelctl``
-example; Ctrl-C stops everything, worker first.
+sandbox, the worker and the HTTP API; prints the UI URL, the API's URL with a
+freshly generated local dev key, and ready-to-paste ``cancelctl`` and ``curl``
+examples; Ctrl-C stops everything, API and worker first.
 
 Ports (environment): ``TEMPORAL_PORT`` (7233), ``TEMPORAL_UI_PORT`` (8233),
-``SANDBOX_PORT`` (8099); ``DEVSTACK_DATA_DIR`` (``.data``).
+``SANDBOX_PORT`` (8099), ``CANCEL_API_PORT`` (8080); ``DEVSTACK_DATA_DIR`` (``.data``).
+With ``CANCEL_API_KEYS`` set, those keys are used and no dev key is made.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,10 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from config.settings import ApiScope
 from config.temporal_cli import TemporalCliUnavailable, ensure_temporal_cli
 from domain.search_attributes import dev_server_flags
 
 STARTUP_SECONDS = 60.0
+# Stopped with SIGINT (they shut down cleanly on it), the others with SIGTERM.
+_GRACEFUL = frozenset({"worker", "HTTP API"})
 STOP_SECONDS = 15.0
 
 
@@ -33,6 +40,7 @@ class Ports:
     temporal: int
     ui: int
     sandbox: int
+    api: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -40,6 +48,7 @@ class Ports:
             temporal=int(os.environ.get("TEMPORAL_PORT", "7233")),
             ui=int(os.environ.get("TEMPORAL_UI_PORT", "8233")),
             sandbox=int(os.environ.get("SANDBOX_PORT", "8099")),
+            api=int(os.environ.get("CANCEL_API_PORT", "8080")),
         )
 
 
@@ -75,6 +84,7 @@ def main() -> int:
             (ports.temporal, "Temporal"),
             (ports.ui, "Temporal UI"),
             (ports.sandbox, "sandbox"),
+            (ports.api, "HTTP API"),
         ):
             refuse_busy_port(port, name)
     except (TemporalCliUnavailable, RuntimeError) as error:
@@ -90,13 +100,17 @@ def main() -> int:
         "REBILLY_BASE_URL": f"{sandbox_url}/rebilly/organizations/org-sandbox",
         "AIRALO_BASE_URL": f"{sandbox_url}/airalo",
     }
+    dev_key = None if os.environ.get("CANCEL_API_KEYS") else secrets.token_urlsafe(24)
+    api_env = {**env, "CANCEL_API_HOST": "127.0.0.1", "CANCEL_API_PORT": str(ports.api)}
+    if dev_key is not None:
+        api_env["CANCEL_API_KEYS"] = json.dumps([dev_api_key(dev_key)])
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop_all(*_: object) -> None:
         for name, process in reversed(processes):
             if process.poll() is None:
                 print(f"stopping {name}...", flush=True)
-                process.send_signal(signal.SIGINT if name == "worker" else signal.SIGTERM)
+                process.send_signal(signal.SIGINT if name in _GRACEFUL else signal.SIGTERM)
                 try:
                     process.wait(timeout=STOP_SECONDS)
                 except subprocess.TimeoutExpired:
@@ -151,7 +165,12 @@ def main() -> int:
         wait_for_port(ports.sandbox, "sandbox", sandbox)
         worker = subprocess.Popen([sys.executable, "worker.py"], env=env, start_new_session=True)
         processes.append(("worker", worker))
-        print(banner(ports, address), flush=True)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "starter.api"], env=api_env, start_new_session=True
+        )
+        processes.append(("HTTP API", api))
+        wait_for_port(ports.api, "HTTP API", api)
+        print(banner(ports, address, dev_key), flush=True)
         while not stopping:
             for name, process in processes:
                 if process.poll() is not None:
@@ -166,17 +185,33 @@ def main() -> int:
     return 0
 
 
-def banner(ports: Ports, address: str) -> str:
+def dev_api_key(token: str) -> dict[str, object]:
+    """The local dev key ``make run`` makes: every scope, valid until the stack stops."""
+    return {"name": "devstack", "token": token, "scopes": [s.value for s in ApiScope]}
+
+
+def banner(ports: Ports, address: str, dev_key: str | None = None) -> str:
     env = "" if ports.temporal == 7233 else f"TEMPORAL_ADDRESS={address} "
+    api = f"http://127.0.0.1:{ports.api}"
+    key = dev_key or "$YOUR_KEY"
+    key_line = (
+        f"    API dev key       {dev_key}  (all scopes; a new one each `make run`)\n"
+        if dev_key
+        else "    API keys          from CANCEL_API_KEYS\n"
+    )
     return f"""
   cancellation-orchestrator is running
     Temporal Web UI   http://127.0.0.1:{ports.ui}/namespaces/default/workflows
     Temporal          {address}
     Provider sandbox  http://127.0.0.1:{ports.sandbox}  (call log: /_sandbox/calls)
-
+    HTTP API          {api}  (docs: {api}/docs)
+{key_line}
   Try it (in another shell):
     {env}.venv/bin/cancelctl terminate --subscription-id SUB-DEMO-1
     {env}.venv/bin/cancelctl status terminate-SUB-DEMO-1
+    curl -s -X POST {api}/v1/line-terminations -H 'Authorization: Bearer {key}' \\
+      -H 'Content-Type: application/json' -d '{{"subscriptionId": "SUB-DEMO-2"}}'
+    curl -s {api}/v1/sagas/terminate-SUB-DEMO-2 -H 'Authorization: Bearer {key}'
 
   Ctrl-C stops everything.
 """

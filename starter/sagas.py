@@ -6,14 +6,16 @@ never starts anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
@@ -57,6 +59,88 @@ class StartedSaga:
     run_id: str | None
     # True when a run for this business key was already open: nothing new started.
     already_running: bool
+    # True when this delivery (idempotency key) had already started this run: a
+    # redelivery, answered with that run whether it is open or closed.
+    duplicate_delivery: bool = False
+
+
+# -- deliveries: at most one saga per idempotency key ----------------------------------
+
+#: Memo fields of a run started by a keyed delivery (the HTTP API's starts and events).
+MEMO_IDEMPOTENCY_KEY = "idempotencyKey"
+MEMO_REQUEST_DIGEST = "requestDigest"
+_HEX_DIGEST = re.compile(r"[0-9a-f]{16,128}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who asked, once: a caller's idempotency key (already hashed) and what it asked.
+
+    ``key`` is a keyed hash, never the caller's raw key (which might carry PII);
+    ``request_digest`` is the SHA-256 of the validated request, so the same key
+    with another payload is told apart from a redelivery.
+    """
+
+    key: str
+    request_digest: str
+
+    def __post_init__(self) -> None:
+        # The key goes into a visibility query: a hex digest needs no escaping.
+        if not _HEX_DIGEST.fullmatch(self.key):
+            raise ValueError("a delivery key must be a hex digest (hash the caller's key)")
+
+    def memo(self) -> dict[str, str]:
+        return {MEMO_IDEMPOTENCY_KEY: self.key, MEMO_REQUEST_DIGEST: self.request_digest}
+
+
+class DeliveryConflict(Exception):
+    """The idempotency key already started a saga with a different request."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"this idempotency key already started saga {workflow_id} with a different "
+            "request; send a new key for a new request"
+        )
+
+
+async def _delivered_run(execution: WorkflowExecution, delivery: Delivery) -> StartedSaga | None:
+    """The run ``execution`` as the answer to ``delivery``, if that delivery started it."""
+    memo = await execution.memo()
+    if memo.get(MEMO_IDEMPOTENCY_KEY) != delivery.key:
+        return None
+    if memo.get(MEMO_REQUEST_DIGEST) != delivery.request_digest:
+        raise DeliveryConflict(execution.id)
+    return StartedSaga(
+        execution.id,
+        execution.run_id,
+        already_running=execution.status == WorkflowExecutionStatus.RUNNING,
+        duplicate_delivery=True,
+    )
+
+
+async def find_delivery(client: Client, workflow_id: str, delivery: Delivery) -> StartedSaga | None:
+    """The run this delivery already started, if any (``DeliveryConflict`` if it differs).
+
+    First the business key's latest run, read with ``describe()``: strongly
+    consistent, so a redelivery right after the start is caught. Then every run
+    carrying the key (the ``IdempotencyKey`` search attribute): this catches an
+    older run of the same business key and a run under another business key, but
+    visibility is eventually consistent, so a run started a moment ago may be missed.
+    """
+    try:
+        latest = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        found = await _delivered_run(latest, delivery)
+        if found is not None:
+            return found
+    query = f"{sa.IDEMPOTENCY_KEY.name} = '{delivery.key}'"  # hex (checked): nothing to escape
+    async for execution in client.list_workflows(query, limit=1):
+        return await _delivered_run(execution, delivery)
+    return None
 
 
 async def _start_or_attach(
@@ -66,12 +150,19 @@ async def _start_or_attach(
     workflow_id: str,
     settings: OrchestratorSettings,
     summary: str,
+    delivery: Delivery | None = None,
 ) -> StartedSaga:
     """Start a saga under its business key, or attach to the open run of that key.
 
     A closed run (completed, revoked, failed) may be followed by a new one; an
-    open one is never doubled: the duplicate request attaches to it.
+    open one is never doubled: the duplicate request attaches to it. With a
+    ``delivery``, a run that delivery already started (open or closed) is the
+    answer, and a new run records the delivery in its memo and search attributes.
     """
+    if delivery is not None:
+        previous = await find_delivery(client, workflow_id, delivery)
+        if previous is not None:
+            return previous
     try:
         handle = await client.start_workflow(
             run,
@@ -80,6 +171,12 @@ async def _start_or_attach(
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=summary,
+            memo=delivery.memo() if delivery else None,
+            search_attributes=(
+                TypedSearchAttributes([SearchAttributePair(sa.IDEMPOTENCY_KEY, delivery.key)])
+                if delivery
+                else None
+            ),
         )
     except WorkflowAlreadyStartedError as existing:
         return StartedSaga(workflow_id, existing.run_id, already_running=True)
@@ -91,13 +188,21 @@ async def start_line_termination(
     request: TerminationRequest,
     settings: OrchestratorSettings,
     now: datetime | None = None,
+    *,
+    delivery: Delivery | None = None,
 ) -> StartedSaga:
     check_termination_request(request, now or datetime.now(UTC))
     workflow_id = termination_workflow_id(
         request, settings.workflow_id_key.get_secret_value().encode()
     )
     return await _start_or_attach(
-        client, LineTerminationSaga.run, request, workflow_id, settings, request.summary()
+        client,
+        LineTerminationSaga.run,
+        request,
+        workflow_id,
+        settings,
+        request.summary(),
+        delivery,
     )
 
 
@@ -106,18 +211,30 @@ async def start_order_cancellation(
     request: OrderCancellationRequest,
     settings: OrchestratorSettings,
     now: datetime | None = None,
+    *,
+    delivery: Delivery | None = None,
 ) -> StartedSaga:
     """Start (or attach to) the saga that cancels one Rebilly order."""
     check_order_cancellation_request(request, now or datetime.now(UTC))
     workflow_id = order_cancellation_workflow_id(request)
     # A later run of the same order gets a new Rebilly cancellation id.
     return await _start_or_attach(
-        client, OrderCancellationSaga.run, request, workflow_id, settings, request.summary()
+        client,
+        OrderCancellationSaga.run,
+        request,
+        workflow_id,
+        settings,
+        request.summary(),
+        delivery,
     )
 
 
 async def start_future_order_cancellation(
-    client: Client, request: FutureOrderCancellationRequest, settings: OrchestratorSettings
+    client: Client,
+    request: FutureOrderCancellationRequest,
+    settings: OrchestratorSettings,
+    *,
+    delivery: Delivery | None = None,
 ) -> StartedSaga:
     """Start (or attach to) the saga that cancels these Airalo future orders.
 
@@ -128,7 +245,13 @@ async def start_future_order_cancellation(
     workflow_id = future_order_cancellation_workflow_id(request)
     # A later run for the same orders hears "already processed" for those cancelled.
     return await _start_or_attach(
-        client, FutureOrderCancellationSaga.run, request, workflow_id, settings, request.summary()
+        client,
+        FutureOrderCancellationSaga.run,
+        request,
+        workflow_id,
+        settings,
+        request.summary(),
+        delivery,
     )
 
 
@@ -137,6 +260,8 @@ async def start_customer_churn(
     request: CustomerChurnRequest,
     settings: OrchestratorSettings,
     now: datetime | None = None,
+    *,
+    delivery: Delivery | None = None,
 ) -> StartedSaga:
     """Start (or attach to) the churn of one customer: every part ends together."""
     if request.wish_date < (now or datetime.now(UTC)):
@@ -148,6 +273,7 @@ async def start_customer_churn(
         churn_workflow_id(request),
         settings,
         request.summary(),
+        delivery,
     )
 
 
@@ -161,9 +287,14 @@ async def resolve(
     return result
 
 
-async def saga_status(client: Client, workflow_id: str) -> dict[str, Any]:
-    """The saga's ``status`` query as JSON-ready data (any saga type), plus run facts."""
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+async def saga_status(
+    client: Client, workflow_id: str, *, run_id: str | None = None
+) -> dict[str, Any]:
+    """The saga's ``status`` query as JSON-ready data (any saga type), plus run facts.
+
+    ``run_id`` picks one run of the business key; without it, the latest.
+    """
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id, run_id=run_id)
     description = await handle.describe()
     state: dict[str, Any] = await handle.query(SagaQuery.STATUS)
     return {
@@ -203,6 +334,17 @@ async def cancel(client: Client, workflow_id: str) -> None:
     await client.get_workflow_handle(workflow_id).cancel()
 
 
+#: The most sagas one listing returns (``cancelctl list --limit``, ``GET /v1/sagas?limit=``).
+MAX_LIST_LIMIT = 1000
+
+
+def check_list_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequest(
+            [FieldProblem(field="limit", rule=f"must be between 1 and {MAX_LIST_LIMIT}")]
+        )
+
+
 def list_query(phase: str | None = None, customer_id: str | None = None) -> str:
     """A visibility query over our sagas (values validated, so no injection)."""
     clauses = [f"{sa.CANCELLATION_KIND.name} IS NOT NULL"]
@@ -236,6 +378,7 @@ class SagaListing:
 async def list_sagas(
     client: Client, phase: str | None = None, customer_id: str | None = None, limit: int = 100
 ) -> list[SagaListing]:
+    check_list_limit(limit)
     listings = []
     async for execution in client.list_workflows(list_query(phase, customer_id), limit=limit):
         attributes = execution.typed_search_attributes

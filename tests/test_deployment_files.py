@@ -9,7 +9,13 @@ from typing import Any
 
 import yaml
 
-from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
+from config.settings import (
+    AiraloSettings,
+    ApiSettings,
+    OrchestratorSettings,
+    RebillySettings,
+    StnSettings,
+)
 from domain.search_attributes import dev_server_flags
 
 ROOT = Path(__file__).parent.parent
@@ -51,3 +57,33 @@ def test_image_contains_every_package_the_project_installs() -> None:
     }
     copied = set(re.findall(r"^COPY (\w+) \1$", (ROOT / "Dockerfile").read_text(), re.MULTILINE))
     assert packages == copied
+
+
+def test_api_serves_the_http_api_on_its_published_port_once_temporal_is_healthy() -> None:
+    api = compose()["services"]["api"]
+    command = api["command"]
+    assert command[:3] == ["python", "-m", "starter.api"]
+    host = command[command.index("--host") + 1]
+    port = command[command.index("--port") + 1]
+    assert host == "0.0.0.0"
+    assert f"{port}:{port}" in api["ports"]
+    assert api["depends_on"]["temporal"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_api_reaches_the_workers_queue_and_no_provider_secret() -> None:
+    services = compose()["services"]
+    env = services["api"]["environment"]
+    worker_env = services["worker"]["environment"]
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "CANCEL_TASK_QUEUE"):
+        assert env[name] == worker_env[name]
+    assert "CANCEL_API_KEYS" in env
+    for settings in (StnSettings, RebillySettings, AiraloSettings):
+        prefix = settings.model_config["env_prefix"].upper()
+        assert not [name for name in env if name.startswith(prefix)], "the API needs no provider"
+    api_settings = ApiSettings.model_config["env_prefix"].upper()
+    assert all(
+        name.removeprefix(api_settings).lower() in ApiSettings.model_fields
+        for name in env
+        if name.startswith(api_settings)
+    )

@@ -1,0 +1,59 @@
+"""What the API answers (camelCase, like every model on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.common import CamelModel, FieldProblem
+
+
+class SagaAccepted(CamelModel):
+    """A saga started (202), attached to (202, ``alreadyRunning``) or found again (200)."""
+
+    workflow_id: str
+    run_id: str | None = None
+    status_url: str
+    # A run of this business key was already open: nothing new started.
+    already_running: bool
+    # This delivery (idempotency key) had started this run before: nothing new started.
+    duplicate_delivery: bool = False
+    # For a duplicate delivery: that run's status (None if it could not be read in time).
+    status: dict[str, Any] | None = None
+
+
+class SagaListed(CamelModel):
+    workflow_id: str
+    workflow_type: str
+    run_status: str
+    phase: str | None
+    wish_date: datetime | None
+    customer_id: str | None
+    started: datetime
+    status_url: str
+
+
+class SagaList(CamelModel):
+    sagas: list[SagaListed]
+
+
+class CancelRequested(CamelModel):
+    workflow_id: str
+    status_url: str
+    detail: str
+
+
+class InvalidInput(CamelModel):
+    """422: every broken rule, as ``cancelctl`` prints them (``invalid <field>: <rule>``)."""
+
+    detail: list[FieldProblem]
+
+
+class Refusal(CamelModel):
+    """4xx/5xx other than 422: why, in one sentence."""
+
+    detail: str
+
+
+class Health(CamelModel):
+    status: str

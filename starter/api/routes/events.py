@@ -1,0 +1,68 @@
+"""``POST /v1/events``: a CloudEvent (structured mode) starts the saga its type names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from config.settings import ApiKey, ApiScope
+from domain.common import FieldProblem, InvalidRequest, parse_request
+from starter.api import idempotency
+from starter.api.auth import require
+from starter.api.errors import ApiError
+from starter.api.events import EVENT_CONTENT_TYPES, EVENT_TYPES, CloudEvent, starter_for
+from starter.api.models import SagaAccepted
+from starter.api.routes.common import json_object, orchestrator_settings, request_body
+from starter.api.routes.starts import RESPONSES
+from starter.api.starting import start
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+_TYPES = "\n".join(f"| `{name}` | {kind.value} |" for name, kind in EVENT_TYPES.items())
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=SagaAccepted,
+    responses={**RESPONSES, 415: {"model": RESPONSES[401]["model"]}},
+    summary="Take a CloudEvent: start the saga its type names",
+    description=(
+        "CloudEvents 1.0, structured mode (`application/cloudevents+json` or "
+        "`application/json`). `data` is the request body of the saga's start "
+        "endpoint. (`source`, `id`) identifies the delivery: a redelivery never "
+        "starts a second saga.\n\n| type | saga |\n|---|---|\n" + _TYPES
+    ),
+    operation_id="take_event",
+    openapi_extra=request_body("CloudEvent"),
+)
+async def take_event(
+    request: Request,
+    response: Response,
+    caller: Annotated[ApiKey, Depends(require(ApiScope.EVENTS_WRITE))],
+) -> SagaAccepted:
+    content_type = request.headers.get("content-type", "application/json")
+    if content_type.split(";")[0].strip().lower() not in EVENT_CONTENT_TYPES:
+        raise ApiError(
+            415, f"send the event in structured mode: {' or '.join(EVENT_CONTENT_TYPES)}"
+        )
+    event = parse_request(CloudEvent, await json_object(request))
+    starter = starter_for(event.type)
+    if starter is None:
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    field="type",
+                    rule=f"unsupported event type; supported: {', '.join(EVENT_TYPES)}",
+                )
+            ]
+        )
+    secret = orchestrator_settings(request).workflow_id_key.get_secret_value().encode()
+    key = idempotency.event_key(secret, event.source, event.id)
+    try:
+        return await start(request, response, starter, event.data, key)
+    except InvalidRequest as error:
+        raise InvalidRequest(
+            [FieldProblem(field=f"data.{p.field}", rule=p.rule) for p in error.problems]
+        ) from None

@@ -1,0 +1,71 @@
+"""``POST /v1/<kind>``: start one saga of each kind (202), idempotent with a header."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from config.settings import ApiKey, ApiScope
+from domain.common import FieldProblem, InvalidRequest
+from starter.api import idempotency
+from starter.api.auth import require
+from starter.api.kinds import STARTERS, SagaStarter
+from starter.api.models import InvalidInput, Refusal, SagaAccepted
+from starter.api.routes.common import json_object, orchestrator_settings, request_body
+from starter.api.starting import start
+
+router = APIRouter(prefix="/v1", tags=["start"])
+
+IDEMPOTENCY_HEADER_HELP = (
+    "Identifies this delivery: a retry with the same key and the same body never "
+    "starts a second saga (200 with that saga); the same key with another body is 409. "
+    "Must not contain personal data (it is hashed before it is stored)."
+)
+
+RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": SagaAccepted, "description": "A redelivery: the saga this key started"},
+    401: {"model": Refusal},
+    403: {"model": Refusal},
+    409: {"model": Refusal, "description": "The key was used with a different request"},
+    413: {"model": Refusal},
+    422: {"model": InvalidInput},
+    503: {"model": Refusal, "description": "Temporal unavailable: retry after Retry-After"},
+}
+
+
+def _add_start_route(starter: SagaStarter) -> None:
+    async def start_saga(
+        request: Request,
+        response: Response,
+        caller: Annotated[ApiKey, Depends(require(ApiScope.SAGAS_WRITE))],
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_HEADER_HELP)
+        ] = None,
+    ) -> SagaAccepted:
+        key = None
+        if idempotency_key is not None:
+            problem = idempotency.header_key_problem(idempotency_key)
+            if problem:
+                raise InvalidRequest([FieldProblem(field="Idempotency-Key", rule=problem)])
+            secret = orchestrator_settings(request).workflow_id_key.get_secret_value().encode()
+            key = idempotency.header_key(secret, caller.name, idempotency_key)
+        data = await json_object(request)
+        return await start(request, response, starter, data, key)
+
+    router.add_api_route(
+        f"/{starter.path}",
+        start_saga,
+        methods=["POST"],
+        status_code=202,
+        response_model=SagaAccepted,
+        responses=RESPONSES,
+        summary=starter.summary,
+        operation_id=f"start_{starter.kind.value.lower()}",
+        name=f"start_{starter.kind.value.lower()}",
+        openapi_extra=request_body(starter.model.__name__),
+    )
+
+
+for _starter in STARTERS:
+    _add_start_route(_starter)
