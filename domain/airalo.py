@@ -21,6 +21,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    clean_identifier,
     problems_from_validation_error,
 )
 
@@ -150,6 +151,11 @@ class FutureOrderCancellationRequest(CamelModel):
 
     request_ids: list[RequestId] = Field(min_length=1, max_length=MAX_REQUEST_IDS)
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("customer_id")
+    @classmethod
+    def _clean_customer_id(cls, value: str | None) -> str | None:
+        return clean_identifier(value)
 
     @field_validator("request_ids")
     @classmethod

@@ -22,6 +22,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    clean_identifier,
     problems_from_validation_error,
 )
 from domain.rebilly import Money, OrderCancellationRequest
@@ -48,6 +49,7 @@ class CustomerChurnRequest(CamelModel):
     @field_validator("customer_id")
     @classmethod
     def _safe_customer_id(cls, value: str) -> str:
+        value = clean_identifier(value) or ""
         if not _CUSTOMER_ID.fullmatch(value):
             raise ValueError("may contain only letters, digits and _ - . ~ @")
         return value

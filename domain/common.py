@@ -7,6 +7,7 @@ directly, so the same model describes a saga everywhere.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -74,6 +75,25 @@ class Provider(StrEnum):
     STN = "stn"
     REBILLY = "rebilly"
     AIRALO = "airalo"
+
+
+def clean_text(value: str) -> str:
+    """Input text in one form, whatever the entry point: NFKC (full-width letters and
+    digits become ASCII, so one business key has one workflow id) and trimmed."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def clean_identifier(value: str | None) -> str | None:
+    """An id a caller gives us (subscription, order, customer, reference), in one
+    normal form; never blank, no control characters. Length limits stay on each field."""
+    if value is None:
+        return None
+    cleaned = clean_text(value)
+    if not cleaned:
+        raise ValueError("must not be blank")
+    if not cleaned.isprintable():
+        raise ValueError("must not contain control characters")
+    return cleaned
 
 
 class OperatorRequestKind(StrEnum):

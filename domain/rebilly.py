@@ -21,6 +21,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    clean_identifier,
     fit_to_limit,
     problems_from_validation_error,
 )
@@ -165,9 +166,15 @@ class OrderCancellationRequest(CamelModel):
     def _ignore_dropped_fields(cls, data: Any) -> Any:
         return _without_dropped_fields(data)
 
+    @field_validator("customer_id")
+    @classmethod
+    def _clean_customer_id(cls, value: str | None) -> str | None:
+        return clean_identifier(value)
+
     @field_validator("order_id")
     @classmethod
     def _rebilly_id(cls, value: str) -> str:
+        value = clean_identifier(value) or ""
         _check_rebilly_id(value)
         return value
 
