@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 from domain.common import (
     CamelModel,
     InvalidRequest,
+    ProviderNotice,
     SagaPhase,
     StepRecord,
     clean_identifier,
@@ -428,6 +429,8 @@ class FutureOrderCancellationStatus(CamelModel):
     steps: list[StepRecord]
     # After a revoke: each cancelled order's re-creation (its new request id, or why not).
     recreated: list[RecreatedFutureOrder] = Field(default_factory=list)
+    # Provider webhooks routed to the saga, each once.
+    notices: list[ProviderNotice] = Field(default_factory=list)
 
 
 def summarize_outcomes(outcomes: Sequence[OrderOutcomeRecord]) -> str:

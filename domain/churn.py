@@ -20,6 +20,7 @@ from domain.common import (
     CamelModel,
     FieldProblem,
     InvalidRequest,
+    ProviderNotice,
     SagaPhase,
     StepRecord,
     clean_identifier,
@@ -195,3 +196,5 @@ class CustomerChurnStatus(CamelModel):
     cause: str | None
     last_error: str | None
     steps: list[StepRecord]
+    # Provider webhooks routed to the saga, each once.
+    notices: list[ProviderNotice] = Field(default_factory=list)

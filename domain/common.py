@@ -123,6 +123,41 @@ class StepRecord(CamelModel):
     detail: str = ""
 
 
+class SagaSignal(StrEnum):
+    """The signals every saga that holds provider state accepts."""
+
+    PROVIDER_NOTICE = "provider_notice"
+
+
+class NoticeEvent(StrEnum):
+    """Provider webhook events a saga acts on, in the provider's own words."""
+
+    # Airalo: a future order fired (was processed); the only documented way to tell
+    # "fired" from "cancelled".
+    AIRALO_FUTURE_ORDER_FIRED = "future_order.fired"
+    REBILLY_SUBSCRIPTION_CANCELED = "subscription-canceled"
+    REBILLY_SUBSCRIPTION_CHURNED = "subscription-churned"
+    REBILLY_SUBSCRIPTION_REACTIVATED = "subscription-reactivated"
+
+
+class ProviderNotice(CamelModel):
+    """A provider's own word (a webhook) about something a saga holds, routed to it.
+
+    Providers may deliver a webhook more than once: a saga records each notice once.
+    """
+
+    provider: Provider
+    event: str
+    # What it is about: an Airalo request_id, a Rebilly order id.
+    subject: str = Field(min_length=1, max_length=128)
+    # When the provider says it happened, if it says.
+    at: datetime | None = None
+    detail: str = Field(default="", max_length=500)
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.provider, self.event, self.subject)
+
+
 class RevokeRequest(CamelModel):
     """The ``revoke`` update every saga accepts: undo before the provider acted."""
 

@@ -19,6 +19,7 @@ from domain.common import (
     CamelModel,
     FieldProblem,
     InvalidRequest,
+    ProviderNotice,
     SagaPhase,
     StepRecord,
     clean_identifier,
@@ -416,3 +417,5 @@ class OrderCancellationStatus(CamelModel):
     provider_checks: int
     last_error: str | None
     steps: list[StepRecord]
+    # Provider webhooks routed to the saga, each once.
+    notices: list[ProviderNotice] = Field(default_factory=list)
