@@ -19,8 +19,10 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 from domain.common import (
     CamelModel,
     InvalidRequest,
+    ProviderNotice,
     SagaPhase,
     StepRecord,
+    clean_identifier,
     problems_from_validation_error,
 )
 
@@ -150,6 +152,11 @@ class FutureOrderCancellationRequest(CamelModel):
 
     request_ids: list[RequestId] = Field(min_length=1, max_length=MAX_REQUEST_IDS)
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("customer_id")
+    @classmethod
+    def _clean_customer_id(cls, value: str | None) -> str | None:
+        return clean_identifier(value)
 
     @field_validator("request_ids")
     @classmethod
@@ -422,6 +429,8 @@ class FutureOrderCancellationStatus(CamelModel):
     steps: list[StepRecord]
     # After a revoke: each cancelled order's re-creation (its new request id, or why not).
     recreated: list[RecreatedFutureOrder] = Field(default_factory=list)
+    # Provider webhooks routed to the saga, each once.
+    notices: list[ProviderNotice] = Field(default_factory=list)
 
 
 def summarize_outcomes(outcomes: Sequence[OrderOutcomeRecord]) -> str:

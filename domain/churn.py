@@ -20,8 +20,10 @@ from domain.common import (
     CamelModel,
     FieldProblem,
     InvalidRequest,
+    ProviderNotice,
     SagaPhase,
     StepRecord,
+    clean_identifier,
     problems_from_validation_error,
 )
 from domain.rebilly import Money, OrderCancellationRequest
@@ -48,6 +50,7 @@ class CustomerChurnRequest(CamelModel):
     @field_validator("customer_id")
     @classmethod
     def _safe_customer_id(cls, value: str) -> str:
+        value = clean_identifier(value) or ""
         if not _CUSTOMER_ID.fullmatch(value):
             raise ValueError("may contain only letters, digits and _ - . ~ @")
         return value
@@ -193,3 +196,5 @@ class CustomerChurnStatus(CamelModel):
     cause: str | None
     last_error: str | None
     steps: list[StepRecord]
+    # Provider webhooks routed to the saga, each once.
+    notices: list[ProviderNotice] = Field(default_factory=list)

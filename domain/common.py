@@ -7,6 +7,7 @@ directly, so the same model describes a saga everywhere.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -76,6 +77,25 @@ class Provider(StrEnum):
     AIRALO = "airalo"
 
 
+def clean_text(value: str) -> str:
+    """Input text in one form, whatever the entry point: NFKC (full-width letters and
+    digits become ASCII, so one business key has one workflow id) and trimmed."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def clean_identifier(value: str | None) -> str | None:
+    """An id a caller gives us (subscription, order, customer, reference), in one
+    normal form; never blank, no control characters. Length limits stay on each field."""
+    if value is None:
+        return None
+    cleaned = clean_text(value)
+    if not cleaned:
+        raise ValueError("must not be blank")
+    if not cleaned.isprintable():
+        raise ValueError("must not contain control characters")
+    return cleaned
+
+
 class OperatorRequestKind(StrEnum):
     """What an operator asks a running saga: each is the name of the saga's update.
 
@@ -101,6 +121,41 @@ class StepRecord(CamelModel):
     at: datetime
     step: str
     detail: str = ""
+
+
+class SagaSignal(StrEnum):
+    """The signals every saga that holds provider state accepts."""
+
+    PROVIDER_NOTICE = "provider_notice"
+
+
+class NoticeEvent(StrEnum):
+    """Provider webhook events a saga acts on, in the provider's own words."""
+
+    # Airalo: a future order fired (was processed); the only documented way to tell
+    # "fired" from "cancelled".
+    AIRALO_FUTURE_ORDER_FIRED = "future_order.fired"
+    REBILLY_SUBSCRIPTION_CANCELED = "subscription-canceled"
+    REBILLY_SUBSCRIPTION_CHURNED = "subscription-churned"
+    REBILLY_SUBSCRIPTION_REACTIVATED = "subscription-reactivated"
+
+
+class ProviderNotice(CamelModel):
+    """A provider's own word (a webhook) about something a saga holds, routed to it.
+
+    Providers may deliver a webhook more than once: a saga records each notice once.
+    """
+
+    provider: Provider
+    event: str
+    # What it is about: an Airalo request_id, a Rebilly order id.
+    subject: str = Field(min_length=1, max_length=128)
+    # When the provider says it happened, if it says.
+    at: datetime | None = None
+    detail: str = Field(default="", max_length=500)
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.provider, self.event, self.subject)
 
 
 class RevokeRequest(CamelModel):

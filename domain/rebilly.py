@@ -19,8 +19,10 @@ from domain.common import (
     CamelModel,
     FieldProblem,
     InvalidRequest,
+    ProviderNotice,
     SagaPhase,
     StepRecord,
+    clean_identifier,
     fit_to_limit,
     problems_from_validation_error,
 )
@@ -165,9 +167,15 @@ class OrderCancellationRequest(CamelModel):
     def _ignore_dropped_fields(cls, data: Any) -> Any:
         return _without_dropped_fields(data)
 
+    @field_validator("customer_id")
+    @classmethod
+    def _clean_customer_id(cls, value: str | None) -> str | None:
+        return clean_identifier(value)
+
     @field_validator("order_id")
     @classmethod
     def _rebilly_id(cls, value: str) -> str:
+        value = clean_identifier(value) or ""
         _check_rebilly_id(value)
         return value
 
@@ -409,3 +417,5 @@ class OrderCancellationStatus(CamelModel):
     provider_checks: int
     last_error: str | None
     steps: list[StepRecord]
+    # Provider webhooks routed to the saga, each once.
+    notices: list[ProviderNotice] = Field(default_factory=list)

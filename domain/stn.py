@@ -22,6 +22,8 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    clean_identifier,
+    clean_text,
     fit_to_limit,
     problems_from_validation_error,
 )
@@ -51,7 +53,7 @@ FINAL_STATUSES = frozenset({ActivationStatus.DONE, ActivationStatus.ERROR})
 # longer be cancelled.
 EXECUTED_STATUSES = FINAL_STATUSES
 
-_PHONE = re.compile(r"^(?:\+31|0031|0)6-?(\d{8})$")
+_PHONE = re.compile(r"^(?:\+31|0031|0)6-?([0-9]{8})$")  # ASCII digits only, after NFKC
 
 
 class StnActivity(StrEnum):
@@ -69,7 +71,7 @@ def normalize_phone_number(raw: str) -> str:
     Accepts ``0612345678``, ``06-12345678``, ``+31612345678`` and ``0031612345678``
     with spaces anywhere.
     """
-    match = _PHONE.match(re.sub(r"\s+", "", raw))
+    match = _PHONE.match(re.sub(r"\s+", "", clean_text(raw)))
     if not match:
         raise ValueError("must be a Dutch mobile number like 0612345678 or 06-12345678")
     return f"06-{match.group(1)}"
@@ -98,6 +100,11 @@ class TerminationRequest(CamelModel):
         default=None, min_length=1, max_length=REFERENCE_MAX_LENGTH
     )
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("subscription_id", "reference_number", "customer_id")
+    @classmethod
+    def _clean_ids(cls, value: str | None) -> str | None:
+        return clean_identifier(value)
 
     @field_validator("phone_number")
     @classmethod

@@ -180,3 +180,28 @@ def test_operator_text_over_its_limit_is_refused_before_connecting(
     err = capsys.readouterr().err
     assert code == 2
     assert expected in err and "at most" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # Used to mean "no wish date": the line was terminated at once.
+        (["terminate", "--subscription-id", "S", "--wish-date", ""], "invalid wishDate: "),
+        (["terminate", "--subscription-id", "   "], "invalid subscriptionId: must not be blank"),
+        (["list", "--limit", "0"], "invalid limit: "),
+        (["list", "--limit", "-1"], "invalid limit: "),
+    ],
+    ids=["empty-wish-date", "blank-subscription", "limit-zero", "limit-negative"],
+)
+def test_odd_input_is_refused_not_taken_for_a_default(
+    argv: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")  # never reached
+
+    code = cli.main(argv)
+
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err, err

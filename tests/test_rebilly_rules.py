@@ -559,3 +559,25 @@ def test_saga_built_reactivation_description_is_fitted_to_255() -> None:
     ).description
 
     assert description is not None and len(description) == 255 and description.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "rule"),
+    [
+        ({"orderId": "   "}, "orderId", "must not be blank"),
+        ({"orderId": "ord-1\x07"}, "orderId", "control characters"),
+        ({"orderId": "ord-1", "customerId": " "}, "customerId", "must not be blank"),
+    ],
+)
+def test_blank_or_control_character_order_ids_start_nothing(
+    data: dict[str, str], field: str, rule: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        parse_order_cancellation_request(data, datetime.now(UTC))
+    assert [(p.field, rule in p.rule) for p in refused.value.problems] == [(field, True)]
+
+
+def test_order_id_in_full_width_is_the_same_order() -> None:
+    full_width = "\uff4f\uff52\uff44-1"  # "ord-1" in full-width letters
+    request = parse_order_cancellation_request({"orderId": f" {full_width} "}, datetime.now(UTC))
+    assert request.order_id == "ord-1"

@@ -119,3 +119,43 @@ def test_saga_built_note_is_fitted_to_stns_limit_not_refused() -> None:
 
     assert note is not None and len(note) == 164 and note.endswith("…")
     assert CancelTermination(activation_id="A", note="short").note == "short"
+
+
+# -- one edge model for every entry point (issue #10: inputs that started sagas) -------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("subscriptionId", "   ", "must not be blank"),
+        ("subscriptionId", "SUB-1\x00", "control characters"),
+        ("subscriptionId", "SUB-\n1", "control characters"),
+        ("customerId", "\t", "must not be blank"),
+        ("referenceNumber", " ", "must not be blank"),
+    ],
+)
+def test_blank_or_control_character_ids_start_nothing(field: str, value: str, rule: str) -> None:
+    data = {"subscriptionId": "SUB-1", field: value}
+    with pytest.raises(InvalidRequest) as refused:
+        parse_termination_request(data, datetime.now(UTC))
+    assert [(p.field, rule in p.rule) for p in refused.value.problems] == [(field, True)]
+
+
+FULL_WIDTH_PHONE = "".join(chr(0xFF10 + int(digit)) for digit in "0612345678")
+
+
+def test_full_width_digits_are_the_same_line_as_ascii() -> None:
+    """Full-width digits used to pass as they were: sent to sTN like that, and under
+    another workflow id than the same number in ASCII (escaping duplicate detection)."""
+    now = datetime.now(UTC)
+    wide = parse_termination_request({"phoneNumber": FULL_WIDTH_PHONE}, now)
+    ascii_ = parse_termination_request({"phoneNumber": "0612345678"}, now)
+
+    assert wide.phone_number == "06-12345678"
+    assert termination_workflow_id(wide, KEY) == termination_workflow_id(ascii_, KEY)
+
+
+def test_ids_are_trimmed_and_normalised_to_one_form() -> None:
+    full_width_sub = "\uff33\uff35\uff22"
+    request = parse_termination_request({"subscriptionId": f" {full_width_sub}-1 "}, NOW)
+    assert request.subscription_id == "SUB-1"

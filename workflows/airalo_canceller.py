@@ -96,6 +96,8 @@ class FutureOrderCanceller:
         self._disputed: dict[str, CancelRejection] = {}
         # IDs a 422 did not name: looked up before they are sent again.
         self._unverified: set[str] = set()
+        # IDs Airalo's webhook reported fired (processed), with when, if it said.
+        self._fired: dict[str, datetime | None] = {}
         self._sends: Counter[str] = Counter()
         # The last error of a call that ran out of time, per ID (for MISSED_DEADLINE).
         self._unavailable: dict[str, str] = {}
@@ -163,6 +165,27 @@ class FutureOrderCanceller:
     def last_error(self) -> str | None:
         """The last error this canceller noted (the ledger's may be another step's)."""
         return self._last_error
+
+    def note_fired(self, request_id: str, at: datetime | None) -> None:
+        """Airalo's webhook says this order fired: it can no longer be cancelled.
+
+        The only documented way to tell "fired" from "cancelled". An order in a
+        call right now is settled when the call's answer is applied.
+        """
+        record = self.outcomes.get(request_id)
+        if record is None:
+            return
+        self._fired[request_id] = at
+        fired = _fired_reason(at)
+        if record.outcome == OrderOutcome.CANCELLED:
+            self._note_error(
+                "fired_after_cancelled",
+                f"Airalo reports {request_id} {fired}, although it was recorded cancelled",
+            )
+        elif record.outcome == OrderOutcome.ALREADY_PROCESSED:
+            record.reason = f"{fired}; it can no longer be cancelled"
+        elif record.outcome == OrderOutcome.PENDING:
+            self._settle(request_id, OrderOutcome.ALREADY_PROCESSED, f"{fired}; not cancelled")
 
     def _on_listed(self, orders: list[FutureOrder]) -> None:
         """Hook, called once right after the first lookup, before any cancel call."""
@@ -389,6 +412,8 @@ class FutureOrderCanceller:
         """IDs past their cut-off (or unlisted ones sent too often) end here, uncalled."""
         now = workflow.now()
         sendable = []
+        # Settled meanwhile (a provider notice): not sent.
+        pending = [request_id for request_id in pending if self._is_open(request_id)]
         for request_id in pending:
             order = self.orders.get(request_id)
             if order is not None and order.cutoff_passed(now):
@@ -450,6 +475,10 @@ class FutureOrderCanceller:
 
     def _apply_rejection(self, rejection: CancelRejection) -> None:
         request_id = rejection.request_id
+        if request_id in self._fired:
+            fired = _fired_reason(self._fired[request_id])
+            self._settle(request_id, OrderOutcome.ALREADY_PROCESSED, f"{fired}; not cancelled")
+            return
         if request_id in self._uncertain and rejection.kind in DISPUTABLE:
             # Maybe our own lost call cancelled it: the next loop asks the listing.
             self._disputed[request_id] = rejection
@@ -486,6 +515,11 @@ class FutureOrderCanceller:
             if request_id in listed:
                 self._remember(listed[request_id])
                 verdicts.append(f"{request_id} still listed")
+                continue
+            if request_id in self._fired:
+                fired = _fired_reason(self._fired[request_id])
+                self._settle(request_id, OrderOutcome.ALREADY_PROCESSED, f"{fired}; not cancelled")
+                verdicts.append(f"{request_id} fired")
                 continue
             seen = self.orders.get(request_id)
             if seen is None:
@@ -532,6 +566,11 @@ class FutureOrderCanceller:
     def _note_error(self, step: str, error: str) -> None:
         self._last_error = error
         self._ledger.note_error(step, error)
+
+
+def _fired_reason(at: datetime | None) -> str:
+    when = f" at {_utc(at)}" if at else ""
+    return f"fired{when} (Airalo's webhook)"
 
 
 def _utc(moment: datetime) -> str:

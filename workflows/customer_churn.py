@@ -29,8 +29,10 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
     )
     from domain.common import (
+        NoticeEvent,
         OperatorRequestKind,
         Provider,
+        ProviderNotice,
         RescheduleRequest,
         RevokeRequest,
         SagaKind,
@@ -43,6 +45,7 @@ from workflows.churn_parts import BillingPart, ChurnPart, EsimPart, LinePart, Pa
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
+from workflows.provider_notices import NoticeBoard, ReceivesNotices
 from workflows.steering import Refused, Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -50,7 +53,7 @@ RESOLVE = OperatorRequestKind.RESOLVE
 
 
 @workflow.defn(name="CustomerChurn")
-class CustomerChurnSaga(Reschedulable[CustomerChurnStatus]):
+class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
     @workflow.init
     def __init__(self, request: CustomerChurnRequest) -> None:
         self._request = request
@@ -69,6 +72,7 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus]):
         )
         self._ledger = ledger
         self._steering = Steering(ledger)
+        self._notice_board = NoticeBoard(ledger)
         # The provider step in flight: a cancellation waits for its outcome.
         self._step = InflightStep()
         self._line = LinePart(request.stn, ledger) if request.stn else None
@@ -288,6 +292,10 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus]):
         else:
             self._ledger.enter(SagaPhase.COMPENSATED, f"{self._cause}; every part undone ({note})")
 
+    def _on_notice(self, notice: ProviderNotice) -> None:
+        if notice.event == NoticeEvent.AIRALO_FUTURE_ORDER_FIRED and self._esims is not None:
+            self._esims.canceller.note_fired(notice.subject, notice.at)
+
     # -- handlers --------------------------------------------------------------
 
     def _refuse_reschedule(self, wish_date: datetime) -> None:
@@ -332,4 +340,5 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus]):
             cause=self._cause,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            notices=list(self._notice_board.received),
         )

@@ -25,8 +25,10 @@ with workflow.unsafe.imports_passed_through():
         summarize_outcomes,
     )
     from domain.common import (
+        NoticeEvent,
         OperatorRequestKind,
         Provider,
+        ProviderNotice,
         RevokeRequest,
         SagaKind,
         SagaPhase,
@@ -38,6 +40,7 @@ from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger
 from workflows.operator_updates import Revocable
+from workflows.provider_notices import NoticeBoard, ReceivesNotices
 from workflows.steering import Steering
 
 REVOKE = OperatorRequestKind.REVOKE
@@ -58,7 +61,7 @@ class _SagaCanceller(FutureOrderCanceller):
 
 
 @workflow.defn(name="FutureOrderCancellation")
-class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus]):
+class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], ReceivesNotices):
     _revoke_after_end = NOTHING_TO_STOP
 
     @workflow.init
@@ -67,6 +70,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus]):
         self._ledger = SagaLedger(SagaKind.FUTURE_ORDER_CANCELLATION, [Provider.AIRALO])
         self._canceller = _SagaCanceller(request.request_ids, self._ledger)
         self._steering = Steering(self._ledger)
+        self._notice_board = NoticeBoard(self._ledger)
         self._undo = InflightStep()
         self._recreated: list[RecreatedFutureOrder] = []
 
@@ -184,6 +188,10 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus]):
             detail += f", {len(problems)} could not be and stay cancelled (see lastError)"
         self._ledger.enter(SagaPhase.REVOKED, detail)
 
+    def _on_notice(self, notice: ProviderNotice) -> None:
+        if notice.event == NoticeEvent.AIRALO_FUTURE_ORDER_FIRED:
+            self._canceller.note_fired(notice.subject, notice.at)
+
     # -- query ---------------------------------------------------------------------
 
     @workflow.query(name=SagaQuery.STATUS)
@@ -200,4 +208,5 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus]):
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
             recreated=list(self._recreated),
+            notices=list(self._notice_board.received),
         )

@@ -48,6 +48,7 @@ from workflows import rebilly_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
+from workflows.provider_notices import NoticeBoard, ReceivesNotices
 from workflows.steering import Refused, Steering
 
 CONFIRM = OperatorRequestKind.CONFIRM
@@ -63,7 +64,7 @@ class _TooLate(Exception):
 
 
 @workflow.defn(name="OrderCancellation")
-class OrderCancellationSaga(Reschedulable[OrderCancellationStatus]):
+class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNotices):
     @workflow.init
     def __init__(self, request: OrderCancellationRequest) -> None:
         self._request = request
@@ -72,6 +73,9 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus]):
         self._wish_date: datetime | None = request.churn_time
         self._ledger = SagaLedger(SagaKind.ORDER_CANCELLATION, [Provider.REBILLY])
         self._steering = Steering(self._ledger)
+        # A reactivation Rebilly reports while ours waits is shown, never acted on:
+        # the poll learns what it did to our cancellation.
+        self._notice_board = NoticeBoard(self._ledger)
         self._submissions = 0
         self._cancellation_id: str | None = None
         # The last state Rebilly reported (None: not created yet, or a deleted draft).
@@ -382,6 +386,7 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus]):
             provider_checks=self._provider_checks,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            notices=list(self._notice_board.received),
         )
 
 

@@ -56,7 +56,8 @@ def termination_request(args: argparse.Namespace) -> TerminationRequest:
     raw = {
         "subscriptionId": args.subscription_id,
         "phoneNumber": args.phone,
-        "wishDate": parse_datetime("wishDate", args.wish_date) if args.wish_date else None,
+        # An empty --wish-date is bad input, not "as soon as possible".
+        "wishDate": None if args.wish_date is None else parse_datetime("wishDate", args.wish_date),
         "referenceNumber": args.reference,
         "customerId": args.customer_id,
     }

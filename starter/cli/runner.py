@@ -16,7 +16,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
 from domain.churn import ResolveAction, ResolveRequest
-from domain.common import OperatorRequestKind, RevokeRequest, SagaQuery, parse_request
+from domain.common import (
+    FieldProblem,
+    InvalidRequest,
+    OperatorRequestKind,
+    RevokeRequest,
+    SagaQuery,
+    parse_request,
+)
 from starter import sagas
 from starter.cli import output
 from starter.cli.parser import ControlCommand, StartCommand
@@ -29,6 +36,8 @@ from starter.cli.requests import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# The most sagas one `list` shows (Temporal's visibility pages are at most 1,000).
+LIST_LIMIT_MAX = 1000
 
 #: What a validated command does once connected; returns the exit code.
 Command = Callable[[Client], Awaitable[int]]
@@ -82,6 +91,9 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return lambda client: _cancel(client, workflow_id)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
+            if not 1 <= args.limit <= LIST_LIMIT_MAX:
+                rule = f"must be between 1 and {LIST_LIMIT_MAX}"
+                raise InvalidRequest([FieldProblem(field="limit", rule=rule)])
             return lambda client: _list(client, args.status, args.customer_id, args.limit)
     raise AssertionError(f"no runner for command {args.command!r}")
 

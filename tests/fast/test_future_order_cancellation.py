@@ -19,7 +19,7 @@ from domain.airalo import (
     FutureOrderCancellationRequest,
     RejectionKind,
 )
-from domain.common import RevokeRequest
+from domain.common import NoticeEvent, Provider, ProviderNotice, RevokeRequest, SagaSignal
 from starter import sagas
 from tests.fast.fakes import FakeProviders, Gate, reject, request_id, unavailable
 from tests.fast.polling import INTERVAL, wait_for_phase
@@ -294,3 +294,64 @@ async def test_workflow_cancellation_keeps_what_was_cancelled_and_sends_nothing_
         **dict.fromkeys(ids[10:], "FAILED"),
     }
     assert fakes.names() == [LIST, CANCEL]
+
+
+# -- provider notices (Airalo's webhook, routed to the saga) ----------------------------
+
+
+def fired(request_id: str) -> ProviderNotice:
+    return ProviderNotice(
+        provider=Provider.AIRALO,
+        event=NoticeEvent.AIRALO_FUTURE_ORDER_FIRED,
+        subject=request_id,
+        at=datetime.now(UTC),
+    )
+
+
+async def test_an_order_airalo_reports_fired_is_not_sent_and_says_it_fired(
+    client: Client,
+    fake_worker: Worker,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+) -> None:
+    early, other = fakes.add_future_order(in_days(3)), fakes.add_future_order(in_days(4))
+    looking_up = Gate()
+    fakes.on(LIST, looking_up.hold(fakes.default(LIST)))
+    workflow_id = await start(client, settings, [early, other])
+    await looking_up.entered.wait()
+    handle = client.get_workflow_handle(workflow_id)
+
+    # Delivered twice, as webhooks may be: recorded once.
+    await handle.signal(SagaSignal.PROVIDER_NOTICE, fired(early))
+    await handle.signal(SagaSignal.PROVIDER_NOTICE, fired(early))
+    looking_up.open()
+    final = await result_of(client, workflow_id)
+
+    assert outcomes(final) == {early: "ALREADY_PROCESSED", other: "CANCELLED"}
+    reason = next(o["reason"] for o in final["outcomes"] if o["requestId"] == early)
+    assert "fired" in reason and "webhook" in reason
+    assert [call.request_ids for call in fakes.args(CANCEL)] == [[other]]
+    assert [n["subject"] for n in final["notices"]] == [early]
+    assert sum(s["step"] == "provider_notice" for s in final["steps"]) == 1
+
+
+async def test_a_notice_for_an_order_the_saga_does_not_hold_changes_nothing(
+    client: Client,
+    fake_worker: Worker,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+) -> None:
+    mine = fakes.add_future_order(in_days(3))
+    looking_up = Gate()
+    fakes.on(LIST, looking_up.hold(fakes.default(LIST)))
+    workflow_id = await start(client, settings, [mine])
+    await looking_up.entered.wait()
+
+    await client.get_workflow_handle(workflow_id).signal(
+        SagaSignal.PROVIDER_NOTICE, fired(request_id())
+    )
+    looking_up.open()
+    final = await result_of(client, workflow_id)
+
+    assert outcomes(final) == {mine: "CANCELLED"}
+    assert len(final["notices"]) == 1  # shown, but about nothing it holds

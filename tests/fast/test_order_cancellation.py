@@ -10,6 +10,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
+from domain.common import NoticeEvent, Provider, ProviderNotice, SagaSignal
 from domain.rebilly import (
     OrderCancellationRequest,
     PutCancellation,
@@ -22,7 +23,7 @@ from domain.rebilly import (
 from starter import sagas
 from tests.fast.fakes import FakeProviders, reject
 from tests.fast.polling import wait_for_phase
-from tests.helpers import result_of, status_of
+from tests.helpers import eventually, result_of, status_of
 
 PUT = RebillyActivity.PUT_CANCELLATION
 POLL = RebillyActivity.AWAIT_CANCELLATION_COMPLETED
@@ -244,3 +245,34 @@ async def test_workflow_cancellation_reactivates_the_order(
     assert final["phase"] == "REVOKED" and final["rebillyStatus"] == "revoked"
     assert fakes.names() == [PUT, REACTIVATE]
     assert fakes.args(REACTIVATE)[0].description == "workflow cancelled"
+
+
+async def test_a_reactivation_rebilly_reports_while_waiting_is_shown_not_acted_on(
+    client: Client,
+    fake_worker: Worker,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+    uid: str,
+) -> None:
+    workflow_id = await start(client, settings, uid, churnTime=in_days(30))
+    await wait_for_phase(client, workflow_id, "WAITING")
+    calls_before = len(fakes.calls)
+    notice = ProviderNotice(
+        provider=Provider.REBILLY,
+        event=NoticeEvent.REBILLY_SUBSCRIPTION_REACTIVATED,
+        subject=f"ORD-{uid}",
+    )
+
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(2):  # "may be delivered multiple times"
+        await handle.signal(SagaSignal.PROVIDER_NOTICE, notice)
+
+    async def shown() -> dict[str, Any]:
+        state = await status_of(client, workflow_id)
+        assert [n["event"] for n in state["notices"]] == ["subscription-reactivated"]
+        return state
+
+    state = await eventually(shown)
+    assert state["phase"] == "WAITING" and len(fakes.calls) == calls_before
+    assert sum(s["step"] == "provider_notice" for s in state["steps"]) == 1
+    await sagas.revoke(client, workflow_id, "test over")
