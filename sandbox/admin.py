@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, HTTPException
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from sandbox.clock import format_ms
 from sandbox.faults import FaultSpec
 from sandbox.settings import SECRET_FIELDS, STARTUP_FIELDS, SandboxSettings
 from sandbox.state import Sandbox
@@ -75,6 +76,12 @@ def build_admin_router(sandbox: Sandbox) -> APIRouter:
     async def reset() -> dict[str, str]:
         sandbox.reset()
         return {"status": "reset"}
+
+    @router.post("/tick")
+    async def tick() -> dict[str, str]:
+        """Fire due Airalo orders and churn due Rebilly orders now (sending their webhooks)."""
+        sandbox.tick()
+        return {"now": format_ms(sandbox.context.now())}
 
     @router.get("/config")
     async def get_config() -> dict[str, Any]:

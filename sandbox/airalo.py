@@ -1,8 +1,10 @@
 """Airalo Partner API v2: access tokens and future (scheduled) eSIM orders.
 
 A pending future order *fires* (becomes ``processed``) once the clock reaches its due date;
-like every time-dependent status here it is computed lazily when orders are read. ``failed``
-and ``retry`` orders only come from the admin API and never change by themselves.
+like every time-dependent status here it is computed lazily when orders are read (and by the
+served sandbox's ticker). ``failed`` and ``retry`` orders only come from the admin API and
+never change by themselves; the admin API can fire any open order at once. Every firing is
+reported to :attr:`AiraloStore.on_fired` (the webhook outbox, ``sandbox/webhooks``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -378,11 +381,17 @@ class AiraloState:
     future_orders: list[FutureOrder]
 
 
+def _ignore_fired(_order: FutureOrder) -> None:
+    """The default :attr:`AiraloStore.on_fired`: nobody listens."""
+
+
 class AiraloStore:
     """Issued tokens, the token rate limiter and future orders."""
 
     def __init__(self, context: SandboxContext) -> None:
         self.context = context
+        #: Called once for every order that fires (at its due date or by the admin API).
+        self.on_fired: Callable[[FutureOrder], None] = _ignore_fired
         self.reset()
 
     def reset(self) -> None:
@@ -440,11 +449,29 @@ class AiraloStore:
     # ----------------------------------------------------------------- future orders
 
     def _settle(self, now: datetime) -> None:
-        """Fire every pending order whose due date has come."""
-        for order in self._orders.values():
-            if order.status == PENDING and now >= order.due_date:
-                order.status = PROCESSED
-                order.processed_at = order.due_date
+        """Fire every pending order whose due date has come (in due-date order)."""
+        due = [o for o in self._orders.values() if o.status == PENDING and now >= o.due_date]
+        for order in sorted(due, key=lambda o: (o.due_date, o.seq)):
+            order.status = PROCESSED
+            order.processed_at = order.due_date
+            self.on_fired(order)
+
+    def tick(self) -> None:
+        """Evaluate due dates now (the served sandbox's ticker, ``POST /_sandbox/tick``)."""
+        self._settle(self.context.now())
+
+    def fire(self, request_id: str) -> FutureOrder | None:
+        """Admin: fire an open (``pending``/``failed``/``retry``) order now; ``None`` if
+        unknown. :class:`ValueError` if it is already processed or cancelled."""
+        order = self.get(request_id)
+        if order is None:
+            return None
+        if order.status not in OPEN_STATUSES:
+            raise ValueError(f"{request_id} is {order.status} and can not fire")
+        order.status = PROCESSED
+        order.processed_at = self.context.now()
+        self.on_fired(order)
+        return order
 
     def _new_request_id(self) -> str:
         while (candidate := random_id(REQUEST_ID_LENGTH, REQUEST_ID_ALPHABET)) in self._orders:
@@ -612,6 +639,8 @@ class FutureOrderSeed(BaseModel):
     due_date: str
     description: str | None = None
     status: OrderStatus = PENDING
+    #: Where this order's fired notification goes (else the opted-in URL).
+    webhook_url: str | None = None
 
 
 class StatusChange(BaseModel):
@@ -641,7 +670,7 @@ def build_admin_router(store: AiraloStore) -> APIRouter:
             quantity=spec.quantity,
             due_date=_lenient_due(spec.due_date),
             description=spec.description,
-            options={},
+            options={"webhook_url": spec.webhook_url} if spec.webhook_url else {},
         )
         return store.add(request, request_id=spec.request_id, status=spec.status).internal_json()
 
@@ -649,6 +678,17 @@ def build_admin_router(store: AiraloStore) -> APIRouter:
     async def set_future_order_status(request_id: str, spec: StatusChange) -> dict[str, Any]:
         """Put an order in any status, e.g. ``failed`` or ``retry`` (Airalo's own doing)."""
         order = store.set_status(request_id, spec.status)
+        if order is None:
+            raise HTTPException(status_code=404, detail=f"{request_id} does not exist")
+        return order.internal_json()
+
+    @router.post("/future-orders/{request_id}/fire")
+    async def fire_future_order(request_id: str) -> dict[str, Any]:
+        """Fire an open order now: ``processed``, and its webhook is sent."""
+        try:
+            order = store.fire(request_id)
+        except ValueError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
         if order is None:
             raise HTTPException(status_code=404, detail=f"{request_id} does not exist")
         return order.internal_json()

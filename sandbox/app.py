@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,8 +29,10 @@ from sandbox.gateway import (
 from sandbox.persistence import PersistState, StateFile
 from sandbox.settings import SandboxSettings
 from sandbox.state import Sandbox
+from sandbox.webhooks import build_admin_router as build_webhooks_router
 
 ADMIN_PREFIX = "/_sandbox"
+logger = logging.getLogger(__name__)
 
 PROFILES: Mapping[ProviderName, ProviderProfile] = {
     "stn": stn.PROFILE,
@@ -51,9 +56,16 @@ def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None =
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if state_file is not None:
-            state_file.save(sandbox)
+        ticker = asyncio.create_task(_tick_forever(sandbox), name="sandbox-ticker")
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            sandbox.webhooks.close()
+            if state_file is not None:
+                state_file.save(sandbox)
 
     app = FastAPI(title="Provider sandbox", version="1.0", lifespan=lifespan)
     app.state.sandbox = sandbox
@@ -71,6 +83,7 @@ def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None =
         rebilly.build_admin_router(sandbox.rebilly), prefix=f"{ADMIN_PREFIX}/rebilly"
     )
     app.include_router(airalo.build_admin_router(sandbox.airalo), prefix=f"{ADMIN_PREFIX}/airalo")
+    app.include_router(build_webhooks_router(sandbox.webhooks), prefix=f"{ADMIN_PREFIX}/webhooks")
 
     app.add_exception_handler(ProviderError, _provider_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
@@ -84,6 +97,22 @@ def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None =
     if state_file is not None:
         app.add_middleware(PersistState, state_file=state_file, sandbox=sandbox)
     return app
+
+
+IDLE_TICK_SECONDS = 0.5
+
+
+async def _tick_forever(sandbox: Sandbox) -> None:
+    """While served: evaluate due firings and churns every ``webhook_tick_seconds``, so their
+    webhooks go out without anyone reading (0 disables it; the setting is re-read each time)."""
+    while True:
+        interval = sandbox.context.settings.webhook_tick_seconds
+        await asyncio.sleep(interval if interval > 0 else IDLE_TICK_SECONDS)
+        if interval > 0:
+            try:
+                sandbox.tick()
+            except Exception:  # keep ticking; one bad evaluation must not stop the webhooks
+                logger.exception("sandbox tick failed")
 
 
 def _render(request: Request, error: ProviderError) -> Response:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Settings that are never echoed back by ``GET /_sandbox/config``.
-SECRET_FIELDS = frozenset({"stn_api_key", "rebilly_api_key", "airalo_client_secret"})
+SECRET_FIELDS = frozenset(
+    {"stn_api_key", "rebilly_api_key", "airalo_client_secret", "rebilly_webhook_password"}
+)
 #: Settings that only take effect at startup; ``POST /_sandbox/config`` refuses them.
 STARTUP_FIELDS = frozenset({"state_file"})
 
@@ -31,11 +34,32 @@ class SandboxSettings(BaseSettings):
     airalo_token_expires_in: int = 86400
     airalo_token_rate_limit_per_minute: int = 5
     #: The partner's opted-in ``async_orders`` webhook URL; ``None``: not opted in, so a
-    #: future order without ``webhook_url`` is refused (422).
+    #: future order without ``webhook_url`` is refused (422). Fired future orders without
+    #: their own ``webhook_url`` are POSTed here. The default is under the reserved
+    #: ``.example`` TLD, so it only records a ``skipped`` delivery (see webhooks).
     airalo_opted_in_webhook_url: str | None = "https://partner.example/airalo/async-orders"
+    #: Send Airalo webhook bodies indented and with unescaped ``/`` (the signature is still
+    #: over the SDK's canonical form), to check that a receiver canonicalises before verifying.
+    airalo_webhook_pretty_body: bool = False
     #: A cancel request with invalid ids cancels the valid ones and still answers the 422
     #: (off: the 422 rejects the whole request and nothing is cancelled).
     airalo_partial_cancel: bool = False
+
+    #: Where Rebilly POSTs its subscription webhooks (``None``: no delivery), and the Basic
+    #: auth credentials it sends (no ``Authorization`` header while the username is ``None``).
+    rebilly_webhook_url: str | None = None
+    rebilly_webhook_username: str | None = None
+    rebilly_webhook_password: str | None = None
+
+    #: Webhook delivery: attempts per delivery (first try included), the delay before the
+    #: first retry (doubling after each failed attempt), and the per-attempt HTTP timeout.
+    webhook_max_attempts: int = Field(default=4, ge=1, le=20)
+    webhook_retry_delay_seconds: float = Field(default=0.5, ge=0.0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0.0)
+    #: How often a served sandbox evaluates time-dependent statuses by itself (firing due
+    #: Airalo orders, churning Rebilly orders, which sends their webhooks); 0 = never (only
+    #: provider reads and ``POST /_sandbox/tick`` do).
+    webhook_tick_seconds: float = Field(default=0.5, ge=0.0)
 
     #: JSON file that keeps provider state across restarts (``None``: memory only).
     state_file: str | None = None

@@ -13,6 +13,7 @@ from sandbox.common import SandboxContext
 from sandbox.faults import FaultRegistry
 from sandbox.rebilly import RebillyStore
 from sandbox.stn import StnStore
+from sandbox.webhooks import Dispatcher, Outbox
 
 
 class Resettable(Protocol):
@@ -33,26 +34,40 @@ class Sandbox:
     stn: StnStore
     rebilly: RebillyStore
     airalo: AiraloStore
+    webhooks: Dispatcher
 
     @classmethod
     def create(cls, context: SandboxContext) -> Sandbox:
+        """The stores report firings and subscription events to the webhook outbox."""
+        webhooks = Dispatcher(context)
+        outbox = Outbox(context, webhooks)
+        airalo = AiraloStore(context)
+        airalo.on_fired = outbox.airalo_order_fired
         return cls(
             context=context,
             calls=CallLog(),
             faults=FaultRegistry(),
             stn=StnStore(context),
-            rebilly=RebillyStore(context),
-            airalo=AiraloStore(context),
+            rebilly=RebillyStore(context, on_event=outbox.rebilly_event),
+            airalo=airalo,
+            webhooks=webhooks,
         )
 
     def reset(self) -> None:
-        """Forget all provider state, faults and calls. Settings and clock are kept."""
+        """Forget all provider state, faults, calls, webhook deliveries and delivery faults.
+        Settings and clock are kept."""
         self.calls.clear()
         self.faults.clear()
         self.context.reseed()
-        stores: tuple[Resettable, ...] = (self.stn, self.rebilly, self.airalo)
+        stores: tuple[Resettable, ...] = (self.stn, self.rebilly, self.airalo, self.webhooks)
         for store in stores:
             store.reset()
+
+    def tick(self) -> None:
+        """Evaluate the time-dependent statuses that send webhooks (Airalo firing, Rebilly
+        churn) now instead of on the next read. Runs on the event loop like the handlers."""
+        self.airalo.tick()
+        self.rebilly.tick()
 
 
 def get_sandbox(app: FastAPI) -> Sandbox:

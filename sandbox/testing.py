@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -20,6 +20,7 @@ from sandbox.settings import SandboxSettings
 from sandbox.state import Sandbox, get_sandbox
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+WEBHOOK_WAIT_SECONDS = 10.0
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 POLL_INTERVAL_SECONDS = 0.01
 AIRALO_DATE_FORMAT = "%Y-%m-%d %H:%M"
@@ -81,7 +82,8 @@ class SandboxServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._requested_port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        # The lifespan runs the webhook ticker and stops the delivery thread on shutdown.
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="sandbox-server", daemon=True
@@ -138,6 +140,13 @@ def _iso(value: datetime | str) -> str:
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
+
+
+class _Unset:
+    """Marks a keyword argument that was not given (``None`` is a meaningful value)."""
+
+
+UNSET: Final = _Unset()
 
 
 class SandboxAdmin:
@@ -258,8 +267,10 @@ class SandboxAdmin:
         quantity: int = 1,
         description: str | None = None,
         status: str | None = None,
+        webhook_url: str | None = None,
     ) -> dict[str, Any]:
-        """Seed a future order with any due date (no two-day rule) and status."""
+        """Seed a future order with any due date (no two-day rule) and status; it fires to
+        ``webhook_url`` if given, else to the opted-in URL."""
         body = _without_none(
             {
                 "request_id": request_id,
@@ -268,6 +279,7 @@ class SandboxAdmin:
                 "due_date": _airalo_date(due_date),
                 "description": description,
                 "status": status,
+                "webhook_url": webhook_url,
             }
         )
         order: dict[str, Any] = self._request("POST", "/airalo/future-orders", json=body)
@@ -289,3 +301,83 @@ class SandboxAdmin:
         """Invalidate all issued access tokens; returns how many there were."""
         revoked: int = self._request("POST", "/airalo/revoke-tokens")["revoked"]
         return revoked
+
+    def airalo_fire(self, request_id: str) -> dict[str, Any]:
+        """Fire an open (pending/failed/retry) future order now and send its webhook."""
+        path = f"/airalo/future-orders/{quote(request_id, safe='')}/fire"
+        order: dict[str, Any] = self._request("POST", path)
+        return order
+
+    # ------------------------------------------------------------------ webhooks
+
+    def tick(self) -> str:
+        """Fire due Airalo orders and churn due Rebilly orders now; returns the sandbox time."""
+        now: str = self._request("POST", "/tick")["now"]
+        return now
+
+    def set_webhook_targets(
+        self,
+        *,
+        airalo_url: str | _Unset | None = UNSET,
+        rebilly_url: str | _Unset | None = UNSET,
+        rebilly_username: str | _Unset | None = UNSET,
+        rebilly_password: str | _Unset | None = UNSET,
+    ) -> dict[str, Any]:
+        """Point the webhooks somewhere (``None`` = no delivery / no Basic auth); arguments
+        not given are left as they are. Goes through :meth:`configure`."""
+        changes = {
+            "airalo_opted_in_webhook_url": airalo_url,
+            "rebilly_webhook_url": rebilly_url,
+            "rebilly_webhook_username": rebilly_username,
+            "rebilly_webhook_password": rebilly_password,
+        }
+        given = {key: value for key, value in changes.items() if not isinstance(value, _Unset)}
+        return self.configure(**given)
+
+    def webhook_deliveries(
+        self, provider: str | None = None, event: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The delivery log (one record per copy): ``status``, ``attempts``, ``body``..."""
+        params = _without_none({"provider": provider, "event": event, "status": status})
+        deliveries: list[dict[str, Any]] = self._request("GET", "/webhooks", params=params)[
+            "deliveries"
+        ]
+        return deliveries
+
+    def wait_for_webhooks(
+        self,
+        count: int = 1,
+        *,
+        provider: str | None = None,
+        event: str | None = None,
+        timeout: float = WEBHOOK_WAIT_SECONDS,
+    ) -> list[dict[str, Any]]:
+        """Poll the delivery log until at least ``count`` matching deliveries exist and none
+        of them is still ``pending``; returns them. :class:`TimeoutError` otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            deliveries = self.webhook_deliveries(provider=provider, event=event)
+            settled = all(delivery["status"] != "pending" for delivery in deliveries)
+            if len(deliveries) >= count and settled:
+                return deliveries
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"webhooks not settled in {timeout} s: {deliveries}")
+            time.sleep(POLL_INTERVAL_SECONDS)
+
+    def clear_webhooks(self) -> None:
+        """Forget the delivery log and any delivery not yet made."""
+        self._request("DELETE", "/webhooks")
+
+    def add_webhook_fault(self, **spec: Any) -> str:
+        """``add_webhook_fault(mode="duplicate", provider="airalo", count=1)``; modes
+        ``duplicate`` (``copies``), ``fail`` (``fail_attempts``), ``drop``, ``delay``
+        (``delay_seconds``)."""
+        fault_id: str = self._request("POST", "/webhooks/faults", json=spec)["id"]
+        return fault_id
+
+    def webhook_faults(self) -> list[dict[str, Any]]:
+        faults: list[dict[str, Any]] = self._request("GET", "/webhooks/faults")["faults"]
+        return faults
+
+    def clear_webhook_faults(self) -> None:
+        self._request("DELETE", "/webhooks/faults")

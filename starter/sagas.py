@@ -329,8 +329,33 @@ async def reschedule(
     return result
 
 
+class SagaNotFound(LookupError):
+    """No saga runs under this workflow id."""
+
+
+class SagaClosed(Exception):
+    """The saga's run has ended: there is nothing left to steer."""
+
+
+async def require_open(client: Client, workflow_id: str) -> None:
+    """Steering needs a running saga: ``SagaNotFound`` or ``SagaClosed`` otherwise."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise SagaNotFound(f"no saga {workflow_id}") from None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        closed = description.status.name if description.status else "CLOSED"
+        raise SagaClosed(f"saga {workflow_id} is closed ({closed}); nothing to steer")
+
+
 async def cancel(client: Client, workflow_id: str) -> None:
-    """Cancel the workflow: the saga compensates what it did, then ends cancelled."""
+    """Cancel the workflow: the saga compensates what it did, then ends cancelled.
+
+    Refused (``SagaClosed``) once the run has ended: cancelling it would do nothing.
+    """
+    await require_open(client, workflow_id)
     await client.get_workflow_handle(workflow_id).cancel()
 
 

@@ -275,6 +275,15 @@ class SharedSandboxAdmin(SandboxAdmin):
             self._refuse("configure")
         return super().configure()
 
+    def add_webhook_fault(self, **spec: Any) -> str:
+        self._refuse("add_webhook_fault")
+
+    def clear_webhook_faults(self) -> None:
+        self._refuse("clear_webhook_faults")
+
+    def clear_webhooks(self) -> None:
+        self._refuse("clear_webhooks")
+
     def airalo_revoke_tokens(self) -> int:
         self._refuse("airalo_revoke_tokens")
 

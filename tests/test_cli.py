@@ -54,6 +54,13 @@ async def test_terminate_status_list_via_cli(
 
     await eventually(listed)
 
+    # Cancelling a saga that already ended does nothing: said so, exit 1 (it used to
+    # print "cancellation requested" and exit 0).
+    assert await cancelctl("cancel", workflow_id) == 1
+    assert "is closed (COMPLETED)" in capsys.readouterr().err
+    assert await cancelctl("cancel", f"no-such-saga-{uid}") == 1
+    assert "no saga" in capsys.readouterr().err
+
 
 async def test_revoke_and_reschedule_via_cli(
     cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str

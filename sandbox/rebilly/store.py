@@ -4,11 +4,16 @@ Orders are implicit: any order id exists, renewing ``rebilly_default_renewal_day
 is first seen (``POST /_sandbox/rebilly/orders`` seeds one explicitly). A ``confirmed``
 cancellation becomes ``completed`` once the clock reaches its ``churnTime`` (lazily, on read):
 the order is then churned until a reactivation restarts it.
+
+Subscription events (``subscription-canceled`` when a cancellation is confirmed,
+``subscription-churned`` when it completes, ``subscription-reactivated``) are reported to
+:attr:`RebillyStore.on_event` (the webhook outbox, ``sandbox/webhooks``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,12 +40,25 @@ from sandbox.rebilly.parsing import (
 )
 from sandbox.rebilly.problems import conflict, not_found, unprocessable
 
+SUBSCRIPTION_CANCELED = "subscription-canceled"
+SUBSCRIPTION_CHURNED = "subscription-churned"
+SUBSCRIPTION_REACTIVATED = "subscription-reactivated"
+
+#: ``(event type, order, the cancellation concerned or None)``.
+EventListener = Callable[[str, Order, Cancellation | None], None]
+
+
+def _ignore_event(_event: str, _order: Order, _cancellation: Cancellation | None) -> None:
+    """The default :attr:`RebillyStore.on_event`: nobody listens."""
+
 
 @dataclass
 class RebillyStore:
     """Orders, cancellations and reactivations of the one sandbox organization."""
 
     context: SandboxContext
+    #: Called for every subscription event, in the order they happen.
+    on_event: EventListener = field(default=_ignore_event, repr=False, compare=False)
     _orders: dict[str, Order] = field(default_factory=dict)
     _cancellations: dict[str, Cancellation] = field(default_factory=dict)
     _reactivations: dict[str, Reactivation] = field(default_factory=dict)
@@ -120,6 +138,12 @@ class RebillyStore:
             if cancellation.status == CONFIRMED and churn is not None and now >= churn:
                 cancellation.status = COMPLETED
                 cancellation.updated_time = max(cancellation.updated_time, churn)
+                order = self.order(cancellation.order_id)
+                self.on_event(SUBSCRIPTION_CHURNED, order, cancellation)
+
+    def tick(self) -> None:
+        """Evaluate churn times now (the served sandbox's ticker, ``POST /_sandbox/tick``)."""
+        self._settle(self.now())
 
     def _of_order(self, order_id: str) -> list[Cancellation]:
         return [c for c in self._cancellations.values() if c.order_id == order_id]
@@ -165,6 +189,7 @@ class RebillyStore:
         cancellation.updated_time = now
         if request.status == CONFIRMED and cancellation.canceled_time is None:
             cancellation.canceled_time = now
+            self.on_event(SUBSCRIPTION_CANCELED, order, cancellation)
 
     # ----------------------------------------------------------------- operations
 
@@ -284,6 +309,7 @@ class RebillyStore:
             renewal_time=order.next_renewal_time,
         )
         self._reactivations[reactivation.id] = reactivation
+        self.on_event(SUBSCRIPTION_REACTIVATED, order, related)
         return reactivation
 
     def get_reactivation(self, reactivation_id: str) -> Reactivation:

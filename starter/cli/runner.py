@@ -17,8 +17,6 @@ from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
 from domain.churn import ResolveAction, ResolveRequest
 from domain.common import (
-    FieldProblem,
-    InvalidRequest,
     OperatorRequestKind,
     RevokeRequest,
     SagaQuery,
@@ -36,8 +34,6 @@ from starter.cli.requests import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-# The most sagas one `list` shows (Temporal's visibility pages are at most 1,000).
-LIST_LIMIT_MAX = 1000
 
 #: What a validated command does once connected; returns the exit code.
 Command = Callable[[Client], Awaitable[int]]
@@ -91,9 +87,7 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return lambda client: _cancel(client, workflow_id)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
-            if not 1 <= args.limit <= LIST_LIMIT_MAX:
-                rule = f"must be between 1 and {LIST_LIMIT_MAX}"
-                raise InvalidRequest([FieldProblem(field="limit", rule=rule)])
+            sagas.check_list_limit(args.limit)
             return lambda client: _list(client, args.status, args.customer_id, args.limit)
     raise AssertionError(f"no runner for command {args.command!r}")
 
@@ -136,7 +130,11 @@ async def _status(client: Client, workflow_id: str, *, as_json: bool) -> int:
 
 
 async def _cancel(client: Client, workflow_id: str) -> int:
-    await sagas.cancel(client, workflow_id)
+    try:
+        await sagas.cancel(client, workflow_id)
+    except (sagas.SagaNotFound, sagas.SagaClosed) as nothing:
+        print(f"refused: {nothing}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{workflow_id}: cancellation requested; the saga compensates and stops")
     return EXIT_OK
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import ApiKey, ApiScope
@@ -54,14 +54,11 @@ _STEERING: dict[int | str, dict[str, Any]] = {
 async def _open_saga(client: Client, workflow_id: str) -> None:
     """404 for an unknown workflow, 409 for a closed run: there is nothing to steer."""
     try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(404, f"no saga {workflow_id}") from None
-        raise
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        closed = description.status.name if description.status else "CLOSED"
-        raise ApiError(409, f"saga {workflow_id} is closed ({closed}); nothing to steer")
+        await sagas.require_open(client, workflow_id)
+    except sagas.SagaNotFound as missing:
+        raise ApiError(404, str(missing)) from None
+    except sagas.SagaClosed as closed:
+        raise ApiError(409, str(closed)) from None
 
 
 @router.get(
@@ -165,7 +162,7 @@ async def resolve(request: Request, workflow_id: WorkflowId, _: Writer) -> dict[
 )
 async def cancel(request: Request, workflow_id: WorkflowId, _: Writer) -> CancelRequested:
     client = await temporal(request)
-    await _open_saga(client, workflow_id)
+    await _open_saga(client, workflow_id)  # 404 / 409 before anything is asked
     await sagas.cancel(client, workflow_id)
     return CancelRequested(
         workflow_id=workflow_id,
