@@ -110,3 +110,9 @@ class ApiSettings(BaseSettings):
     temporal_timeout_seconds: float = Field(default=3.0, gt=0)
     # Sent as Retry-After with a 503.
     retry_after_seconds: int = Field(default=5, ge=1)
+    # Provider webhooks (/v1/webhooks/...). Airalo signs with the partner's client
+    # secret (the worker's AIRALO_CLIENT_SECRET); Rebilly sends HTTP Basic auth.
+    # Unset: that provider's webhooks are answered 503 (nothing can be verified).
+    airalo_webhook_secret: SecretStr | None = None
+    rebilly_webhook_username: str | None = None
+    rebilly_webhook_password: SecretStr | None = None

@@ -16,6 +16,10 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 # The keyed hash of the delivery (CloudEvent source + id, or an Idempotency-Key
 # header) that started the run: set by the HTTP API at start, never by a workflow.
 IDEMPOTENCY_KEY = SearchAttributeKey.for_keyword("IdempotencyKey")
+# What provider webhooks are routed by (set at start, never by a workflow): the
+# Airalo request ids and the Rebilly order a saga holds. Not PII.
+AIRALO_REQUEST_IDS = SearchAttributeKey.for_keyword_list("AiraloRequestIds")
+REBILLY_ORDER_ID = SearchAttributeKey.for_keyword("RebillyOrderId")
 
 ALL = (
     CANCELLATION_STATUS,
@@ -24,6 +28,8 @@ ALL = (
     WISH_DATE,
     CUSTOMER_ID,
     IDEMPOTENCY_KEY,
+    AIRALO_REQUEST_IDS,
+    REBILLY_ORDER_ID,
 )
 
 

@@ -28,6 +28,7 @@ from types import FrameType
 from config.settings import ApiScope
 from config.temporal_cli import TemporalCliUnavailable, ensure_temporal_cli
 from domain.search_attributes import dev_server_flags
+from sandbox.settings import SandboxSettings
 
 STARTUP_SECONDS = 60.0
 # Stopped with SIGINT (they shut down cleanly on it), the others with SIGTERM.
@@ -104,6 +105,20 @@ def main() -> int:
     api_env = {**env, "CANCEL_API_HOST": "127.0.0.1", "CANCEL_API_PORT": str(ports.api)}
     if dev_key is not None:
         api_env["CANCEL_API_KEYS"] = json.dumps([dev_api_key(dev_key)])
+    # The sandbox's webhooks go to the API: Airalo's signed with the sandbox's client
+    # secret, Rebilly's with a per-run Basic password.
+    hooks = f"http://127.0.0.1:{ports.api}/v1/webhooks"
+    hook_password = secrets.token_urlsafe(18)
+    sandbox_env = {
+        **env,
+        "SANDBOX_AIRALO_OPTED_IN_WEBHOOK_URL": f"{hooks}/airalo",
+        "SANDBOX_REBILLY_WEBHOOK_URL": f"{hooks}/rebilly",
+        "SANDBOX_REBILLY_WEBHOOK_USERNAME": "rebilly",
+        "SANDBOX_REBILLY_WEBHOOK_PASSWORD": hook_password,
+    }
+    api_env.setdefault("CANCEL_API_AIRALO_WEBHOOK_SECRET", SandboxSettings().airalo_client_secret)
+    api_env.setdefault("CANCEL_API_REBILLY_WEBHOOK_USERNAME", "rebilly")
+    api_env.setdefault("CANCEL_API_REBILLY_WEBHOOK_PASSWORD", hook_password)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop_all(*_: object) -> None:
@@ -158,7 +173,7 @@ def main() -> int:
                 "--state-file",
                 str(data_dir / "sandbox-state.json"),
             ],
-            env=env,
+            env=sandbox_env,
             start_new_session=True,
         )
         processes.append(("sandbox", sandbox))

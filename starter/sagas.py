@@ -7,7 +7,7 @@ never starts anything.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +30,13 @@ from domain.common import (
     FieldProblem,
     InvalidRequest,
     OperatorRequestKind,
+    Provider,
+    ProviderNotice,
     RescheduleRequest,
     RevokeRequest,
     SagaPhase,
     SagaQuery,
+    SagaSignal,
     parse_request,
 )
 from domain.rebilly import (
@@ -143,6 +146,61 @@ async def find_delivery(client: Client, workflow_id: str, delivery: Delivery) ->
     return None
 
 
+# -- provider webhooks: found by what the saga holds ----------------------------------
+
+#: A saga with more Airalo orders than this is not indexed by them (search attribute
+#: values are limited in size): their webhooks reach no saga, which still settles
+#: every order by lookup.
+MAX_ROUTED_REQUEST_IDS = 50
+_ROUTABLE_SUBJECT = re.compile(r"^[\w.@~-]{1,128}$")
+_ROUTED_BY = {
+    Provider.AIRALO: sa.AIRALO_REQUEST_IDS.name,
+    Provider.REBILLY: sa.REBILLY_ORDER_ID.name,
+}
+
+
+def routing_of(
+    *,
+    rebilly: OrderCancellationRequest | None = None,
+    airalo: FutureOrderCancellationRequest | None = None,
+) -> list[SearchAttributePair[Any]]:
+    """The search attributes a saga holding these parts is found by (not PII)."""
+    pairs: list[SearchAttributePair[Any]] = []
+    if rebilly is not None:
+        pairs.append(SearchAttributePair(sa.REBILLY_ORDER_ID, rebilly.order_id))
+    if airalo is not None and len(airalo.request_ids) <= MAX_ROUTED_REQUEST_IDS:
+        pairs.append(SearchAttributePair(sa.AIRALO_REQUEST_IDS, list(airalo.request_ids)))
+    return pairs
+
+
+async def route_notice(client: Client, notice: ProviderNotice) -> list[str]:
+    """Signal ``notice`` to every running saga that holds its subject; their ids.
+
+    Found through visibility (eventually consistent: a saga started a moment ago
+    may be missed; it settles its orders by lookup all the same). A subject that
+    cannot be one of ours reaches no saga.
+    """
+    names = {
+        Provider.AIRALO: sa.AIRALO_REQUEST_IDS.name,
+        Provider.REBILLY: sa.REBILLY_ORDER_ID.name,
+    }
+    name = names.get(notice.provider)
+    if name is None or not _ROUTABLE_SUBJECT.fullmatch(notice.subject):
+        return []
+    query = f"{name} = '{notice.subject}' AND ExecutionStatus = 'Running'"
+    routed = []
+    async for execution in client.list_workflows(query, limit=100):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        try:
+            await handle.signal(SagaSignal.PROVIDER_NOTICE, notice)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # it ended meanwhile: fine
+                raise
+            continue
+        routed.append(execution.id)
+    return routed
+
+
 async def _start_or_attach(
     client: Client,
     run: Callable[[Any, Any], Awaitable[Any]],
@@ -151,6 +209,7 @@ async def _start_or_attach(
     settings: OrchestratorSettings,
     summary: str,
     delivery: Delivery | None = None,
+    routing: Sequence[SearchAttributePair[Any]] = (),
 ) -> StartedSaga:
     """Start a saga under its business key, or attach to the open run of that key.
 
@@ -158,6 +217,7 @@ async def _start_or_attach(
     open one is never doubled: the duplicate request attaches to it. With a
     ``delivery``, a run that delivery already started (open or closed) is the
     answer, and a new run records the delivery in its memo and search attributes.
+    ``routing``: the search attributes provider webhooks find the run by.
     """
     if delivery is not None:
         previous = await find_delivery(client, workflow_id, delivery)
@@ -172,10 +232,11 @@ async def _start_or_attach(
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=summary,
             memo=delivery.memo() if delivery else None,
-            search_attributes=(
-                TypedSearchAttributes([SearchAttributePair(sa.IDEMPOTENCY_KEY, delivery.key)])
-                if delivery
-                else None
+            search_attributes=TypedSearchAttributes(
+                [
+                    *routing,
+                    *([SearchAttributePair(sa.IDEMPOTENCY_KEY, delivery.key)] if delivery else []),
+                ]
             ),
         )
     except WorkflowAlreadyStartedError as existing:
@@ -226,6 +287,7 @@ async def start_order_cancellation(
         settings,
         request.summary(),
         delivery,
+        routing_of(rebilly=request),
     )
 
 
@@ -252,6 +314,7 @@ async def start_future_order_cancellation(
         settings,
         request.summary(),
         delivery,
+        routing_of(airalo=request),
     )
 
 
@@ -274,6 +337,7 @@ async def start_customer_churn(
         settings,
         request.summary(),
         delivery,
+        routing_of(rebilly=request.rebilly, airalo=request.airalo),
     )
 
 

@@ -9,7 +9,7 @@ from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
-from starter.api.routes import events, health, sagas, starts
+from starter.api.routes import events, health, sagas, starts, webhooks
 
 
 def create_app(
@@ -23,7 +23,7 @@ def create_app(
     app.state.orchestrator_settings = orchestrator_settings or OrchestratorSettings()
     app.state.authenticator = Authenticator(api_settings.keys)
     app.state.gateway = gateway or TemporalGateway(api_settings.temporal_timeout_seconds)
-    for router in (starts.router, events.router, sagas.router, health.router):
+    for router in (starts.router, events.router, sagas.router, webhooks.router, health.router):
         app.include_router(router)
     errors.install(app, api_settings.retry_after_seconds)
     openapi.install(app)

@@ -27,6 +27,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from sandbox.settings import SandboxSettings
+
 ROOT = Path(__file__).parent.parent.parent
 STARTUP_SECONDS = 30.0
 
@@ -34,6 +36,10 @@ ADMIN_TOKEN = secrets.token_urlsafe(24)
 READER_TOKEN = secrets.token_urlsafe(24)
 EVENTS_TOKEN = secrets.token_urlsafe(24)
 BILLING_TOKEN = secrets.token_urlsafe(24)
+# The sandbox signs Airalo webhooks with its Airalo client secret.
+AIRALO_WEBHOOK_SECRET = SandboxSettings().airalo_client_secret
+REBILLY_WEBHOOK_USERNAME = "rebilly-hooks"
+REBILLY_WEBHOOK_PASSWORD = secrets.token_urlsafe(18)
 API_KEYS = [
     {
         "name": "admin",
@@ -123,6 +129,9 @@ def api(temporal_env: WorkflowEnvironment, task_queue: str) -> Iterator[ApiProce
         TEMPORAL_ADDRESS=client.service_client.config.target_host,
         TEMPORAL_NAMESPACE=client.namespace,
         CANCEL_TASK_QUEUE=task_queue,
+        CANCEL_API_AIRALO_WEBHOOK_SECRET=AIRALO_WEBHOOK_SECRET,
+        CANCEL_API_REBILLY_WEBHOOK_USERNAME=REBILLY_WEBHOOK_USERNAME,
+        CANCEL_API_REBILLY_WEBHOOK_PASSWORD=REBILLY_WEBHOOK_PASSWORD,
     )
     yield process
     process.stop()

@@ -96,10 +96,11 @@ def request_schema(operation: dict[str, Any]) -> str | None:
     return ref.rsplit("/", 1)[1]
 
 
+WEBHOOKS = "/v1/webhooks/"
 POSTS = sorted(
     (path, request_schema(ops["post"]))
     for path, ops in DOCUMENT["paths"].items()
-    if "post" in ops and "{workflow_id}" not in path
+    if "post" in ops and "{workflow_id}" not in path and not path.startswith(WEBHOOKS)
 )
 STEERING = sorted(
     (path, request_schema(ops["post"]))
@@ -115,7 +116,7 @@ workflow_ids = st.one_of(
 @st.composite
 def calls(draw: st.DrawFn) -> tuple[str, str, Any, dict[str, str]]:
     headers: dict[str, str] = {}
-    kind = draw(st.sampled_from(["start", "event", "steer", "list"]))
+    kind = draw(st.sampled_from(["start", "event", "steer", "list", "webhook"]))
     if kind == "start":
         path, schema = draw(st.sampled_from([p for p in POSTS if p[0] != "/v1/events"]))
         assert schema is not None
@@ -139,6 +140,15 @@ def calls(draw: st.DrawFn) -> tuple[str, str, Any, dict[str, str]]:
             },
         )
         return "POST", "/v1/events", draw(envelope | json_values), headers
+    if kind == "webhook":
+        # Unsigned, unauthenticated or garbled: refused, never a server error.
+        path = draw(st.sampled_from([WEBHOOKS + "airalo", WEBHOOKS + "rebilly"]))
+        visible = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1)
+        if draw(st.booleans()):
+            headers["airalo-signature"] = draw(visible)
+        if draw(st.booleans()):
+            headers["Authorization"] = "Basic " + draw(visible)
+        return "POST", path, draw(json_values), headers
     if kind == "steer":
         path, schema = draw(st.sampled_from(STEERING))
         body = draw(body_for(schema)) if schema else draw(st.none() | json_values)
