@@ -109,6 +109,8 @@ def main() -> int:
     # secret, Rebilly's with a per-run Basic password.
     hooks = f"http://127.0.0.1:{ports.api}/v1/webhooks"
     hook_password = secrets.token_urlsafe(18)
+    # Re-created future orders name the API as their webhook destination.
+    env.setdefault("AIRALO_WEBHOOK_URL", f"{hooks}/airalo")
     sandbox_env = {
         **env,
         "SANDBOX_AIRALO_OPTED_IN_WEBHOOK_URL": f"{hooks}/airalo",
