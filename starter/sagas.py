@@ -65,6 +65,9 @@ class StartedSaga:
     # True when this delivery (idempotency key) had already started this run: a
     # redelivery, answered with that run whether it is open or closed.
     duplicate_delivery: bool = False
+    # True when the business key's last run already carried the request out (phase
+    # COMPLETED): answered with that run, nothing new started.
+    already_completed: bool = False
 
 
 # -- deliveries: at most one saga per idempotency key ----------------------------------
@@ -201,6 +204,27 @@ async def route_notice(client: Client, notice: ProviderNotice) -> list[str]:
     return routed
 
 
+async def _completed_run(client: Client, workflow_id: str) -> StartedSaga | None:
+    """The business key's last run, if it carried the request out (phase COMPLETED).
+
+    The id-reuse policy, the same for every kind: a request repeated after its saga
+    COMPLETED (a redelivered event, a second `terminate` for a line) is answered with
+    that saga; a new run would ask the provider for what is already done and end
+    FAILED, hiding that it was done. After a run that did not carry it out (REVOKED,
+    FAILED, COMPENSATED, or a cancelled workflow) a new request starts a new run.
+    """
+    try:
+        last = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return None
+    phase = last.typed_search_attributes.get(sa.CANCELLATION_STATUS)
+    if last.status == WorkflowExecutionStatus.RUNNING or phase != SagaPhase.COMPLETED:
+        return None
+    return StartedSaga(workflow_id, last.run_id, already_running=False, already_completed=True)
+
+
 async def _start_or_attach(
     client: Client,
     run: Callable[[Any, Any], Awaitable[Any]],
@@ -213,8 +237,9 @@ async def _start_or_attach(
 ) -> StartedSaga:
     """Start a saga under its business key, or attach to the open run of that key.
 
-    A closed run (completed, revoked, failed) may be followed by a new one; an
-    open one is never doubled: the duplicate request attaches to it. With a
+    An open run is never doubled: the duplicate request attaches to it. A run that
+    carried the request out (phase COMPLETED) answers a repeat of it; after one that
+    did not (REVOKED, FAILED, COMPENSATED) a new run may start. With a
     ``delivery``, a run that delivery already started (open or closed) is the
     answer, and a new run records the delivery in its memo and search attributes.
     ``routing``: the search attributes provider webhooks find the run by.
@@ -223,6 +248,9 @@ async def _start_or_attach(
         previous = await find_delivery(client, workflow_id, delivery)
         if previous is not None:
             return previous
+    completed = await _completed_run(client, workflow_id)
+    if completed is not None:
+        return completed
     try:
         handle = await client.start_workflow(
             run,

@@ -83,6 +83,59 @@ async def test_revoke_and_reschedule_via_cli(
     assert capsys.readouterr().out.strip() == f"{workflow_id}: REVOKED"
 
 
+async def test_a_request_already_carried_out_answers_with_its_saga_and_starts_nothing(
+    cli_env: None,
+    client: Client,
+    worker: Worker,
+    sandbox_admin: SandboxAdmin,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
+) -> None:
+    """Issue #10: `terminate` for a line whose saga COMPLETED started a second run, which
+    asked sTN again and ended FAILED ("already terminated"), hiding the termination."""
+    line = f"SUB-{uid}"
+    assert await cancelctl("terminate", "--subscription-id", line) == 0
+    workflow_id = capsys.readouterr().out.strip()
+    done = await client.get_workflow_handle(workflow_id).result()
+    assert done["phase"] == "COMPLETED"
+    first_run = (await client.get_workflow_handle(workflow_id).describe()).run_id
+
+    assert await cancelctl("terminate", "--subscription-id", line) == 0
+
+    out, err = capsys.readouterr()
+    assert out.strip() == workflow_id and "already completed" in err
+    assert (await client.get_workflow_handle(workflow_id).describe()).run_id == first_run
+    terminates = [
+        c
+        for c in sandbox_admin.calls(provider="stn", path="/api/TerminateSubscription")
+        if (c["requestBody"] or {}).get("subscriptionId") == line
+    ]
+    assert len(terminates) == 1
+    assert (await status_of(client, workflow_id))["phase"] == "COMPLETED"
+
+
+async def test_a_request_after_a_revoked_saga_starts_a_new_one(
+    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+) -> None:
+    """A new request after a saga that did not carry it out (REVOKED, FAILED) is legitimate."""
+    wish = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    line = f"SUB-{uid}"
+    assert await cancelctl("terminate", "--subscription-id", line, "--wish-date", wish) == 0
+    workflow_id = capsys.readouterr().out.strip()
+    await wait_for_phase(client, workflow_id, "WAITING")
+    assert await cancelctl("revoke", workflow_id) == 0
+    revoked_run = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    await client.get_workflow_handle(workflow_id).result()
+    capsys.readouterr()
+
+    assert await cancelctl("terminate", "--subscription-id", line, "--wish-date", wish) == 0
+
+    assert "already" not in capsys.readouterr().err
+    assert (await client.get_workflow_handle(workflow_id).describe()).run_id != revoked_run
+    await wait_for_phase(client, workflow_id, "WAITING")
+    assert await cancelctl("revoke", workflow_id) == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "field", "rule"),
     [

@@ -18,6 +18,9 @@ class SagaAccepted(CamelModel):
     already_running: bool
     # This delivery (idempotency key) had started this run before: nothing new started.
     duplicate_delivery: bool = False
+    # The last run of this business key already carried the request out: nothing new
+    # started (a new request after a REVOKED/FAILED run starts a new one).
+    already_completed: bool = False
     # For a duplicate delivery: that run's status (None if it could not be read in time).
     status: dict[str, Any] | None = None
 

@@ -40,10 +40,11 @@ async def start(
         status_url=url,
         already_running=started.already_running,
         duplicate_delivery=started.duplicate_delivery,
+        already_completed=started.already_completed,
     )
     response.headers["Location"] = url
-    if started.duplicate_delivery:
-        # A redelivery: nothing new was accepted; answer with the run it started.
+    if started.duplicate_delivery or started.already_completed:
+        # Nothing new was accepted: answer with the run that carried it out.
         response.status_code = status.HTTP_200_OK
         accepted.status = await _status_within(request, started)
     else:

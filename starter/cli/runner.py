@@ -105,6 +105,10 @@ async def _start(starting: Awaitable[sagas.StartedSaga]) -> int:
     print(started.workflow_id)
     if started.already_running:
         print("already running: attached to the existing saga", file=sys.stderr)
+    elif started.already_completed:
+        print(
+            "already completed: this saga carried the request out; nothing started", file=sys.stderr
+        )
     return EXIT_OK
 
 
