@@ -27,6 +27,7 @@ from domain.churn import (
     churn_workflow_id,
 )
 from domain.common import (
+    CamelModel,
     FieldProblem,
     InvalidRequest,
     OperatorRequestKind,
@@ -481,8 +482,9 @@ def list_query(phase: str | None = None, customer_id: str | None = None) -> str:
     return " AND ".join(clauses)
 
 
-@dataclass(frozen=True)
-class SagaListing:
+class SagaListing(CamelModel):
+    """One saga in a listing (``cancelctl list``, ``GET /v1/sagas``)."""
+
     workflow_id: str
     workflow_type: str
     run_status: str

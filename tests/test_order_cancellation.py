@@ -394,24 +394,48 @@ async def test_rejection_fails_with_the_providers_reason_without_retrying(
     assert len(puts_for(sandbox_admin, order)) == 1
 
 
-async def test_rebillys_own_conflict_fails_with_its_reason(
+async def test_a_repeat_after_the_order_churned_answers_with_that_saga(
     client: Client,
     worker: Worker,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
 ) -> None:
+    """Issue #10: a repeat used to start a second run, which Rebilly refused ("already
+    churned") and which ended FAILED, hiding that the order was cancelled."""
     order = f"ORD-{uid}"
     first = await start(client, settings, orderId=order)
     assert (await result_of(client, first.workflow_id))["phase"] == "COMPLETED"
 
-    # A new run for an order Rebilly already churned: a new id, and Rebilly's refusal (422).
     again = await start(client, settings, orderId=order)
-    final = await result_of(client, again.workflow_id)
+
+    assert again.already_completed and again.run_id == first.run_id
+    assert len(puts_for(sandbox_admin, order)) == 1
+
+
+async def test_rebillys_own_conflict_fails_with_its_reason(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox: SandboxServer,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    order = f"ORD-{uid}"
+    # The order was churned outside the product: another cancellation, at Rebilly itself.
+    async with rebilly_http_client(provider_settings_for(sandbox).rebilly) as http:
+        churned = await http.put(
+            f"{CANCELLATIONS}/elsewhere-{uid}",
+            json={"orderId": order, "status": "confirmed", "churnTimePolicy": "now"},
+        )
+    assert churned.status_code == 201, churned.text
+
+    started = await start(client, settings, orderId=order)
+    final = await result_of(client, started.workflow_id)
 
     assert final["phase"] == "FAILED"
     assert f"Order {order} is already churned" in final["lastError"]
-    assert len(puts_for(sandbox_admin, order)) == 2
+    assert len(puts_for(sandbox_admin, order)) == 2  # theirs, and ours refused
 
 
 # Wall clock ~2-3 s: Rebilly's X-RateLimit-Retry-After is an epoch second; honouring

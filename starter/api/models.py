@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from domain.common import CamelModel, FieldProblem
+from starter.sagas import SagaListing
 
 
 class SagaAccepted(CamelModel):
@@ -25,14 +25,7 @@ class SagaAccepted(CamelModel):
     status: dict[str, Any] | None = None
 
 
-class SagaListed(CamelModel):
-    workflow_id: str
-    workflow_type: str
-    run_status: str
-    phase: str | None
-    wish_date: datetime | None
-    customer_id: str | None
-    started: datetime
+class SagaListed(SagaListing):
     status_url: str
 
 

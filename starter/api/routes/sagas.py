@@ -91,17 +91,7 @@ async def list_sagas(
     rows = await sagas.list_sagas(await temporal(request), status, customer_id, limit)
     return SagaList(
         sagas=[
-            SagaListed(
-                workflow_id=row.workflow_id,
-                workflow_type=row.workflow_type,
-                run_status=row.run_status,
-                phase=row.phase,
-                wish_date=row.wish_date,
-                customer_id=row.customer_id,
-                started=row.started,
-                status_url=status_url(request, row.workflow_id),
-            )
-            for row in rows
+            SagaListed(**dict(row), status_url=status_url(request, row.workflow_id)) for row in rows
         ]
     )
 
