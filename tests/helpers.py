@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,18 @@ async def eventually(
             if time.monotonic() > deadline:
                 raise
         await asyncio.sleep(interval)
+
+
+def eventually_sync(check: Callable[[], T], *, within: float = 30.0, interval: float = 0.1) -> T:
+    """``eventually`` for code outside the event loop (e.g. a subprocess coming up)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        threading.Event().wait(interval)
 
 
 async def result_of(client: Client, workflow_id: str) -> dict[str, Any]:

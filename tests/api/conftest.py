@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from sandbox.settings import SandboxSettings
+from tests.helpers import eventually_sync
 
 ROOT = Path(__file__).parent.parent.parent
 STARTUP_SECONDS = 30.0
@@ -101,19 +101,24 @@ def start_api(**env: str) -> ApiProcess:
             stderr=subprocess.STDOUT,
         )
     api = ApiProcess(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
+
+    def healthy() -> None:
         if process.poll() is not None:
             raise RuntimeError(f"the API exited during startup:\n{api.output()}")
         try:
-            if httpx.get(f"{api.base_url}/healthz", timeout=1.0).status_code == 200:
-                return api
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            api.stop()
-            raise RuntimeError(f"the API did not answer within {STARTUP_SECONDS}s:\n{api.output()}")
-        time.sleep(0.1)  # polling for readiness, bounded by the deadline above
+            answer = httpx.get(f"{api.base_url}/healthz", timeout=1.0).status_code
+        except httpx.TransportError as error:
+            raise AssertionError(f"not answering yet: {error}") from None
+        assert answer == 200, answer
+
+    try:
+        eventually_sync(healthy, within=STARTUP_SECONDS)
+    except AssertionError:
+        api.stop()
+        raise RuntimeError(
+            f"the API did not answer within {STARTUP_SECONDS}s:\n{api.output()}"
+        ) from None
+    return api
 
 
 @pytest.fixture(scope="session")

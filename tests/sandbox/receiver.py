@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-
-POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,8 @@ class WebhookReceiver:
 
     def __init__(self, statuses: Iterable[int] = (), default_status: int = 200) -> None:
         self._lock = threading.Lock()
+        # Notified on every request received: wait_for wakes then, not on a timer.
+        self._arrived = threading.Condition(self._lock)
         self._received: list[Received] = []
         self._script = list(statuses)
         self.default_status = default_status
@@ -57,8 +56,9 @@ class WebhookReceiver:
             return self._script.pop(0) if self._script else self.default_status
 
     def _record(self, item: Received) -> None:
-        with self._lock:
+        with self._arrived:
             self._received.append(item)
+            self._arrived.notify_all()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -85,13 +85,15 @@ class WebhookReceiver:
     def wait_for(
         self, count: int, path: str | None = None, timeout: float = 10.0
     ) -> list[Received]:
-        """Poll until at least ``count`` requests (to ``path``) arrived; returns them all."""
-        deadline = time.monotonic() + timeout
-        while len(items := self.received(path)) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(items)} of {count} webhooks arrived in {timeout} s")
-            time.sleep(POLL_SECONDS)
-        return items
+        """Wait until at least ``count`` requests (to ``path``) arrived; returns them all."""
+
+        def arrived() -> list[Received]:
+            return [item for item in self._received if path is None or item.path == path]
+
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(arrived()) >= count, timeout):
+                raise TimeoutError(f"{len(arrived())} of {count} webhooks arrived in {timeout} s")
+            return arrived()
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()
