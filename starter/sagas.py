@@ -370,14 +370,23 @@ async def start_customer_churn(
     )
 
 
+async def _steer(
+    client: Client, workflow_id: str, kind: OperatorRequestKind, request: Any = None
+) -> dict[str, Any]:
+    """An operator request to a running saga (``SagaNotFound`` / ``SagaClosed`` first)."""
+    await require_open(client, workflow_id)
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    args = () if request is None else (request,)
+    result: dict[str, Any] = await handle.execute_update(kind, *args)
+    return result
+
+
 async def resolve(
     client: Client, workflow_id: str, action: ResolveAction, note: str | None
 ) -> dict[str, Any]:
     """Answer a saga waiting in NEEDS_ATTENTION."""
     request = parse_request(ResolveRequest, {"action": action, "note": note})
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update(OperatorRequestKind.RESOLVE, request)
-    return result
+    return await _steer(client, workflow_id, OperatorRequestKind.RESOLVE, request)
 
 
 async def saga_status(
@@ -399,27 +408,20 @@ async def saga_status(
 
 async def revoke(client: Client, workflow_id: str, reason: str | None) -> dict[str, Any]:
     request = parse_request(RevokeRequest, {"reason": reason})
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update(OperatorRequestKind.REVOKE, request)
-    return result
+    return await _steer(client, workflow_id, OperatorRequestKind.REVOKE, request)
 
 
 async def confirm(client: Client, workflow_id: str) -> dict[str, Any]:
     """Confirm a draft (preview) order cancellation."""
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update(OperatorRequestKind.CONFIRM)
-    return result
+    return await _steer(client, workflow_id, OperatorRequestKind.CONFIRM)
 
 
 async def reschedule(
     client: Client, workflow_id: str, wish_date: datetime, now: datetime | None = None
 ) -> dict[str, Any]:
     check_future_wish_date(wish_date, now or datetime.now(UTC))
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    result: dict[str, Any] = await handle.execute_update(
-        OperatorRequestKind.RESCHEDULE, RescheduleRequest(wish_date=wish_date)
-    )
-    return result
+    request = RescheduleRequest(wish_date=wish_date)
+    return await _steer(client, workflow_id, OperatorRequestKind.RESCHEDULE, request)
 
 
 class SagaNotFound(LookupError):

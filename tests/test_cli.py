@@ -60,6 +60,8 @@ async def test_terminate_status_list_via_cli(
     assert "is closed (COMPLETED)" in capsys.readouterr().err
     assert await cancelctl("cancel", f"no-such-saga-{uid}") == 1
     assert "no saga" in capsys.readouterr().err
+    assert await cancelctl("revoke", workflow_id) == 1  # the same rule for every request
+    assert "is closed (COMPLETED)" in capsys.readouterr().err
 
 
 async def test_revoke_and_reschedule_via_cli(

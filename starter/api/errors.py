@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.common import FieldProblem, InvalidRequest
 from starter.api.gateway import TemporalUnavailable
-from starter.sagas import DeliveryConflict
+from starter.sagas import DeliveryConflict, SagaClosed, SagaNotFound
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
     async def on_conflict(_: Request, error: Exception) -> JSONResponse:
         return refusal(status.HTTP_409_CONFLICT, str(error))
 
+    async def on_not_found(_: Request, error: Exception) -> JSONResponse:
+        return refusal(status.HTTP_404_NOT_FOUND, str(error))
+
     async def on_update_failed(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, WorkflowUpdateFailedError)
         cause = error.cause
@@ -135,6 +138,9 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(DeliveryConflict, on_conflict)
+    # A steering request for a saga that is not running: nothing to steer.
+    app.add_exception_handler(SagaNotFound, on_not_found)
+    app.add_exception_handler(SagaClosed, on_conflict)
     app.add_exception_handler(WorkflowUpdateFailedError, on_update_failed)
     app.add_exception_handler(WorkflowQueryFailedError, on_query_failed)
     app.add_exception_handler(WorkflowQueryRejectedError, on_query_failed)

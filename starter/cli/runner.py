@@ -120,6 +120,9 @@ async def _steer(action: Awaitable[dict[str, Any]]) -> int:
         cause = error.cause
         print(f"refused: {cause.message if hasattr(cause, 'message') else cause}", file=sys.stderr)
         return EXIT_FAILED
+    except (sagas.SagaNotFound, sagas.SagaClosed) as nothing:
+        print(f"refused: {nothing}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{state.get('workflowId')}: {state.get('phase')}")
     return EXIT_OK
 

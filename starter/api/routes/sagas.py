@@ -1,8 +1,8 @@
 """``/v1/sagas``: a saga's status, the listing, and the operator's requests.
 
-Each steering request checks the run first (unknown → 404, closed → 409), then
-sends the saga's update through :mod:`starter.sagas`; a refusal by the saga's
-validator is 409 with the saga's reason.
+Each steering request goes through :mod:`starter.sagas`, which checks the run
+first (unknown → 404, closed → 409, mapped in ``starter.api.errors``) and then sends
+the saga's update; a refusal by the saga's validator is 409 with the saga's reason.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import ApiKey, ApiScope
@@ -49,16 +48,6 @@ _STEERING: dict[int | str, dict[str, Any]] = {
     409: {"model": Refusal, "description": "The saga refused, or its run is closed"},
     413: {"model": Refusal},
 }
-
-
-async def _open_saga(client: Client, workflow_id: str) -> None:
-    """404 for an unknown workflow, 409 for a closed run: there is nothing to steer."""
-    try:
-        await sagas.require_open(client, workflow_id)
-    except sagas.SagaNotFound as missing:
-        raise ApiError(404, str(missing)) from None
-    except sagas.SagaClosed as closed:
-        raise ApiError(409, str(closed)) from None
 
 
 @router.get(
@@ -105,7 +94,6 @@ async def list_sagas(
 async def revoke(request: Request, workflow_id: WorkflowId, _: Writer) -> dict[str, Any]:
     body = parse_request(RevokeRequest, await json_object(request, optional=True))
     client = await temporal(request)
-    await _open_saga(client, workflow_id)
     return await sagas.revoke(client, workflow_id, body.reason)
 
 
@@ -119,14 +107,12 @@ async def reschedule(request: Request, workflow_id: WorkflowId, _: Writer) -> di
     body = parse_request(RescheduleRequest, await json_object(request))
     check_future_wish_date(body.wish_date, datetime.now(UTC))  # before Temporal is asked
     client = await temporal(request)
-    await _open_saga(client, workflow_id)
     return await sagas.reschedule(client, workflow_id, body.wish_date)
 
 
 @router.post("/{workflow_id}/confirm", responses=_STEERING, summary="Confirm a draft")
 async def confirm(request: Request, workflow_id: WorkflowId, _: Writer) -> dict[str, Any]:
     client = await temporal(request)
-    await _open_saga(client, workflow_id)
     return await sagas.confirm(client, workflow_id)
 
 
@@ -139,7 +125,6 @@ async def confirm(request: Request, workflow_id: WorkflowId, _: Writer) -> dict[
 async def resolve(request: Request, workflow_id: WorkflowId, _: Writer) -> dict[str, Any]:
     body = parse_request(ResolveRequest, await json_object(request))
     client = await temporal(request)
-    await _open_saga(client, workflow_id)
     return await sagas.resolve(client, workflow_id, body.action, body.note)
 
 
@@ -152,7 +137,6 @@ async def resolve(request: Request, workflow_id: WorkflowId, _: Writer) -> dict[
 )
 async def cancel(request: Request, workflow_id: WorkflowId, _: Writer) -> CancelRequested:
     client = await temporal(request)
-    await _open_saga(client, workflow_id)  # 404 / 409 before anything is asked
     await sagas.cancel(client, workflow_id)
     return CancelRequested(
         workflow_id=workflow_id,
