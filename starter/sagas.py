@@ -126,21 +126,18 @@ async def _delivered_run(execution: WorkflowExecution, delivery: Delivery) -> St
     )
 
 
-async def find_delivery(client: Client, workflow_id: str, delivery: Delivery) -> StartedSaga | None:
+async def find_delivery(
+    client: Client, latest: WorkflowExecution | None, delivery: Delivery
+) -> StartedSaga | None:
     """The run this delivery already started, if any (``DeliveryConflict`` if it differs).
 
-    First the business key's latest run, read with ``describe()``: strongly
-    consistent, so a redelivery right after the start is caught. Then every run
+    First the business key's ``latest`` run (read with ``describe()``: strongly
+    consistent, so a redelivery right after the start is caught). Then every run
     carrying the key (the ``IdempotencyKey`` search attribute): this catches an
     older run of the same business key and a run under another business key, but
     visibility is eventually consistent, so a run started a moment ago may be missed.
     """
-    try:
-        latest = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-    else:
+    if latest is not None:
         found = await _delivered_run(latest, delivery)
         if found is not None:
             return found
@@ -205,8 +202,18 @@ async def route_notice(client: Client, notice: ProviderNotice) -> list[str]:
     return routed
 
 
-async def _completed_run(client: Client, workflow_id: str) -> StartedSaga | None:
-    """The business key's last run, if it carried the request out (phase COMPLETED).
+async def _latest_run(client: Client, workflow_id: str) -> WorkflowExecution | None:
+    """The business key's latest run, or None if it never had one."""
+    try:
+        return await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return None
+
+
+def _completed_run(last: WorkflowExecution | None) -> StartedSaga | None:
+    """The business key's ``last`` run, if it carried the request out (phase COMPLETED).
 
     The id-reuse policy, the same for every kind: a request repeated after its saga
     COMPLETED (a redelivered event, a second `terminate` for a line) is answered with
@@ -214,16 +221,12 @@ async def _completed_run(client: Client, workflow_id: str) -> StartedSaga | None
     FAILED, hiding that it was done. After a run that did not carry it out (REVOKED,
     FAILED, COMPENSATED, or a cancelled workflow) a new request starts a new run.
     """
-    try:
-        last = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
+    if last is None:
         return None
     phase = last.typed_search_attributes.get(sa.CANCELLATION_STATUS)
     if last.status == WorkflowExecutionStatus.RUNNING or phase != SagaPhase.COMPLETED:
         return None
-    return StartedSaga(workflow_id, last.run_id, already_running=False, already_completed=True)
+    return StartedSaga(last.id, last.run_id, already_running=False, already_completed=True)
 
 
 async def _start_or_attach(
@@ -245,11 +248,12 @@ async def _start_or_attach(
     answer, and a new run records the delivery in its memo and search attributes.
     ``routing``: the search attributes provider webhooks find the run by.
     """
+    latest = await _latest_run(client, workflow_id)  # one read serves both checks
     if delivery is not None:
-        previous = await find_delivery(client, workflow_id, delivery)
+        previous = await find_delivery(client, latest, delivery)
         if previous is not None:
             return previous
-    completed = await _completed_run(client, workflow_id)
+    completed = _completed_run(latest)
     if completed is not None:
         return completed
     try:
