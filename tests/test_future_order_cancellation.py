@@ -22,7 +22,6 @@ import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -506,10 +505,10 @@ async def test_revoke_of_a_finished_saga_is_refused(
     started = await start(client, settings, ids)
     await result_of(client, started.workflow_id)
 
-    # The run is closed: Temporal itself refuses, nothing is re-created.
-    with pytest.raises(RPCError) as closed:
+    # The run is closed: refused before any update is sent, nothing is re-created.
+    with pytest.raises(sagas.SagaClosed) as closed:
         await sagas.revoke(client, started.workflow_id, "too late")
-    assert "completed" in str(closed.value), closed.value
+    assert "closed (COMPLETED)" in str(closed.value), closed.value
     assert all(sandbox_admin.airalo_get_future_order(i)["status"] == "cancelled" for i in ids)
 
 

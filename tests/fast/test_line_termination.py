@@ -14,7 +14,6 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.exceptions import CancelledError
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
@@ -218,8 +217,8 @@ async def test_revoke_refused_once_completed(
     workflow_id = await start(client, settings, uid)
     await result_of(client, workflow_id)
 
-    # The run is closed: Temporal refuses the update before the workflow sees it.
-    with pytest.raises(RPCError, match="completed"):
+    # The run is closed: refused before any update reaches Temporal.
+    with pytest.raises(sagas.SagaClosed, match="closed \\(COMPLETED\\)"):
         await sagas.revoke(client, workflow_id, None)
 
     assert fakes.names(checks=False) == [SUBMIT, POLL]
