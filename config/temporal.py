@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
 
@@ -26,5 +28,14 @@ def connect_config() -> dict[str, Any]:
     return config
 
 
-async def connect() -> Client:
-    return await Client.connect(**connect_config(), data_converter=data_converter())
+async def connect(
+    *, runtime: Runtime | None = None, interceptors: Sequence[Interceptor] = ()
+) -> Client:
+    """A client with the shared converter; ``runtime`` carries telemetry (metrics
+    export), ``interceptors`` e.g. tracing."""
+    return await Client.connect(
+        **connect_config(),
+        data_converter=data_converter(),
+        runtime=runtime,
+        interceptors=interceptors,
+    )
