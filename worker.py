@@ -19,6 +19,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.heartbeat import HeartbeatingActivities
 from activities.airalo import AiraloActivities, AiraloTokens
 from activities.provider_http import json_http_client
 from activities.rebilly import RebillyActivities, rebilly_http_client
@@ -106,6 +107,7 @@ def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> W
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=activities_of(clients),
+        interceptors=[HeartbeatingActivities()],
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.lookups import look_up
 from activities.provider_http import (
     PROVIDER_REJECTED,
     PROVIDER_UNAVAILABLE,
@@ -281,7 +282,7 @@ class AiraloActivities:
         """
         order = request.order
         if activity.info().attempt > 1:
-            found = await self._find_created(request)
+            found = await look_up(lambda: self._find_created(request))
             if found is not None:
                 activity.logger.info("Found the order an earlier attempt created")
                 return CreatedFutureOrder(

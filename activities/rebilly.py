@@ -21,6 +21,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.lookups import look_up
 from activities.provider_http import (
     PROVIDER_REJECTED,
     json_http_client,
@@ -127,7 +128,7 @@ class RebillyActivities:
         attempt = activity.info().attempt
         wanted = request.body
         if attempt > 1 and wanted.status == RebillyStatus.CONFIRMED:
-            existing = await self._find(request.cancellation_id)
+            existing = await look_up(lambda: self._find(request.cancellation_id))
             if existing is not None and _is_applied(existing, request):
                 activity.logger.info("Found cancellation %s from an earlier attempt", existing.id)
                 return PutResult(

@@ -13,6 +13,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.lookups import look_up
 from activities.provider_http import (
     PROVIDER_REJECTED,
     json_http_client,
@@ -168,7 +169,7 @@ class StnActivities:
         info = activity.info()
         if info.attempt > 1:
             since = info.scheduled_time - LOOKUP_CLOCK_MARGIN
-            existing = await self._find_submitted(request, since)
+            existing = await look_up(lambda: self._find_submitted(request, since))
             if existing is not None:
                 activity.logger.info("Found activation %s from an earlier attempt", existing.id)
                 return SubmittedTermination(
@@ -224,7 +225,7 @@ class StnActivities:
         activation_id = termination.id if termination else request.activation_id
         assert activation_id is not None
         if activity.info().attempt > 1:
-            earlier = await self._earlier_cancellation(activation_id, termination)
+            earlier = await look_up(lambda: self._earlier_cancellation(activation_id, termination))
             if earlier is not None:
                 return earlier
         body = {"activationId": activation_id}
