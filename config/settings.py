@@ -7,12 +7,17 @@ history, search attributes or logs.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from enum import StrEnum
+from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class StnSettings(BaseSettings):
@@ -25,11 +30,21 @@ class StnSettings(BaseSettings):
     timeout_seconds: float = 15.0
 
 
+class Environment(StrEnum):
+    """Where the process runs: production refuses development conveniences
+    (e.g. a generated payload-encryption key)."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
 class OrchestratorSettings(BaseSettings):
     """Orchestrator-wide settings. Env prefix ``CANCEL_``."""
 
     model_config = SettingsConfigDict(env_prefix="CANCEL_", extra="ignore")
 
+    # CANCEL_ENVIRONMENT: production makes a missing codec key a start-up error.
+    environment: Environment = Environment.DEVELOPMENT
     task_queue: str = "cancellations"
     # Keys the hash that turns a phone number into a workflow id. Set your own
     # in production; every process that starts sagas must use the same one.
@@ -116,3 +131,140 @@ class ApiSettings(BaseSettings):
     airalo_webhook_secret: SecretStr | None = None
     rebilly_webhook_username: str | None = None
     rebilly_webhook_password: SecretStr | None = None
+
+
+# -- payload encryption (config/codec.py) and the codec server (starter/codec_server) ---------
+
+AES_256_KEY_BYTES = 32
+# Key ids travel in every payload's metadata and in error messages: short, printable.
+_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+KEY_HINT = (
+    "generate one with: python -c "
+    "'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'"
+)
+
+
+class CodecSettings(BaseSettings):
+    """Payload encryption keys. Env prefix ``CANCEL_CODEC_``.
+
+    ``CANCEL_CODEC_KEYS`` is JSON, key id -> base64 of 32 random bytes:
+    ``{"2026-11": "base64...", "2026-05": "base64..."}``. New payloads are encrypted
+    with ``CANCEL_CODEC_CURRENT_KEY_ID`` (optional when there is exactly one key);
+    every listed key still decrypts, so old keys stay listed until no open run or
+    kept history needs them (docs/security.md, "Rotating keys").
+
+    No key configured: production (``CANCEL_ENVIRONMENT=production``) refuses to
+    start; development generates one local key into ``CANCEL_CODEC_DEV_KEY_FILE``
+    (default ``<project>/.data/dev-codec-key.json``), shared by every process of this
+    checkout. Errors name the key id, never the key (``hide_input_in_errors``).
+    """
+
+    # An empty variable (``CANCEL_CODEC_CURRENT_KEY_ID=`` in a .env file) counts as unset.
+    model_config = SettingsConfigDict(
+        env_prefix="CANCEL_CODEC_", extra="ignore", hide_input_in_errors=True, env_ignore_empty=True
+    )
+
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    current_key_id: str | None = None
+    dev_key_file: Path = PROJECT_ROOT / ".data" / "dev-codec-key.json"
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_are_aes_256(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, key in keys.items():
+            if not _KEY_ID.match(key_id):
+                raise ValueError(
+                    f"key id {key_id!r} must be 1-64 characters of letters, digits and ._:-"
+                )
+            if len(decode_key(key_id, key)) != AES_256_KEY_BYTES:
+                raise ValueError(
+                    f"key {key_id!r} must be the base64 of exactly {AES_256_KEY_BYTES} bytes; "
+                    + KEY_HINT
+                )
+        return keys
+
+    @model_validator(mode="after")
+    def _current_key_is_configured(self) -> CodecSettings:
+        if self.current_key_id is None:
+            if len(self.keys) > 1:
+                raise ValueError(
+                    "CANCEL_CODEC_CURRENT_KEY_ID must name the key new payloads are encrypted "
+                    f"with, one of {sorted(self.keys)}"
+                )
+            return self
+        if not self.keys:
+            raise ValueError(
+                f"CANCEL_CODEC_CURRENT_KEY_ID is {self.current_key_id!r} but CANCEL_CODEC_KEYS "
+                "is empty"
+            )
+        if self.current_key_id not in self.keys:
+            raise ValueError(
+                f"CANCEL_CODEC_CURRENT_KEY_ID {self.current_key_id!r} is not one of "
+                f"CANCEL_CODEC_KEYS {sorted(self.keys)}"
+            )
+        return self
+
+    def key_bytes(self) -> dict[str, bytes]:
+        """The configured keys, decoded (validated to 32 bytes each)."""
+        return {key_id: decode_key(key_id, key) for key_id, key in self.keys.items()}
+
+    def current(self) -> str | None:
+        """The key id new payloads use: the named one, or the only one; None without keys."""
+        if self.current_key_id is not None:
+            return self.current_key_id
+        return next(iter(self.keys), None)
+
+
+def decode_key(key_id: str, key: SecretStr) -> bytes:
+    """Strict base64 of one key; the error names the id and never the value."""
+    try:
+        return base64.b64decode(key.get_secret_value(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"key {key_id!r} is not valid base64; {KEY_HINT}") from None
+
+
+class CodecServerSettings(BaseSettings):
+    """The codec server (``python -m starter.codec_server``). Env prefix ``CANCEL_CODEC_SERVER_``.
+
+    ``CANCEL_CODEC_SERVER_TOKENS`` is a JSON list of bearer tokens (at least 16
+    characters each), compared in constant time, never logged. The Web UI cannot
+    send a bearer token without a login of its own, so an operator presents a token
+    once at ``/login`` and the server answers with a session cookie (HMAC keyed by
+    that token, ``session_hours`` long) that the UI sends with "Include
+    cross-origin credentials" (docs/security.md). ``ALLOWED_ORIGINS`` lists the Web
+    UI origins allowed to call it from a browser (CORS); every other origin gets
+    no CORS headers. ``SESSION_COOKIE_SECURE`` marks the cookie ``Secure`` (set it
+    when the server is behind HTTPS).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CANCEL_CODEC_SERVER_", extra="ignore", hide_input_in_errors=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8089, ge=1, le=65535)
+    allowed_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8233"])
+    tokens: list[SecretStr] = Field(default_factory=list)
+    session_hours: float = Field(default=12.0, gt=0)
+    session_cookie_secure: bool = False
+    # Larger request bodies are refused with 413 (Temporal's own blob limit is 2 MiB).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens_are_long_enough(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        for position, token in enumerate(tokens):
+            if len(token.get_secret_value()) < 16:
+                raise ValueError(f"token #{position + 1} is shorter than 16 characters")
+        return tokens
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_bare(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not re.match(r"^https?://[^/\s]+$", origin):
+                raise ValueError(
+                    f"origin {origin!r} must be scheme://host[:port], no path (e.g. "
+                    "http://127.0.0.1:8233)"
+                )
+        return origins

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -43,6 +44,18 @@ from domain import search_attributes as sa
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin, SandboxServer
 from worker import ProviderSettings, build_worker, provider_clients
+
+# Payload encryption on, as in production, with fixed test keys set before any fixture
+# runs: xdist workers, the API processes and cancelctl inherit them. The current key
+# encrypts; the older one stays listed, as a previous key does after a rotation. Never
+# change these values: histories recorded with RECORD_HISTORIES=1 are encrypted with them.
+TEST_CODEC_KEYS = {
+    "tests-2026-a": "dGVzdHMtMjAyNi1hOiBub3QgYSByZWFsIGtleSEhISE=",
+    "tests-2026-b": "dGVzdHMtMjAyNi1iOiBub3QgYSByZWFsIGtleSEhISE=",
+}
+TEST_CODEC_CURRENT_KEY_ID = "tests-2026-b"
+os.environ["CANCEL_CODEC_KEYS"] = json.dumps(TEST_CODEC_KEYS)
+os.environ["CANCEL_CODEC_CURRENT_KEY_ID"] = TEST_CODEC_CURRENT_KEY_ID
 
 # Set by the xdist controller, inherited by its workers.
 TEMPORAL_ADDRESS_ENV = "CO_TEST_TEMPORAL_ADDRESS"
