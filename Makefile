@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast run install temporal-cli lint typecheck pytest format clean openapi
+.PHONY: test test-fast test-browser browser-deps screenshots run install temporal-cli lint typecheck pytest format clean openapi
 
 install: $(VENV)/.installed
 
@@ -36,9 +36,24 @@ PYTEST_WORKERS ?= 4
 XDIST = -n $(PYTEST_WORKERS) --dist worksteal
 
 pytest: install
-	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest $(XDIST) --ignore=tests/browser $(PYTEST_ARGS)
 
-test: install temporal-cli lint typecheck pytest
+test: install temporal-cli lint typecheck pytest test-browser
+
+# Debian's chromium (apt) and playwright-core (npm ci) for the browser test; never a
+# downloaded browser build.
+browser-deps:
+	bash tests/browser/install.sh
+
+# A real browser on the Web UI of `make run`'s stack (its own ports and data dir):
+# decrypted input through the codec server, the encrypted form without it. Serial:
+# each case starts a whole stack.
+test-browser: install browser-deps
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest -p no:xdist tests/browser $(PYTEST_ARGS)
+
+# Refreshes the committed docs/ui-run-*.png from a browser-test run.
+screenshots: install browser-deps
+	SAVE_SCREENSHOTS=1 TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest -p no:xdist tests/browser/test_web_ui.py $(PYTEST_ARGS)
 
 # The fast tier only: workflow logic with every provider activity mocked (tests/fast).
 test-fast: install
