@@ -2,7 +2,9 @@
 
 Run it with ``python worker.py`` (``make run`` does). Connection comes from
 Temporal's environment configuration (``TEMPORAL_ADDRESS``, ...); provider URLs
-and keys from ``STN_*``, ``REBILLY_*``, ``AIRALO_*`` (see ``config/settings.py``).
+and keys from ``STN_*``, ``REBILLY_*``, ``AIRALO_*`` (see ``config/settings.py``);
+logs, metrics (Prometheus on ``CANCEL_METRICS_WORKER_ADDRESS``, default
+127.0.0.1:9464) and tracing from ``config/telemetry.py`` (``docs/observability.md``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,17 +22,29 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.heartbeat import HeartbeatingActivities
 from activities.airalo import AiraloActivities, AiraloTokens
+from activities.heartbeat import HeartbeatingActivities
 from activities.provider_http import json_http_client
 from activities.rebilly import RebillyActivities, rebilly_http_client
 from activities.stn import StnActivities, stn_http_client
+from config.codec import CodecConfigurationError
 from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
+from config.telemetry import (
+    TelemetrySettings,
+    Tracing,
+    configure_logging,
+    runtime,
+    start_tracing,
+    tracing_interceptors,
+)
 from config.temporal import connect
+from domain.common import Provider
 from workflows.customer_churn import CustomerChurnSaga
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.line_termination import LineTerminationSaga
 from workflows.order_cancellation import OrderCancellationSaga
+
+log = logging.getLogger("worker")
 
 WORKFLOWS: Sequence[type] = (
     LineTerminationSaga,
@@ -82,14 +97,20 @@ def activities_of(clients: ProviderClients) -> list[Any]:
 
 @contextlib.asynccontextmanager
 async def provider_clients(
-    settings: ProviderSettings | None = None,
+    settings: ProviderSettings | None = None, *, tracing: Tracing | None = None
 ) -> AsyncIterator[ProviderClients]:
+    """The provider clients; with ``tracing``, each HTTP call gets a client span."""
     settings = settings or ProviderSettings()
     async with (
         stn_http_client(settings.stn) as stn_http,
         rebilly_http_client(settings.rebilly) as rebilly,
-        json_http_client(settings.airalo.api_root, settings.airalo.timeout_seconds) as airalo,
+        json_http_client(
+            settings.airalo.api_root, settings.airalo.timeout_seconds, provider=Provider.AIRALO
+        ) as airalo,
     ):
+        if tracing is not None:
+            for http in (stn_http, rebilly, airalo):
+                tracing.instrument_provider_client(http)
         # Credentials live in these clients (sTN's and Rebilly's key headers) or
         # in the activities (Airalo's cached bearer token), never in workflows.
         yield ProviderClients(
@@ -112,22 +133,38 @@ def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> W
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every request URL at INFO; sTN lookups carry phone numbers (PII).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    telemetry = TelemetrySettings()
+    # JSON lines (or pretty); httpx's request lines stay silenced: sTN lookups carry
+    # phone numbers (PII) in their URLs.
+    configure_logging(telemetry)
     settings = OrchestratorSettings()
-    client = await connect()
-    async with provider_clients() as clients:
-        worker = build_worker(client, settings.task_queue, clients)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        logging.info("Worker polling task queue %r", settings.task_queue)
-        async with worker:
-            await stop.wait()
-            logging.info("Shutting down: finishing in-flight tasks")
+    # One Runtime for the process: the SDK's metrics and ours on one Prometheus endpoint.
+    process_runtime = runtime(telemetry.metrics_worker_address)
+    tracing = start_tracing(telemetry, "cancellation-worker")
+    try:
+        client = await connect(runtime=process_runtime, interceptors=tracing_interceptors(tracing))
+        async with provider_clients(tracing=tracing) as clients:
+            worker = build_worker(client, settings.task_queue, clients)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            log.info(
+                "Worker polling task queue %r; tracing %s",
+                settings.task_queue,
+                telemetry.tracing_exporter.value,
+            )
+            async with worker:
+                await stop.wait()
+                log.info("Shutting down: finishing in-flight tasks")
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except CodecConfigurationError as error:
+        # Production without a payload key (docs/security.md): said, not a traceback.
+        sys.exit(f"error: {error}")

@@ -11,19 +11,29 @@ One rule set for all providers:
   message, so the saga can fail or compensate with the reason the provider gave.
 
 Provider modules supply only how to read a message out of their error body.
+
+Every call is measured in one place, :class:`ProviderClient` (the client
+:func:`json_http_client` builds): ``cancel_provider_call_duration_seconds`` by
+provider, route template, status and outcome, through the running activity's metric
+meter, so it reaches the worker's Prometheus endpoint beside the SDK's own metrics.
 """
 
 from __future__ import annotations
 
 import email.utils
 import math
+import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from config.logs import provider_of
+from config.telemetry import PROVIDER_CALL_SECONDS
 from domain.common import ErrorType
 
 PROVIDER_REJECTED = ErrorType.PROVIDER_REJECTED.value
@@ -32,18 +42,96 @@ PROVIDER_UNAVAILABLE = ErrorType.PROVIDER_UNAVAILABLE.value
 MessageReader = Callable[[Any], str | None]
 
 
+#: A path segment kept in a route label: a word (``order-cancellations``,
+#: ``QueryActivation``) or an API version (``v2``). Anything else (ids, numbers)
+#: becomes ``{id}``, so no id or phone number can reach a label.
+_ROUTE_WORD = re.compile(r"v\d{1,2}|[A-Za-z]{1,40}(?:[-_][A-Za-z]{1,40}){0,5}")
+
+
+def route_template(method: str, path: str, base_path: str = "") -> str:
+    """``PUT /order-cancellations/{id}``: the method and the path below the client's
+    base URL, each segment that is not a word replaced by ``{id}``; the query never
+    counts (sTN's lookups carry phone numbers there)."""
+    base = base_path.rstrip("/")
+    if base and path.startswith(base + "/"):
+        path = path[len(base) :]
+    segments = [
+        segment if _ROUTE_WORD.fullmatch(segment) else "{id}"
+        for segment in path.strip("/").split("/")
+        if segment
+    ]
+    return f"{method.upper()} /{'/'.join(segments)}"
+
+
+def outcome_of(status: int) -> str:
+    """How :func:`raise_for_provider` treats a status: ``ok``, ``rejected`` (not
+    retried), ``throttled`` (429, retried after the provider's wait) or ``unavailable``."""
+    if 200 <= status < 300:
+        return "ok"
+    if status == 429:
+        return "throttled"
+    if status == 408 or status >= 500:
+        return "unavailable"
+    return "rejected"
+
+
+class ProviderClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` that measures every call it sends (see the module docstring).
+
+    Measured only inside an activity (the meter is the activity's); ``provider`` is
+    the label, else the activity type's prefix (``stn.submit_termination`` → ``stn``).
+    """
+
+    def __init__(self, *, provider: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = await super().send(request, **kwargs)
+        except httpx.TimeoutException:
+            self._observe(request, started, "timeout", "unavailable")
+            raise
+        except httpx.HTTPError:
+            self._observe(request, started, "error", "unavailable")
+            raise
+        self._observe(request, started, str(response.status_code), outcome_of(response.status_code))
+        return response
+
+    def _observe(self, request: httpx.Request, started: float, status: str, outcome: str) -> None:
+        if not activity.in_activity():
+            return
+        meter = activity.metric_meter()
+        provider = self.provider or provider_of(activity.info().activity_type) or "unknown"
+        meter.create_histogram_float(
+            PROVIDER_CALL_SECONDS, "Provider HTTP calls: latency, by route, status, outcome", "s"
+        ).record(
+            time.monotonic() - started,
+            {
+                "provider": provider,
+                "route": route_template(request.method, request.url.path, self.base_url.path),
+                "status": status,
+                "outcome": outcome,
+            },
+        )
+
+
 def json_http_client(
     base_url: str,
     timeout_seconds: float,
     headers: dict[str, str] | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    provider: str | None = None,
 ) -> httpx.AsyncClient:
-    """A provider client: base URL from settings, JSON by default, bounded time.
+    """A provider client: base URL from settings, JSON by default, bounded time,
+    every call measured (:class:`ProviderClient`, labelled ``provider``).
 
     ``transport`` is for tests (``httpx.MockTransport``): the same client as production.
     """
-    return httpx.AsyncClient(
+    return ProviderClient(
+        provider=provider,
         base_url=base_url,
         headers={"Accept": "application/json", **(headers or {})},
         timeout=timeout_seconds,

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from config.codec import CodecConfigurationError, CodecKeys, resolve_keys
 from config.settings import ApiScope
+from config.telemetry import TelemetrySettings
 from config.temporal_cli import TemporalCliUnavailable, ensure_temporal_cli
 from domain.search_attributes import dev_server_flags
 from sandbox.settings import SandboxSettings
@@ -124,6 +125,8 @@ def main() -> int:
         "REBILLY_BASE_URL": f"{sandbox_url}/rebilly/organizations/org-sandbox",
         "AIRALO_BASE_URL": f"{sandbox_url}/airalo",
     }
+    # Readable log lines in the terminal; production keeps JSON (docs/observability.md).
+    env.setdefault("CANCEL_LOG_FORMAT", "pretty")
     dev_key = None if os.environ.get("CANCEL_API_KEYS") else secrets.token_urlsafe(24)
     api_env = {**env, "CANCEL_API_HOST": "127.0.0.1", "CANCEL_API_PORT": str(ports.api)}
     if dev_key is not None:
@@ -222,7 +225,7 @@ def main() -> int:
         processes.append(("HTTP API", api))
         wait_for_port(ports.api, "HTTP API", api)
         codec = codec_banner(ports, codec_token, codec_keys, ui_codec=ui_codec, cli=str(cli))
-        print(banner(ports, address, dev_key, codec), flush=True)
+        print(banner(ports, address, dev_key, codec, metrics_lines(env)), flush=True)
         while not stopping:
             for name, process in processes:
                 if process.poll() is not None:
@@ -315,7 +318,27 @@ def codec_banner(
 """
 
 
-def banner(ports: Ports, address: str, dev_key: str | None = None, codec: str = "") -> str:
+def metrics_lines(env: dict[str, str]) -> str:
+    """Where the worker and the API serve Prometheus metrics (empty address: off)."""
+    defaults = TelemetrySettings.model_fields
+    lines = ""
+    for name, field, variable in (
+        ("Worker metrics", "metrics_worker_address", "CANCEL_METRICS_WORKER_ADDRESS"),
+        ("API metrics", "metrics_api_address", "CANCEL_METRICS_API_ADDRESS"),
+    ):
+        address = env.get(variable, defaults[field].default)
+        if address:
+            lines += f"    {name:<18}http://{address}/metrics\n"
+    return lines
+
+
+def banner(
+    ports: Ports,
+    address: str,
+    dev_key: str | None = None,
+    codec: str = "",
+    metrics: str = "",
+) -> str:
     env = "" if ports.temporal == 7233 else f"TEMPORAL_ADDRESS={address} "
     api = f"http://127.0.0.1:{ports.api}"
     key = dev_key or "$YOUR_KEY"
@@ -330,7 +353,7 @@ def banner(ports: Ports, address: str, dev_key: str | None = None, codec: str = 
     Temporal          {address}
     Provider sandbox  http://127.0.0.1:{ports.sandbox}  (call log: /_sandbox/calls)
     HTTP API          {api}  (docs: {api}/docs)
-{key_line}
+{key_line}{metrics}
   Try it (in another shell):
     {env}.venv/bin/cancelctl terminate --subscription-id SUB-DEMO-1
     {env}.venv/bin/cancelctl status terminate-SUB-DEMO-1

@@ -56,6 +56,10 @@ TEST_CODEC_KEYS = {
 TEST_CODEC_CURRENT_KEY_ID = "tests-2026-b"
 os.environ["CANCEL_CODEC_KEYS"] = json.dumps(TEST_CODEC_KEYS)
 os.environ["CANCEL_CODEC_CURRENT_KEY_ID"] = TEST_CODEC_CURRENT_KEY_ID
+# Worker and API processes the tests start serve no metrics unless a test asks for
+# them (tests/test_metrics.py): many at once would fight over the default ports.
+os.environ.setdefault("CANCEL_METRICS_WORKER_ADDRESS", "")
+os.environ.setdefault("CANCEL_METRICS_API_ADDRESS", "")
 
 # Set by the xdist controller, inherited by its workers.
 TEMPORAL_ADDRESS_ENV = "CO_TEST_TEMPORAL_ADDRESS"

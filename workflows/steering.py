@@ -7,6 +7,9 @@ both of which give way the moment a request arrives. Update handlers only queue
 a request and wait for its outcome (:meth:`~Steering.request`); the loop owns
 every provider call, so a revoke can never race a poll or a submit. Validators
 refuse what a settled saga can no longer do (:meth:`~Steering.refuse_if_settled`).
+
+Every saga has one Steering from its start to :meth:`~Steering.close`, so the
+saga metrics are counted here, once, for all four sagas (:class:`SagaMetrics`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_inbox import OperatorInbox, OperatorRequest
+from workflows.saga_metrics import SagaMetrics
 
 T = TypeVar("T")
 RequestHandler = Callable[[Any], Awaitable[None]]
@@ -41,6 +45,8 @@ class Steering:
     def __init__(self, ledger: SagaLedger) -> None:
         self.ledger = ledger
         self.inbox = OperatorInbox()
+        self.metrics = SagaMetrics(ledger)
+        self.metrics.started()
 
     # -- the update handlers' side ---------------------------------------------
 
@@ -101,8 +107,11 @@ class Steering:
                 # Cancelled mid-request: release the waiting handler with the reason.
                 request.finish("the saga was cancelled while applying this request")
             self.inbox.release()
+            self.metrics.observe()
 
     async def wait_for_request(self) -> None:
+        # A saga in NEEDS_ATTENTION waits for an operator here: counted on arrival.
+        self.metrics.observe()
         await workflow.wait_condition(self.inbox.has_pending)
 
     async def when_requested(self, react: Callable[[OperatorRequest], None]) -> None:
@@ -165,5 +174,6 @@ class Steering:
             return None
 
     def close(self) -> None:
-        """The saga ended: refuse every request still queued."""
+        """The saga ended: refuse every request still queued; count how it ended."""
         self.inbox.refuse_all(f"the saga ended {self.ledger.phase.value}")
+        self.metrics.ended()

@@ -1,31 +1,301 @@
-"""``create_app``: the API's routes, authentication, limits and error answers."""
+"""``create_app``: the API's routes, authentication, limits, error answers and telemetry.
+
+Telemetry (:class:`ApiTelemetry`, built by ``python -m starter.api``; see
+``docs/observability.md``) adds, on the process's Prometheus endpoint:
+
+* ``cancel_api_requests_total{route, status}``: every request, by route template;
+* ``cancel_api_sagas_started_total{kind}``: runs the API's Temporal client started
+  (an attach to a running saga or an answered redelivery starts nothing);
+* ``cancel_api_webhook_notices_total{provider, outcome}``: provider webhooks;
+* ``cancel_sagas_needing_attention{kind}``: a gauge of the running sagas waiting in
+  ``NEEDS_ATTENTION``, counted from visibility every ``attention_refresh_seconds``;
+
+and, when tracing is on, a server span per request whose trace the Temporal client
+carries into the workflow start.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import fastapi.routing
 from fastapi import FastAPI
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio import client as temporal_client
+from temporalio.common import MetricCounter, MetricMeter
+from temporalio.runtime import Runtime
 
 from config.settings import ApiSettings, OrchestratorSettings
+from config.telemetry import Tracing, tracing_interceptors
+from config.temporal import connect
+from domain import search_attributes as sa
+from domain.common import SagaKind, SagaPhase
 from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
 from starter.api.routes import events, health, sagas, starts, webhooks
 
+log = logging.getLogger(__name__)
+
+API_REQUESTS = "cancel_api_requests_total"
+API_SAGAS_STARTED = "cancel_api_sagas_started_total"
+API_WEBHOOK_NOTICES = "cancel_api_webhook_notices_total"
+SAGAS_NEEDING_ATTENTION = "cancel_sagas_needing_attention"
+#: Webhook routes and the provider each is from.
+WEBHOOK_ROUTES = {"POST /v1/webhooks/airalo": "airalo", "POST /v1/webhooks/rebilly": "rebilly"}
+
+
+@dataclass(frozen=True)
+class ApiTelemetry:
+    """What the API process observes itself with.
+
+    ``runtime`` is the process's one temporalio Runtime: the Temporal client uses it,
+    and when it serves metrics, its meter records the API's own beside the SDK's.
+    """
+
+    runtime: Runtime | None = None
+    tracing: Tracing | None = None
+    attention_refresh_seconds: float = 30.0
+
+    @property
+    def meter(self) -> MetricMeter | None:
+        """The runtime's meter; ``None`` without metrics (the SDK's no-op meter then)."""
+        if self.runtime is None or self.runtime.metric_meter is MetricMeter.noop:
+            return None
+        return self.runtime.metric_meter
+
 
 def create_app(
     api_settings: ApiSettings | None = None,
     orchestrator_settings: OrchestratorSettings | None = None,
     gateway: TemporalGateway | None = None,
+    *,
+    telemetry: ApiTelemetry | None = None,
 ) -> FastAPI:
     api_settings = api_settings or ApiSettings()
-    app = FastAPI(title=openapi.TITLE, version=openapi.VERSION, description=openapi.DESCRIPTION)
+    telemetry = telemetry or ApiTelemetry()
+    meter = telemetry.meter
+    gateway = gateway or TemporalGateway(
+        api_settings.temporal_timeout_seconds, _connector(telemetry, meter)
+    )
+    lifespan = None
+    if meter is not None:
+        lifespan = _counting_attention(
+            gateway, meter, telemetry.attention_refresh_seconds, api_settings
+        )
+    app = FastAPI(
+        title=openapi.TITLE,
+        version=openapi.VERSION,
+        description=openapi.DESCRIPTION,
+        lifespan=lifespan,
+    )
     app.state.api_settings = api_settings
     app.state.orchestrator_settings = orchestrator_settings or OrchestratorSettings()
     app.state.authenticator = Authenticator(api_settings.keys)
-    app.state.gateway = gateway or TemporalGateway(api_settings.temporal_timeout_seconds)
+    app.state.gateway = gateway
     for router in (starts.router, events.router, sagas.router, webhooks.router, health.router):
         app.include_router(router)
     errors.install(app, api_settings.retry_after_seconds)
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
+    if meter is not None:
+        # Outermost: it also counts what BodySizeLimit refuses.
+        app.add_middleware(RequestMetrics, meter=meter, routes=app.routes)
+    if telemetry.tracing is not None:
+        telemetry.tracing.instrument_api(app)
     return app
+
+
+def _connector(
+    telemetry: ApiTelemetry, meter: MetricMeter | None
+) -> Callable[[], Awaitable[temporal_client.Client]]:
+    """How the gateway connects: the process's Runtime, tracing, saga-start counting."""
+    interceptors: list[temporal_client.Interceptor] = tracing_interceptors(telemetry.tracing)
+    if meter is not None:
+        interceptors.append(CountSagaStarts(meter))
+    return functools.partial(connect, runtime=telemetry.runtime, interceptors=interceptors)
+
+
+# -- requests and webhooks ---------------------------------------------------------------
+
+
+def matchable(routes: Sequence[BaseRoute]) -> list[Any]:
+    """Routes as they can be matched against a request, each with its full template:
+    FastAPI ≥ 0.137 nests included routers (``iter_route_contexts`` flattens them);
+    before, the routes are matchable as they are."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(routes)) if flatten is not None else list(routes)
+
+
+def route_of(scope: Scope, routes: Sequence[Any]) -> str:
+    """``POST /v1/sagas/{workflow_id}/revoke``: the method and the template of the
+    :func:`matchable` route the request matches (never the path itself: it holds
+    ids), or ``unmatched``."""
+    candidate = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            candidate = getattr(route, "path", None)
+            break
+        if match == Match.PARTIAL and candidate is None:
+            candidate = getattr(route, "path", None)
+    return f"{scope['method']} {candidate}" if candidate else "unmatched"
+
+
+def notice_outcome(status: int, body: bytes) -> str:
+    """What became of a webhook: ``routed`` to a saga, ``unrouted`` (verified, about
+    nothing we hold), ``unauthenticated`` (forged), ``unconfigured``, ``invalid``, ``error``."""
+    if status == 200:
+        try:
+            routed = json.loads(body).get("routedTo")
+        except (ValueError, AttributeError):
+            routed = None
+        return "routed" if routed else "unrouted"
+    if status == 401:
+        return "unauthenticated"
+    if status == 503:
+        return "unconfigured"
+    if status in (400, 422):
+        return "invalid"
+    return "error"
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: counts every request by route and status, and every
+    provider webhook by provider and outcome (read from the answer it got)."""
+
+    def __init__(self, app: ASGIApp, meter: MetricMeter, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = matchable(routes)
+        self.requests = meter.create_counter(API_REQUESTS, "API requests by route and status")
+        self.notices = meter.create_counter(
+            API_WEBHOOK_NOTICES, "Provider webhooks by provider and outcome"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = route_of(scope, self.routes)
+        webhook_from = WEBHOOK_ROUTES.get(route)
+        status = 500  # an exception escaping the app becomes a 500 outside this middleware
+        body = bytearray()
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif webhook_from and message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            self.requests.add(1, {"route": route, "status": str(status)})
+            if webhook_from:
+                self.notices.add(
+                    1, {"provider": webhook_from, "outcome": notice_outcome(status, bytes(body))}
+                )
+
+
+# -- saga starts -------------------------------------------------------------------------
+
+
+def kind_of(workflow_type: str) -> str:
+    """``LineTermination`` → ``LINE_TERMINATION`` (the ``CancellationKind`` values)."""
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", workflow_type).upper()
+    return kind if kind in {k.value for k in SagaKind} else workflow_type
+
+
+class CountSagaStarts(temporal_client.Interceptor):
+    """Counts the workflow runs the API's client starts, by saga kind. A start refused
+    because the saga is already running raises, and so counts nothing."""
+
+    def __init__(self, meter: MetricMeter) -> None:
+        self.started = meter.create_counter(API_SAGAS_STARTED, "Sagas the API started, by kind")
+
+    def intercept_client(
+        self, next: temporal_client.OutboundInterceptor
+    ) -> temporal_client.OutboundInterceptor:
+        return _CountingStarts(next, self.started)
+
+
+class _CountingStarts(temporal_client.OutboundInterceptor):
+    def __init__(self, next: temporal_client.OutboundInterceptor, started: MetricCounter) -> None:
+        super().__init__(next)
+        self._started = started
+
+    async def start_workflow(
+        self, input: temporal_client.StartWorkflowInput
+    ) -> temporal_client.WorkflowHandle[Any, Any]:
+        handle = await super().start_workflow(input)
+        self._started.add(1, {"kind": kind_of(input.workflow)})
+        return handle
+
+
+# -- sagas needing attention ---------------------------------------------------------------
+
+
+def attention_query(kind: SagaKind) -> str:
+    return (
+        f'{sa.CANCELLATION_STATUS.name} = "{SagaPhase.NEEDS_ATTENTION.value}" '
+        f'AND {sa.CANCELLATION_KIND.name} = "{kind.value}" AND ExecutionStatus = "Running"'
+    )
+
+
+def _counting_attention(
+    gateway: TemporalGateway, meter: MetricMeter, every: float, settings: ApiSettings
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """A lifespan that keeps the ``cancel_sagas_needing_attention`` gauge current.
+
+    A gauge of "how many now" cannot be summed from the worker's counters (a saga
+    leaves NEEDS_ATTENTION when an operator resolves it, or its run is terminated),
+    so it is asked of visibility, which is eventually consistent, on a fixed period.
+    """
+    gauge = meter.create_gauge(
+        SAGAS_NEEDING_ATTENTION, "Running sagas in NEEDS_ATTENTION, by kind (from visibility)"
+    )
+    timeout = timedelta(seconds=settings.temporal_timeout_seconds)
+
+    async def refresh() -> None:
+        failing = False
+        while True:
+            try:
+                client = await gateway.client()
+                for kind in SagaKind:
+                    found = await client.count_workflows(attention_query(kind), rpc_timeout=timeout)
+                    gauge.set(found.count, {"kind": kind.value})
+                failing = False
+            except Exception as error:  # Temporal down: keep the last values, try again
+                # Said once per outage, not every period.
+                log.log(
+                    logging.DEBUG if failing else logging.WARNING,
+                    "could not count the sagas needing attention: %s",
+                    error,
+                )
+                failing = True
+            await asyncio.sleep(every)  # the refresh period, not a synchronisation
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(refresh())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan

@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from temporalio.service import RPCError
 
+from config.codec import CodecConfigurationError
 from domain.common import InvalidRequest
 from starter.cli.parser import build_parser
 from starter.cli.runner import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, TemporalUnreachable, run
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"invalid {problem.field}: {problem.rule}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except TemporalUnreachable as error:
+    except (TemporalUnreachable, CodecConfigurationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except RPCError as error:

@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from config.codec import CodecConfigurationError
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
 from domain.churn import ResolveAction, ResolveRequest
@@ -95,6 +96,8 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
 async def _connect() -> Client:
     try:
         return await connect()
+    except CodecConfigurationError:
+        raise  # a configuration error, said as such (not "cannot reach Temporal")
     except Exception as error:  # the SDK raises plain RuntimeError on connect failure
         target = connect_config().get("target_host")
         raise TemporalUnreachable(f"cannot reach Temporal at {target}: {error}") from error
