@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +21,7 @@ from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
 from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
+from tests.worker_process import worker_process
 
 ROOT = Path(__file__).parent.parent
 TERMINATE = "/api/TerminateSubscription"
@@ -470,34 +468,9 @@ async def test_invalid_churn_starts_nothing(
 
 @pytest.fixture
 def spawn_worker(client: Client, sandbox: SandboxServer, task_queue: str) -> Iterator[Any]:
-    """Start the real worker process (python worker.py) on this test's task queue."""
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "TEMPORAL_NAMESPACE": client.namespace,
-        "CANCEL_TASK_QUEUE": task_queue,
-        "STN_BASE_URL": sandbox.stn_url,
-        "REBILLY_BASE_URL": sandbox.rebilly_url,
-        "AIRALO_BASE_URL": sandbox.airalo_url,
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def spawn() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "worker.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        return process
-
-    yield spawn
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    """Start real worker processes (python worker.py) on this test's task queue."""
+    with contextlib.ExitStack() as running:
+        yield lambda: running.enter_context(worker_process(client, sandbox, task_queue))
 
 
 # Wall clock ~18 s: two real worker processes start, and the date 8 s ahead must
@@ -514,8 +487,7 @@ async def test_worker_killed_mid_saga_changes_nothing(
     workflow_id = await start(client, settings, parts.request(soon(8)))
     await wait_for_phase(client, workflow_id, "WAITING", within=60)
 
-    first.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(first.wait)
+    first.kill()
     spawn_worker()
     final = await asyncio.wait_for(result_of(client, workflow_id), timeout=120)
 

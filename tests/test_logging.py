@@ -26,7 +26,7 @@ from sandbox.testing import SandboxAdmin
 from starter import sagas
 from tests.conftest import TestSandbox
 from tests.helpers import result_of
-from tests.test_metrics import worker_process
+from tests.worker_process import worker_process
 
 ACTIVITY = {
     "activity_id": "3",

@@ -12,14 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import socket
-import subprocess
-import sys
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,7 +64,8 @@ from tests.api.conftest import (
 )
 from tests.conftest import TestSandbox
 from tests.fast.fakes import FakeProviders, Gate, reject
-from tests.helpers import eventually, eventually_sync, wait_for_phase
+from tests.helpers import eventually, wait_for_phase
+from tests.worker_process import worker_process
 from worker import WORKFLOWS
 
 ROOT = Path(__file__).parent.parent
@@ -113,60 +110,6 @@ def scrape(address: str) -> str:
 
 
 # -- the worker as it runs ----------------------------------------------------------------
-
-
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def worker_process(
-    client: Client, sandbox: TestSandbox, task_queue: str, **env: str
-) -> Iterator[WorkerProcess]:
-    """``python worker.py`` on ``task_queue`` against the test dev server and sandbox;
-    its stderr (the log) goes to a file. Yields once it polls (its log says so)."""
-    log = Path(tempfile.gettempdir()) / f"co-worker-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "worker.py"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-                "TEMPORAL_NAMESPACE": client.namespace,
-                "CANCEL_TASK_QUEUE": task_queue,
-                "STN_BASE_URL": sandbox.stn_url,
-                "REBILLY_BASE_URL": sandbox.rebilly_url,
-                "AIRALO_BASE_URL": sandbox.airalo_url,
-                **env,
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-    running = WorkerProcess(process, log)
-
-    def polling() -> None:
-        if process.poll() is not None:
-            raise RuntimeError(f"the worker exited during startup:\n{running.output()}")
-        assert "Worker polling task queue" in running.output()
-
-    try:
-        eventually_sync(polling, within=STARTUP_SECONDS)
-        yield running
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.unlink(missing_ok=True)
 
 
 # -- end to end -----------------------------------------------------------------------------

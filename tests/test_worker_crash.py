@@ -7,13 +7,6 @@ shared dev server and a private sandbox holding the submit in flight.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.client import Client
@@ -24,56 +17,11 @@ from sandbox.testing import SandboxAdmin
 from starter import sagas
 from tests.conftest import TestSandbox
 from tests.helpers import eventually, result_of
+from tests.worker_process import worker_process
 
-ROOT = Path(__file__).resolve().parent.parent
 TERMINATE = "/api/TerminateSubscription"
 # Longer than the heartbeat timeout, shorter than the saga's patience.
 HELD_SECONDS = 20.0
-
-
-class WorkerProcess:
-    """``python worker.py`` on the test's task queue, pointed at the test sandbox."""
-
-    def __init__(self, client: Client, sandbox: TestSandbox, task_queue: str, log: Path) -> None:
-        self._env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-            "CANCEL_TASK_QUEUE": task_queue,
-            "STN_BASE_URL": sandbox.stn_url,
-            "REBILLY_BASE_URL": sandbox.rebilly_url,
-            "AIRALO_BASE_URL": sandbox.airalo_url,
-        }
-        self._log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self._log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "worker.py"], cwd=ROOT, env=self._env, stdout=log, stderr=log
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-@pytest.fixture
-def worker_process(
-    client: Client, sandbox: TestSandbox, task_queue: str, tmp_path: Path
-) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(client, sandbox, task_queue, tmp_path / "worker.log")
-    worker.start()
-    yield worker
-    worker.stop()
 
 
 async def submit_in_flight(client: Client, workflow_id: str) -> None:
@@ -89,7 +37,7 @@ async def submit_in_flight(client: Client, workflow_id: str) -> None:
 @pytest.mark.own_sandbox
 async def test_call_in_flight_when_worker_dies_is_retried_after_its_heartbeat_stops(
     client: Client,
-    worker_process: WorkerProcess,
+    sandbox: TestSandbox,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -103,14 +51,14 @@ async def test_call_in_flight_when_worker_dies_is_retried_after_its_heartbeat_st
         latency_seconds=HELD_SECONDS,
         count=1,
     )
-    started = await sagas.start_line_termination(
-        client, TerminationRequest(subscription_id=subscription), settings
-    )
-    await eventually(lambda: submit_in_flight(client, started.workflow_id), within=60)
-
-    worker_process.kill()
-    worker_process.start()
-    final = await result_of(client, started.workflow_id)
+    with worker_process(client, sandbox, settings.task_queue) as first:
+        started = await sagas.start_line_termination(
+            client, TerminationRequest(subscription_id=subscription), settings
+        )
+        await eventually(lambda: submit_in_flight(client, started.workflow_id), within=60)
+        first.kill()
+    with worker_process(client, sandbox, settings.task_queue):
+        final = await result_of(client, started.workflow_id)
 
     assert final["phase"] == "COMPLETED"
     # The held call reached sTN; the retry found its activation instead of sending again.
