@@ -15,6 +15,7 @@ import stat
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ from config.temporal import converter_with, data_converter
 from domain.stn import TerminationRequest
 from starter import sagas
 from tests.conftest import TEST_CODEC_CURRENT_KEY_ID, TestSandbox, provider_settings_for
+from tests.helpers import wait_for_phase
 from worker import WORKFLOWS, build_worker, provider_clients
 
 KEY_A = os.urandom(32)
@@ -361,6 +363,36 @@ async def test_history_written_under_key_a_decodes_and_replays_once_b_is_current
         history, raise_on_replay_failure=False
     )
     assert failed.replay_failure is not None
+
+
+async def test_a_saga_started_before_encryption_finishes_under_the_codec(
+    client: Client, sandbox: TestSandbox, settings: OrchestratorSettings
+) -> None:
+    """The roll-out: a saga a codec-less release started (plain JSON input in its
+    history) is picked up by the encrypting worker and completes; what that worker
+    writes from then on is encrypted."""
+    plain = client_with(client, converter_with(None))
+    wish = datetime.now(UTC) + timedelta(seconds=4)
+    async with provider_clients(provider_settings_for(sandbox)) as clients:
+        async with build_worker(plain, settings.task_queue, clients):
+            started = await sagas.start_line_termination(
+                plain,
+                TerminationRequest(subscription_id=f"SUB-{uuid.uuid4().hex[:10]}", wish_date=wish),
+                settings,
+            )
+            await wait_for_phase(plain, started.workflow_id, "WAITING")
+        # The old release is gone; the encrypting worker takes over the waiting saga.
+        async with build_worker(client, settings.task_queue, clients):
+            final = await client.get_workflow_handle(started.workflow_id).result()
+    assert final["phase"] == "COMPLETED"
+
+    history = await plain.get_workflow_handle(started.workflow_id).fetch_history()
+    [raw_input] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    assert raw_input.metadata["encoding"] == b"json/plain"
+    [*_, last] = history.events
+    assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    [raw_result] = last.workflow_execution_completed_event_attributes.result.payloads
+    assert raw_result.metadata["encoding"] == ENCODING
 
 
 # -- .env.example ------------------------------------------------------------------------
