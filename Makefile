@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast test-browser browser-deps screenshots run install temporal-cli lint typecheck pytest format clean openapi
+.PHONY: test test-fast test-browser browser-deps screenshots reliability run install temporal-cli lint typecheck pytest format clean openapi
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,12 @@ screenshots: install browser-deps
 # The fast tier only: workflow logic with every provider activity mocked (tests/fast).
 test-fast: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest $(XDIST) tests/fast $(PYTEST_ARGS)
+
+# The reliability suite (reliability/, writes docs/reliability.md): six scenarios, 200 sagas
+# each, on their own dev server, sandbox, worker and API (~12 min on 2 cores). Not part of
+# `make test`, which runs its smoke version (tests/test_reliability_smoke.py).
+reliability: install
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .
