@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateStage
 from temporalio.common import MetricMeter
 from temporalio.runtime import (
@@ -512,6 +513,18 @@ async def replaying_worker(
         yield Counted(buffer)
 
 
+async def retried_tasks(client: Client, workflow_id: str) -> int:
+    """Workflow tasks that failed and ran again (e.g. ``UnhandledCommand``: an event
+    arrived while the saga completed). Code that ran in such a task runs twice, and
+    so may count twice: the saga counters are at least once, exactly once otherwise."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    )
+
+
 async def test_a_compensation_that_cannot_undo_counts_one_failure_despite_replays(
     client: Client, settings: OrchestratorSettings, task_queue: str, uid: str
 ) -> None:
@@ -527,9 +540,11 @@ async def test_a_compensation_that_cannot_undo_counts_one_failure_despite_replay
         final = await wait_for_phase(client, started.workflow_id, "FAILED")
 
         assert "could not undo" in final["lastError"]
-        assert counted("cancel_sagas_started_total", **line) == 1
-        assert counted("cancel_sagas_failed_total", **line) == 1
-        assert counted("cancel_compensation_failures_total", **line) == 1
+        # Once, despite every task replaying (no cache); a retried task may add one.
+        once = range(1, 2 + await retried_tasks(client, started.workflow_id))
+        assert counted("cancel_sagas_started_total", **line) in once
+        assert counted("cancel_sagas_failed_total", **line) in once
+        assert counted("cancel_compensation_failures_total", **line) in once
         assert counted("cancel_sagas_revoked_total") == counted("cancel_sagas_completed_total") == 0
 
 
@@ -557,7 +572,8 @@ async def test_an_order_not_recreated_by_a_revoke_is_a_compensation_failure(
         revoked: dict[str, Any] = await update.result()
 
         assert revoked["phase"] == "REVOKED" and "could not be re-created" in revoked["lastError"]
-        assert counted("cancel_sagas_started_total", **esims) == 1
-        assert counted("cancel_sagas_revoked_total", **esims) == 1
-        assert counted("cancel_compensation_failures_total", **esims) == 1
+        once = range(1, 2 + await retried_tasks(client, started.workflow_id))
+        assert counted("cancel_sagas_started_total", **esims) in once
+        assert counted("cancel_sagas_revoked_total", **esims) in once
+        assert counted("cancel_compensation_failures_total", **esims) in once
         assert counted("cancel_sagas_completed_total") == counted("cancel_sagas_failed_total") == 0
