@@ -58,14 +58,15 @@ def test_the_banner_gives_what_a_person_uses() -> None:
 
 
 def test_a_hung_stack_is_killed_with_the_children_of_its_own_sessions() -> None:
-    # A parent that ignores SIGINT, with a child in a session of its own (as devstack's).
+    # A parent that ignores SIGINT, with a child in a session of its own (as devstack's);
+    # both hang until killed.
     script = (
-        "import signal, subprocess, sys, time\n"
+        "import signal, subprocess, sys\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],"
+        "child = subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'],"
         " start_new_session=True)\n"
         "print(child.pid, flush=True)\n"
-        "time.sleep(120)\n"
+        "while True: signal.pause()\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
