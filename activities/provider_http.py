@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -63,16 +64,24 @@ def route_template(method: str, path: str, base_path: str = "") -> str:
     return f"{method.upper()} /{'/'.join(segments)}"
 
 
-def outcome_of(status: int) -> str:
-    """How :func:`raise_for_provider` treats a status: ``ok``, ``rejected`` (not
-    retried), ``throttled`` (429, retried after the provider's wait) or ``unavailable``."""
+class Outcome(StrEnum):
+    """How a provider's HTTP status is treated: the one classification both the
+    errors (:func:`raise_for_provider`) and the metrics (``outcome`` label) use."""
+
+    OK = "ok"
+    REJECTED = "rejected"  # other 4xx: not retried
+    THROTTLED = "throttled"  # 429: retried after the provider's wait
+    UNAVAILABLE = "unavailable"  # 408, 5xx (and transport faults): retried
+
+
+def outcome_of(status: int) -> Outcome:
     if 200 <= status < 300:
-        return "ok"
+        return Outcome.OK
     if status == 429:
-        return "throttled"
+        return Outcome.THROTTLED
     if status == 408 or status >= 500:
-        return "unavailable"
-    return "rejected"
+        return Outcome.UNAVAILABLE
+    return Outcome.REJECTED
 
 
 class ProviderClient(httpx.AsyncClient):
@@ -91,10 +100,10 @@ class ProviderClient(httpx.AsyncClient):
         try:
             response = await super().send(request, **kwargs)
         except httpx.TimeoutException:
-            self._observe(request, started, "timeout", "unavailable")
+            self._observe(request, started, "timeout", Outcome.UNAVAILABLE)
             raise
         except httpx.HTTPError:
-            self._observe(request, started, "error", "unavailable")
+            self._observe(request, started, "error", Outcome.UNAVAILABLE)
             raise
         self._observe(request, started, str(response.status_code), outcome_of(response.status_code))
         return response
@@ -182,7 +191,8 @@ def raise_for_provider(
         f"{response.request.url.path}: {message or response.reason_phrase}"
     )
     status = response.status_code
-    if status == 429:
+    outcome = outcome_of(status)
+    if outcome == Outcome.THROTTLED:
         delay = retry_after(response)
         raise ApplicationError(
             summary,
@@ -191,7 +201,7 @@ def raise_for_provider(
             # Round up: retrying a fraction of a second early only earns another 429.
             next_retry_delay=timedelta(seconds=math.ceil(delay.total_seconds())) if delay else None,
         )
-    if status == 408 or status >= 500:
+    if outcome == Outcome.UNAVAILABLE:
         raise ApplicationError(
             summary,
             {"provider": provider, "status": status, "body": body},
