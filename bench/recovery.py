@@ -1,7 +1,8 @@
 """How fast sagas recover from a dead worker and from a flaky provider (issue #10, defect 4).
 
-``python -m bench.recovery [--sagas 200] [--killed 20]`` starts a private
-stack (in-memory dev server, the provider sandbox, one worker process), then measures:
+``python -m bench.recovery [--sagas 200] [--killed 20]`` starts a private stack
+(``reliability.harness.Stack``: dev server, provider sandbox, one worker process),
+then measures:
 
 * **worker killed mid-call**: ``--killed`` immediate sTN terminations whose submit
   the sandbox holds for 20 s; once every submit is in flight the worker is SIGKILLed
@@ -20,17 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,95 +32,16 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from config.settings import OrchestratorSettings
-from config.temporal import data_converter
-from config.temporal_cli import ensure_temporal_cli
-from domain.search_attributes import dev_server_flags
 from domain.stn import TerminationRequest
+from reliability.harness import TASK_QUEUE, Stack
 from sandbox.testing import SandboxAdmin
-from starter.devstack import wait_for_port
 from starter.sagas import start_line_termination
 
-ROOT = Path(__file__).resolve().parent.parent
 HELD_SECONDS = 20.0
 SAGA_DEADLINE = 900.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Stack:
-    """A dev server, the sandbox and one worker, each its own process."""
-
-    temporal_port: int
-    sandbox_port: int
-    task_queue: str
-    processes: dict[str, subprocess.Popen[bytes]]
-
-    @property
-    def sandbox_url(self) -> str:
-        return f"http://127.0.0.1:{self.sandbox_port}"
-
-    def worker_env(self) -> dict[str, str]:
-        url = self.sandbox_url
-        return {
-            **os.environ,
-            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
-            "CANCEL_TASK_QUEUE": self.task_queue,
-            "STN_BASE_URL": f"{url}/stn",
-            "REBILLY_BASE_URL": f"{url}/rebilly/organizations/org-sandbox",
-            "AIRALO_BASE_URL": f"{url}/airalo",
-        }
-
-    def start_worker(self) -> None:
-        self.processes["worker"] = subprocess.Popen(
-            [sys.executable, "worker.py"],
-            cwd=ROOT,
-            env=self.worker_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def kill_worker(self) -> None:
-        worker = self.processes["worker"]
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-
-
-@contextmanager
-def stack() -> Iterator[Stack]:
-    ports = (free_port(), free_port())
-    running = Stack(ports[0], ports[1], f"bench-{uuid.uuid4().hex[:8]}", {})
-    try:
-        server = subprocess.Popen(
-            [
-                *(str(ensure_temporal_cli()), "server", "start-dev", "--headless"),
-                *("--ip", "127.0.0.1", "--port", str(ports[0]), "--log-level", "error"),
-                *dev_server_flags(),
-            ],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        running.processes["dev server"] = server
-        wait_for_port(ports[0], "dev server", server)
-        sandbox = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--port", str(ports[1])],
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        running.processes["sandbox"] = sandbox
-        wait_for_port(ports[1], "sandbox", sandbox)
-        running.start_worker()
-        yield running
-    finally:
-        for process in running.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+# The worker's per-call httpx timeout: the production default (the harness's own 5 s
+# suits its fault mix, not this measurement).
+PROVIDER_TIMEOUT_SECONDS = 15.0
 
 
 def summary(seconds: list[float]) -> str:
@@ -141,10 +56,8 @@ def summary(seconds: list[float]) -> str:
     )
 
 
-async def start_terminations(
-    client: Client, running: Stack, count: int
-) -> list[WorkflowHandle[Any, Any]]:
-    settings = OrchestratorSettings(task_queue=running.task_queue)
+async def start_terminations(client: Client, count: int) -> list[WorkflowHandle[Any, Any]]:
+    settings = OrchestratorSettings(task_queue=TASK_QUEUE)
     handles = []
     for _ in range(count):
         request = TerminationRequest(subscription_id=f"SUB-BENCH-{uuid.uuid4().hex[:12]}")
@@ -183,15 +96,14 @@ async def worker_killed_mid_call(client: Client, running: Stack, count: int) -> 
             latency_seconds=HELD_SECONDS,
             count=count,
         )
-    handles = await start_terminations(client, running, count)
+    handles = await start_terminations(client, count)
     deadline = time.monotonic() + 60
     while await submits_in_flight(handles) < count:
         if time.monotonic() > deadline:
             raise RuntimeError("the submits never were all in flight")
         await asyncio.sleep(0.2)
     killed = time.monotonic()
-    running.kill_worker()
-    running.start_worker()
+    await running.crash_worker(down_seconds=0)
     done = await asyncio.wait_for(asyncio.gather(*(finished_at(h) for h in handles)), SAGA_DEADLINE)
     return [at - killed for at in done]
 
@@ -203,7 +115,7 @@ async def flaky_provider(client: Client, running: Stack, count: int) -> tuple[li
         admin.add_fault(provider="stn", mode="rate_limit", rate=0.1, retry_after_seconds=1)
         before = len(admin.calls())
     started = time.monotonic()
-    handles = await start_terminations(client, running, count)
+    handles = await start_terminations(client, count)
     done = await asyncio.wait_for(asyncio.gather(*(finished_at(h) for h in handles)), SAGA_DEADLINE)
     with SandboxAdmin(running.sandbox_url) as admin:
         calls = len(admin.calls()) - before
@@ -212,20 +124,27 @@ async def flaky_provider(client: Client, running: Stack, count: int) -> tuple[li
 
 
 async def main(args: argparse.Namespace) -> None:
-    with stack() as running:
-        client = await Client.connect(
-            f"127.0.0.1:{running.temporal_port}", data_converter=data_converter()
-        )
-        with SandboxAdmin(running.sandbox_url) as admin:
-            admin.configure(stn_processing_delay_seconds=1.0)
-        killed = await worker_killed_mid_call(client, running, args.killed)
-        print(f"worker killed mid-call  {len(killed):4d} sagas  kill → done  {summary(killed)}")
-        flaky, calls = await flaky_provider(client, running, args.sagas)
-        slow = sum(1 for s in flaky if s > 60)
-        print(
-            f"30% 503 + 10% 429       {len(flaky):4d} sagas  start → done {summary(flaky)}"
-            f"  {calls:.1f} sTN calls/saga, {slow} over 60 s"
-        )
+    with tempfile.TemporaryDirectory(prefix="bench-recovery-") as workdir:
+        running = Stack(Path(workdir), provider_timeout_seconds=PROVIDER_TIMEOUT_SECONDS)
+        try:
+            await running.start(api=False)
+            await measure(running, args)
+        finally:
+            running.stop()
+
+
+async def measure(running: Stack, args: argparse.Namespace) -> None:
+    client = await running.client()
+    with SandboxAdmin(running.sandbox_url) as admin:
+        admin.configure(stn_processing_delay_seconds=1.0)
+    killed = await worker_killed_mid_call(client, running, args.killed)
+    print(f"worker killed mid-call  {len(killed):4d} sagas  kill → done  {summary(killed)}")
+    flaky, calls = await flaky_provider(client, running, args.sagas)
+    slow = sum(1 for s in flaky if s > 60)
+    print(
+        f"30% 503 + 10% 429       {len(flaky):4d} sagas  start → done {summary(flaky)}"
+        f"  {calls:.1f} sTN calls/saga, {slow} over 60 s"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

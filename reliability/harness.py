@@ -150,6 +150,8 @@ class Stack:
     sandbox_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    #: The worker's httpx timeout per provider call (``*_TIMEOUT_SECONDS``).
+    provider_timeout_seconds: float = PROVIDER_TIMEOUT_SECONDS
     outages: list[Outage] = field(default_factory=list)
     server: ManagedProcess = field(init=False)
     sandbox: ManagedProcess = field(init=False)
@@ -177,7 +179,7 @@ class Stack:
         worker_env = {
             **base,
             **{
-                f"{provider}_TIMEOUT_SECONDS": str(PROVIDER_TIMEOUT_SECONDS)
+                f"{provider}_TIMEOUT_SECONDS": str(self.provider_timeout_seconds)
                 for provider in ("STN", "REBILLY", "AIRALO")
             },
         }
