@@ -49,6 +49,10 @@ CANCEL_PATH = "/v2/cancel-future-orders"
 PAGE_SIZE = 100
 # A runaway pagination (a provider bug) must not loop forever inside one activity.
 MAX_PAGES = 1000
+# Airalo pages by page number: while others cancel orders, an order can slide from
+# the next page onto one already read and be missed. An order we look for that a
+# listing missed is looked for in a fresh listing, up to this many listings in all.
+MAX_LISTINGS = 3
 
 # Token lifetime: Airalo's docs say both 24 h and one year, so we trust neither.
 # A token is used for at most an hour (what the official SDK caches), and always
@@ -236,14 +240,20 @@ class AiraloActivities:
     async def list_future_orders(self, request: ListFutureOrders) -> FutureOrdersListed:
         """``GET /v2/future-orders``, all pages, once per status in ``request.statuses``
         (pending, failed and retry by default): the orders that still exist, each with
-        its details and cut-off. Processed and cancelled orders are not listed."""
+        its details and cut-off. Processed and cancelled orders are not listed.
+
+        With ``request_ids``, a listing that missed some of them is read again
+        (:data:`MAX_LISTINGS`): pages shift while other sagas cancel orders."""
         orders: dict[str, FutureOrder] = {}
         pages = 0
-        for status in request.statuses:
-            found, read = await self._list(request, status)
-            pages += read
-            for order in found:
-                orders.setdefault(order.request_id, order)
+        for _ in range(MAX_LISTINGS):
+            for status in request.statuses:
+                found, read = await self._list(request, status)
+                pages += read
+                for order in found:
+                    orders.setdefault(order.request_id, order)
+            if request.request_ids is None or set(request.request_ids) <= orders.keys():
+                break
         listed = list(orders.values())
         wanted = listed
         if request.request_ids is not None:
@@ -316,9 +326,10 @@ class AiraloActivities:
         due = request.order.due_date
         # A new order is pending until its due date.
         window = ListFutureOrders(from_due_date=due, to_due_date=due)
-        orders, _ = await self._list(window, "pending")
         known = {*request.identical_before, request.order.request_id}
-        for candidate in orders:
-            if candidate.request_id not in known and candidate.same_order_as(request.order):
-                return candidate
+        for _ in range(MAX_LISTINGS):  # not found may mean missed: sending again doubles
+            orders, _ = await self._list(window, "pending")
+            for candidate in orders:
+                if candidate.request_id not in known and candidate.same_order_as(request.order):
+                    return candidate
         return None

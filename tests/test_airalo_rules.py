@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.airalo import (
+    MAX_LISTINGS,
     TOKEN_MAX_AGE,
     AiraloActivities,
     AiraloTokens,
@@ -450,6 +451,45 @@ async def test_listing_reads_every_page_of_every_status_and_keeps_the_wanted_ids
         ("failed", "1"),
         ("retry", "1"),
     ]
+
+
+async def test_an_order_that_slid_to_a_page_already_read_is_found_by_listing_again() -> None:
+    """Airalo pages by number: another saga cancelling an order on page 1 while we read
+    page 2 moves page 2's first order onto page 1, and one listing never shows it."""
+    pending = [rid(n) for n in range(4)]
+    pages_served = []
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        pages_served.append(page)
+        if len(pages_served) == 2:
+            pending.remove(rid(0))  # cancelled elsewhere between our two page reads
+        items = [listed_item(r) for r in pending[(page - 1) * 2 : page * 2]]
+        last_page = max(1, -(-len(pending) // 2))
+        meta = {"message": "success", "current_page": page, "last_page": last_page}
+        return httpx.Response(200, json={"data": items, "meta": meta})
+
+    fake = FakeAiralo()
+    fake.responder = listing
+    request = ListFutureOrders(statuses=["pending"], request_ids=[rid(1), rid(2), rid(3)])
+
+    found = await run_activity(fake, "list_future_orders", request)
+
+    assert sorted(o.request_id for o in found.orders) == [rid(1), rid(2), rid(3)]
+    assert pages_served == [1, 2, 1, 2]  # the first listing missed rid(2)
+
+
+async def test_an_order_that_does_not_exist_is_looked_for_in_a_bounded_number_of_listings() -> None:
+    fake = FakeAiralo()
+    fake.responder = lambda r: httpx.Response(
+        200, json={"data": [listed_item(rid(1))], "meta": {"current_page": 1, "last_page": 1}}
+    )
+    request = ListFutureOrders(statuses=["pending"], request_ids=[rid(1), rid(2)])
+
+    found = await run_activity(fake, "list_future_orders", request)
+
+    assert [o.request_id for o in found.orders] == [rid(1)]
+    assert len(fake.calls) == MAX_LISTINGS
 
 
 async def test_listing_stops_when_the_api_ignores_pages() -> None:

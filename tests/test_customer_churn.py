@@ -202,6 +202,51 @@ async def test_revoke_before_the_date_undoes_each_part_once(
     await record_history(client.get_workflow_handle(workflow_id), "customer_churn_revoked")
 
 
+@pytest.mark.own_sandbox  # a fault on sTN's QueryActivation
+async def test_a_revoke_after_stn_executed_the_line_finishes_the_churn_instead(
+    client: Client,
+    worker: Worker,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """Found by the reliability suite: sTN executed the line at the churn date while the
+    saga could not read it (its last look said BUSY), so a revoke was accepted, and the
+    saga re-created the eSIM orders and deleted the billing draft for a terminated line.
+    Now the line is undone first; sTN refuses, and the churn goes forward instead."""
+    parts = Parts(sandbox_admin, uid, [days(6)])
+    sandbox_admin.configure(stn_processing_delay_seconds=1.0)
+    wish = soon(3)
+    sandbox_admin.add_fault(provider="stn", path="/api/QueryActivation", mode="error", status=503)
+    workflow_id = await start(client, settings, parts.request(wish))
+    await wait_for_phase(client, workflow_id, "POLLING")
+    executed_by = wish + timedelta(seconds=1.0)
+
+    async def stn_has_executed_it() -> None:
+        assert datetime.fromisoformat(sandbox_admin.tick()) >= executed_by
+
+    await eventually(stn_has_executed_it)
+    revoking = asyncio.ensure_future(sagas.revoke(client, workflow_id, "customer stayed"))
+    await wait_for_phase(client, workflow_id, "COMPENSATING")
+    sandbox_admin.clear_faults()
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await revoking
+
+    assert "too late: sTN had already terminated the line" in str(refused.value.cause)
+    final = await result_of(client, workflow_id)
+    assert final["phase"] == "COMPLETED", final["lastError"]
+    assert final["stn"]["activationStatus"] == "DONE"
+    assert final["rebilly"]["status"] == "completed"
+    assert sandbox_admin.rebilly_get_order(parts.order)["churned"]
+    assert parts.recreations() == []
+    assert parts.rebilly("DELETE", final["rebilly"]["cancellationId"]) == []
+    assert final["undoneParts"] == []
+    await record_history(
+        client.get_workflow_handle(workflow_id), "customer_churn_revoked_after_the_line_went"
+    )
+
+
 async def test_revoke_whose_line_cancellation_stn_fails_needs_attention(
     client: Client,
     worker: Worker,
@@ -218,12 +263,19 @@ async def test_revoke_whose_line_cancellation_stn_fails_needs_attention(
 
     state = await sagas.revoke(client, workflow_id, "customer stayed")
 
-    # Not COMPENSATED: the termination stands, so the line is as good as terminated.
+    # Not COMPENSATED: the termination stands, so the line is as good as terminated;
+    # billing and eSIMs are held, not undone, for a line that may still go.
     assert state["phase"] == "NEEDS_ATTENTION"
-    assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [("stn", "undo")]
+    assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [
+        ("stn", "undo"),
+        ("airalo", "undo"),
+        ("rebilly", "undo"),
+    ]
     error = state["pendingActions"][0]["error"]
     assert "Line is locked" in error and "the line will be terminated" in error
     assert state["stn"]["cancellationStatus"] == "ERROR"
+    assert parts.recreations() == []
+    assert parts.rebilly("DELETE", state["rebilly"]["cancellationId"]) == []
     marked = await sagas.resolve(
         client, workflow_id, ResolveAction.MARK_HANDLED, "customer informed"
     )

@@ -148,6 +148,15 @@ class FutureOrderCanceller:
             if record.outcome == OrderOutcome.CANCELLED and request_id in self.orders
         ]
 
+    def cancelled_without_details(self) -> list[str]:
+        """IDs that ended ``CANCELLED`` although Airalo never listed them: nothing
+        was recorded to re-create them from (a listing can miss an order)."""
+        return [
+            request_id
+            for request_id, record in self.outcomes.items()
+            if record.outcome == OrderOutcome.CANCELLED and request_id not in self.orders
+        ]
+
     def abandon(self, reason: str) -> None:
         """The run was cancelled: settle every ID still open as ``FAILED``, calling nobody."""
         for request_id, record in self.outcomes.items():

@@ -49,6 +49,10 @@ from workflows.steering import Refused
 
 PartName = Literal["stn", "rebilly", "airalo"]
 
+# 2026-11: an eSIM order cancelled without its details recorded (a listing missed
+# it) was left cancelled and the churn still ended COMPENSATED; now it is owed.
+PATCH_UNRECORDED_ORDERS_OWED = "churn-unrecorded-esim-orders-owed"
+
 
 class StepFailed(Exception):
     """A compensation or post-pivot step that failed permanently (kept as pending)."""
@@ -329,6 +333,23 @@ class EsimPart(ChurnPart):
         todo: list[FutureOrder] = [
             order for order in self.canceller.cancelled_orders() if order.request_id not in already
         ]
+        unrecorded = self.canceller.cancelled_without_details()
+        if not unrecorded or not workflow.patched(PATCH_UNRECORDED_ORDERS_OWED):
+            await self._recreate(todo)
+            return
+        # Not silently COMPENSATED: these are owed until an operator re-creates them.
+        owed = (
+            "cancelled but never listed, so nothing was recorded to re-create them from: "
+            + ", ".join(unrecorded)
+        )
+        try:
+            if todo:
+                await self._recreate(todo)
+        except StepFailed as failed:
+            raise StepFailed(f"{failed}; {owed}") from None
+        raise StepFailed(owed)
+
+    async def _recreate(self, todo: list[FutureOrder]) -> None:
         if not todo:
             self._ledger.record("esims_undone", "no cancelled eSIM order to re-create")
             return

@@ -51,6 +51,13 @@ from workflows.steering import Refused, Steering
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 RESOLVE = OperatorRequestKind.RESOLVE
 
+# 2026-11: compensation undid the parts newest first (eSIMs, line, billing). When
+# sTN executed the line meanwhile (a revoke accepted while the last poll still said
+# BUSY), billing and eSIMs were undone for a terminated line. Now the line goes first
+# and an executed line turns the unwind into forward recovery
+# (tests/histories/customer_churn_*_before_line_first_patch.json).
+PATCH_UNDO_LINE_FIRST = "churn-undo-line-first"
+
 
 @workflow.defn(name="CustomerChurn")
 class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
@@ -175,6 +182,11 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
 
     async def _revoke(self, request: RevokeRequest) -> None:
         await self._unwind(f"revoked: {request.reason or 'revoked by operator'}")
+        if self._pivot_passed:
+            raise Refused(
+                "too late: sTN had already terminated the line, so the churn was carried "
+                "out instead (every part finished)"
+            )
 
     async def _reschedule(self, request: RescheduleRequest) -> None:
         previous, old, new = self._ledger.phase, self._wish_date, request.wish_date
@@ -214,7 +226,7 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
         await self._attend()
 
     async def _unwind(self, cause: str) -> None:
-        """Undo every part, newest first. Failures stay as pending actions."""
+        """Undo every part (see :meth:`_undo_parts`). Failures stay as pending actions."""
         self._cause = cause
         self._ledger.enter(SagaPhase.COMPENSATING, cause)
         if self._step.running:
@@ -222,14 +234,8 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
                 part.stop(cause)
         # Let the step in flight finish: then we know what to undo.
         await self._step.settle()
-        for part in reversed(self._started):
-            if part.name in self._undone:
-                continue
-            try:
-                await part.undo(cause)
-                self._undone.add(part.name)
-            except StepFailed as error:
-                self._add_pending(part.name, "undo", f"undo the {part.name} part", str(error))
+        if await self._undo_parts():
+            return  # the line was gone: the churn went forward instead
         if self._pending:
             self._ledger.fail(
                 SagaPhase.NEEDS_ATTENTION,
@@ -238,6 +244,78 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
             )
         else:
             self._ledger.enter(SagaPhase.COMPENSATED, f"{self._cause}; every part undone")
+
+    async def _undo_parts(self) -> bool:
+        """Undo every started part not undone yet: the line first, then newest first.
+
+        The line is the one part that may be beyond undoing. If sTN executed it
+        meanwhile, undoing billing and eSIMs would leave a terminated line with its
+        billing running: the churn goes forward instead (``True``). If the line
+        cannot be undone and has not executed, the others are held as pending
+        actions until it is settled, so nothing is undone for a line that may still go.
+        """
+        cause = self._cause or ""
+        todo = [part for part in reversed(self._started) if part.name not in self._undone]
+        line = self._line
+        if line is not None and line in todo and workflow.patched(PATCH_UNDO_LINE_FIRST):
+            todo.remove(line)
+            try:
+                await line.undo(cause)
+                self._undone.add(line.name)
+            except StepFailed as error:
+                verdict = await self._line_verdict(line)
+                if verdict == "DONE":
+                    await self._go_forward(line)
+                    return True
+                if verdict == "ERROR":
+                    self._ledger.record("line_kept", "sTN did not terminate the line after all")
+                    self._undone.add(line.name)
+                else:
+                    self._add_pending(line.name, "undo", "undo the stn part", str(error))
+                    for part in todo:
+                        self._add_pending(
+                            part.name,
+                            "undo",
+                            f"undo the {part.name} part once the line is undone",
+                            "held: the line termination still stands",
+                        )
+                    return False
+        for part in todo:
+            try:
+                await part.undo(cause)
+                self._undone.add(part.name)
+            except StepFailed as error:
+                self._add_pending(part.name, "undo", f"undo the {part.name} part", str(error))
+        return False
+
+    async def _line_verdict(self, line: LinePart) -> str | None:
+        """The termination's final status once sTN would not cancel it, if known.
+
+        Polled only when the churn date has come (sTN then decides within its
+        processing time); before it, a termination that stands stays BUSY until then.
+        """
+        activation = line.activation
+        if activation is None:
+            return None
+        if not activation.is_final and workflow.now() >= self._wish_date:
+            try:
+                activation = (await stn_steps.await_activation_final(activation.id)).activation
+            except ActivityError as error:
+                self._ledger.note_error("line_unknown", describe_failure(error))
+                return None
+            line.activation = activation
+        return activation.status if activation.is_final else None
+
+    async def _go_forward(self, line: LinePart) -> None:
+        """The line was terminated before it could be undone: finish every part."""
+        self._pivot_passed = True
+        activation = line.activation.id if line.activation else "?"
+        self._cause = (
+            f"{self._cause}; too late: sTN had already terminated the line "
+            f"(activation {activation}), so every part was finished instead"
+        )
+        self._ledger.record("line_terminated", f"sTN activation {activation} is DONE: forward")
+        await self._finish_after_pivot()
 
     def _add_pending(
         self, part: PartName, kind: Literal["undo", "finish"], what: str, error: str
@@ -270,6 +348,13 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
             for action in owed:
                 if action.kind == "undo":
                     self._undone.add(action.part)
+        elif workflow.patched(PATCH_UNDO_LINE_FIRST):
+            self._ledger.record("resolve_retry", f"operator asked to retry: {note}")
+            for action in owed:
+                if action.kind == "finish":
+                    await self._finish_part(action)
+            if any(action.kind == "undo" for action in owed) and await self._undo_parts():
+                return  # the line was gone: the churn went forward and ended
         else:
             self._ledger.record("resolve_retry", f"operator asked to retry: {note}")
             for action in owed:
@@ -291,6 +376,12 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
             self._ledger.enter(SagaPhase.COMPLETED, f"every part ended for the churn date ({note})")
         else:
             self._ledger.enter(SagaPhase.COMPENSATED, f"{self._cause}; every part undone ({note})")
+
+    async def _finish_part(self, action: PendingAction) -> None:
+        try:
+            await self._part(action.part).finish()
+        except StepFailed as error:
+            self._add_pending(action.part, action.kind, action.description, str(error))
 
     def _on_notice(self, notice: ProviderNotice) -> None:
         if notice.event == NoticeEvent.AIRALO_FUTURE_ORDER_FIRED and self._esims is not None:

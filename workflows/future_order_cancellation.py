@@ -163,8 +163,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
             self._recreated = await airalo_steps.recreate_future_orders(orders)
         problems = [
             f"{request_id}: no details were recorded to re-create it from"
-            for request_id, record in canceller.outcomes.items()
-            if record.outcome == OrderOutcome.CANCELLED and request_id not in canceller.orders
+            for request_id in canceller.cancelled_without_details()
         ]
         made = []
         for result in self._recreated:

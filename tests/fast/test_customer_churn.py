@@ -1,5 +1,6 @@
 """CustomerChurn's logic with every provider mocked: step order, the pivot, compensation
-in reverse order, NEEDS_ATTENTION and the operator's resolve."""
+(the line first, then newest first), forward recovery when the line is already gone,
+NEEDS_ATTENTION and the operator's resolve."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from domain.stn import StnActivity
 from starter import sagas
 from tests.fast.fakes import FakeProviders, Gate, reject
 from tests.fast.polling import wait_for_phase
-from tests.helpers import result_of, status_of
+from tests.helpers import record_history, result_of, status_of
 
 DRAFT_BILLING = RebillyActivity.PUT_CANCELLATION
 SUBMIT = StnActivity.SUBMIT_TERMINATION
@@ -32,8 +33,9 @@ DELETE_DRAFT = RebillyActivity.DELETE_DRAFT
 RECREATE = AiraloActivity.CREATE_FUTURE_ORDER
 # Every part prepared, in order of reversibility: billing draft, line, eSIMs.
 PREPARE = [DRAFT_BILLING, SUBMIT, LIST, CANCEL_ESIMS]
-# Undone newest first: eSIMs (look up, re-create), line, billing draft.
-UNDO = [LIST, RECREATE, CANCEL_LINE, DELETE_DRAFT]
+# Undone the line first (it alone may be beyond undoing), then newest first: eSIMs
+# (look up, re-create), billing draft.
+UNDO = [CANCEL_LINE, LIST, RECREATE, DELETE_DRAFT]
 
 
 def in_days(days: float) -> datetime:
@@ -130,7 +132,7 @@ async def test_stn_error_undoes_every_part_newest_first(
     assert "line_kept" in [s["step"] for s in final["steps"]]
 
 
-async def test_revoke_before_the_date_undoes_every_part_newest_first(
+async def test_revoke_before_the_date_undoes_the_line_first_then_newest_first(
     client: Client,
     fake_worker: Worker,
     fakes: FakeProviders,
@@ -149,7 +151,44 @@ async def test_revoke_before_the_date_undoes_every_part_newest_first(
     assert (await result_of(client, workflow_id))["phase"] == "COMPENSATED"
 
 
-async def test_workflow_cancellation_undoes_every_part_newest_first(
+async def test_a_revoke_that_comes_after_stn_executed_the_line_finishes_the_churn(
+    client: Client,
+    fake_worker: Worker,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+    uid: str,
+) -> None:
+    """The churn date passed and sTN executed the line, but the saga's poll has not seen
+    it yet, so its revoke validator accepts a revoke. Undoing billing and eSIMs then
+    would leave a terminated line billed: the line is undone first, sTN refuses, and
+    the churn goes forward instead; the revoke is answered with why."""
+    poll_in_flight = Gate()
+    fakes.on(POLL_LINE, poll_in_flight.hold(fakes.default(POLL_LINE)))
+    fakes.on(CANCEL_LINE, reject("sTN: the activation has already been executed"))
+    workflow_id = await start(client, settings, fakes, uid, soon(), [in_days(6)])
+    await poll_in_flight.entered.wait()  # the date has come; the poll has no answer yet
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await sagas.revoke(client, workflow_id, "customer stayed")
+
+    assert "too late: sTN had already terminated the line" in str(refused.value.cause)
+    final = await result_of(client, workflow_id)
+    assert final["phase"] == "COMPLETED" and "too late" in final["cause"]
+    assert final["stn"]["activationStatus"] == "DONE"
+    # Nothing undone: no eSIM re-created, no draft deleted; billing confirmed and completed.
+    assert fakes.names(checks=False) == [
+        *PREPARE,
+        POLL_LINE,
+        CANCEL_LINE,
+        POLL_LINE,
+        CONFIRM_BILLING,
+        POLL_BILLING,
+    ]
+    assert final["undoneParts"] == [] and final["rebilly"]["status"] == "completed"
+    poll_in_flight.open()
+
+
+async def test_workflow_cancellation_undoes_the_line_first_then_newest_first(
     client: Client,
     fake_worker: Worker,
     fakes: FakeProviders,
@@ -185,7 +224,7 @@ async def test_a_failing_compensation_needs_attention_until_a_retry_succeeds(
     assert state["phase"] == "NEEDS_ATTENTION"
     assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [("airalo", "undo")]
     assert "sold out" in state["pendingActions"][0]["error"]
-    # The other parts were still undone, in order, after the failing one.
+    # The other parts were still undone, in order, around the failing one.
     assert fakes.names(checks=False) == [*PREPARE, *UNDO]
     assert sorted(state["undoneParts"]) == ["rebilly", "stn"]
 
@@ -201,6 +240,47 @@ async def test_a_failing_compensation_needs_attention_until_a_retry_succeeds(
     # Each retry redoes only the part still owed: the line and billing are not touched again.
     assert fakes.names(checks=False) == [*PREPARE, *UNDO, LIST, RECREATE, LIST, RECREATE]
     assert (await result_of(client, workflow_id))["phase"] == "COMPENSATED"
+
+
+async def test_an_esim_order_cancelled_without_its_details_is_owed_on_undo(
+    client: Client,
+    fake_worker: Worker,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+    uid: str,
+) -> None:
+    """Airalo's listing missed an order (its pages shift while others cancel), the cancel
+    call cancelled it all the same: on undo there is nothing to re-create it from. The
+    churn must not end COMPENSATED as if it were back; it is owed to an operator."""
+    listed, missed = fakes.add_future_order(in_days(6)), fakes.add_future_order(in_days(7))
+
+    def listing_that_misses_one(request: Any) -> Any:
+        listing = fakes.default(LIST)(request)
+        return listing.model_copy(
+            update={"orders": [o for o in listing.orders if o.request_id != missed]}
+        )
+
+    fakes.on(LIST, listing_that_misses_one)
+    workflow_id = await start(
+        client, settings, fakes, uid, in_days(3), [], airalo={"requestIds": [listed, missed]}
+    )
+    waiting = await wait_for_phase(client, workflow_id, "WAITING")
+    assert {o["outcome"] for o in waiting["airalo"]["outcomes"]} == {"CANCELLED"}
+
+    state = await sagas.revoke(client, workflow_id, "customer stayed")
+
+    assert state["phase"] == "NEEDS_ATTENTION"
+    assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [("airalo", "undo")]
+    assert missed in state["pendingActions"][0]["error"]
+    assert [c.order.request_id for c in fakes.args(RECREATE)] == [listed]
+    assert sorted(state["undoneParts"]) == ["rebilly", "stn"]
+    handled = await sagas.resolve(
+        client, workflow_id, ResolveAction.MARK_HANDLED, f"re-ordered {missed} by hand"
+    )
+    assert handled["phase"] == "COMPENSATED"
+    await record_history(
+        client.get_workflow_handle(workflow_id), "customer_churn_unlisted_esim_owed"
+    )
 
 
 async def test_mark_handled_closes_the_saga_without_calling_anyone(
@@ -317,8 +397,8 @@ async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancell
     uid: str,
 ) -> None:
     """11 orders: the first batch's call is in flight when the saga is cancelled. Its
-    answer counts (10 re-created), the second batch is never sent; then the line and
-    the billing draft are undone, newest first."""
+    answer counts (10 re-created), the second batch is never sent; the line is undone
+    first, then the eSIMs and the billing draft."""
     in_flight = Gate()
     fakes.on(CANCEL_ESIMS, in_flight.hold(fakes.default(CANCEL_ESIMS)))
     due = [in_days(6) + timedelta(minutes=i) for i in range(11)]
@@ -336,9 +416,9 @@ async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancell
     assert final["phase"] == "COMPENSATED" and final["cause"] == "workflow cancelled"
     assert fakes.names(checks=False) == [
         *PREPARE,
+        CANCEL_LINE,
         LIST,
         *[RECREATE] * 10,
-        CANCEL_LINE,
         DELETE_DRAFT,
     ]
     (sent,) = fakes.args(CANCEL_ESIMS)
