@@ -25,6 +25,7 @@ from domain.common import (
     StepRecord,
     clean_identifier,
     problems_from_validation_error,
+    schedule_problems,
 )
 from domain.rebilly import Money, OrderCancellationRequest
 from domain.stn import TerminationRequest, mask_phone_number
@@ -113,8 +114,21 @@ def _part_problems(data: Mapping[str, Any]) -> list[FieldProblem]:
     return problems
 
 
-def parse_customer_churn_request(data: Mapping[str, Any], now: datetime) -> CustomerChurnRequest:
-    """Validate every part with its own saga's rules; report every problem at once."""
+def check_customer_churn_request(request: CustomerChurnRequest, now: datetime) -> None:
+    """The rules that depend on the clock, checked once, at the edge."""
+    problems = schedule_problems("wishDate", request.wish_date, now)
+    if problems:
+        raise InvalidRequest(problems)
+
+
+def parse_customer_churn_request(
+    data: Mapping[str, Any], now: datetime | None
+) -> CustomerChurnRequest:
+    """Validate every part with its own saga's rules; report every problem at once.
+
+    ``now`` is the edge's clock for the date rules (:func:`schedule_problems`);
+    ``None`` skips them, to read a request accepted earlier (a redelivery).
+    """
     problems = _part_problems(data)
     request: CustomerChurnRequest | None = None
     try:
@@ -122,8 +136,7 @@ def parse_customer_churn_request(data: Mapping[str, Any], now: datetime) -> Cust
     except ValidationError as error:
         problems += problems_from_validation_error(error)
     wish = request.wish_date if request else data.get("wishDate")
-    if isinstance(wish, datetime) and wish.tzinfo and wish < now:
-        problems.append(FieldProblem(field="wishDate", rule="must not be in the past"))
+    problems += schedule_problems("wishDate", wish, now)
     if problems or request is None:
         raise InvalidRequest(problems)
     return request

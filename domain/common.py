@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -171,14 +171,6 @@ class RescheduleRequest(CamelModel):
     wish_date: datetime
 
 
-def refuse_past_wish_date(wish_date: datetime, now: datetime) -> None:
-    """The reschedule validators' rule (raises ``ValueError`` for the caller)."""
-    if wish_date.tzinfo is None:
-        raise ValueError("wishDate must carry a UTC offset")
-    if wish_date <= now:
-        raise ValueError(f"wishDate {wish_date.isoformat()} is in the past")
-
-
 def fit_to_limit(text: str | None, limit: int) -> str | None:
     """Text we forward to a provider, cut to fit its field (the cut marked with "…").
 
@@ -233,6 +225,62 @@ def problems_from_validation_error(error: Exception) -> list[FieldProblem]:
         message = item["msg"].removeprefix("Value error, ")
         problems.append(FieldProblem(field=field, rule=message))
     return problems
+
+
+#: The farthest ahead a caller may schedule anything (a ``wishDate``, a Rebilly
+#: ``churnTime``, a reschedule). Neither sTN nor Rebilly documents a limit
+#: (``shared/docs/provider-contracts.md``; Airalo's "at most one year ahead" is about
+#: its future orders' due dates, not ours). Two years covers any notice period; a date
+#: beyond it is a typo or hostile input (issue #10: a wish date at the end of year 9999
+#: made the sandbox's sTN overflow and fail every request after it).
+MAX_SCHEDULE_AHEAD = timedelta(days=730)
+#: The rules :func:`schedule_problems` reports, word for word (the CLI prints them,
+#: the API answers them, tests match them).
+RULE_NOT_IN_THE_PAST = "must not be in the past"
+RULE_NOT_TOO_FAR_AHEAD = f"must be at most {MAX_SCHEDULE_AHEAD.days} days ahead"
+
+
+def schedule_problems(field: str, when: Any, now: datetime | None) -> list[FieldProblem]:
+    """The clock's rules for a date a caller schedules: not past, not too far ahead.
+
+    The one home of these rules: every parse function, the reschedule checks and
+    the sagas' reschedule validators use it. ``when`` is taken as the caller sent
+    it: a datetime, or an ISO 8601 string; anything else, or a date without a UTC
+    offset, yields no problem here (the request model reports that one).
+    ``now=None`` skips the clock: the rules then say nothing (a redelivery of a
+    request accepted earlier is looked up, not judged again by today's clock).
+
+    These rules are never part of a request model's own validation: a workflow
+    validates its input again on every replay, long after the date has passed.
+    """
+    if now is None:
+        return []
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError:
+            return []
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        return []
+    if when < now:
+        return [FieldProblem(field=field, rule=RULE_NOT_IN_THE_PAST)]
+    if when - now > MAX_SCHEDULE_AHEAD:
+        return [FieldProblem(field=field, rule=RULE_NOT_TOO_FAR_AHEAD)]
+    return []
+
+
+def refuse_past_wish_date(wish_date: datetime, now: datetime) -> None:
+    """The reschedule validators' rule (raises ``ValueError`` for the caller).
+
+    Despite its name (kept: the sagas' validators import it), it applies every
+    rule of :func:`schedule_problems`: not in the past, not too far ahead.
+    Validators do not run on replay, so ``now`` (``workflow.now()``) is safe here.
+    """
+    if wish_date.tzinfo is None:
+        raise ValueError("wishDate must carry a UTC offset")
+    problems = schedule_problems("wishDate", wish_date, now)
+    if problems:
+        raise ValueError(f"wishDate {wish_date.isoformat()} {problems[0].rule}")
 
 
 class ErrorType(StrEnum):

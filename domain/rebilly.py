@@ -17,7 +17,6 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from domain.common import (
     CamelModel,
-    FieldProblem,
     InvalidRequest,
     ProviderNotice,
     SagaPhase,
@@ -25,6 +24,7 @@ from domain.common import (
     clean_identifier,
     fit_to_limit,
     problems_from_validation_error,
+    schedule_problems,
 )
 
 # Rebilly's ResourceId rule, for our cancellation ids and the ids we are given.
@@ -224,32 +224,28 @@ class OrderCancellationRequest(CamelModel):
 
 def check_order_cancellation_request(request: OrderCancellationRequest, now: datetime) -> None:
     """The rules that depend on the clock, checked once, at the edge."""
-    problems = _churn_time_problems(request.churn_time, now)
+    problems = schedule_problems("churnTime", request.churn_time, now)
     if problems:
         raise InvalidRequest(problems)
 
 
-def _churn_time_problems(churn_time: Any, now: datetime) -> list[FieldProblem]:
-    if isinstance(churn_time, str):
-        try:
-            churn_time = datetime.fromisoformat(churn_time)
-        except ValueError:
-            return []  # the model reports a malformed time
-    if isinstance(churn_time, datetime) and churn_time.tzinfo and churn_time < now:
-        return [FieldProblem(field="churnTime", rule="must not be in the past")]
-    return []
-
-
 def parse_order_cancellation_request(
-    data: Mapping[str, Any], now: datetime
+    data: Mapping[str, Any], now: datetime | None
 ) -> OrderCancellationRequest:
-    """Validate a caller's request completely, reporting every problem at once."""
+    """Validate a caller's request completely, reporting every problem at once.
+
+    ``now`` is the edge's clock for the date rules (:func:`schedule_problems`);
+    ``None`` skips them, to read a request accepted earlier (a redelivery).
+    """
     try:
         request = OrderCancellationRequest.model_validate(data)
     except ValidationError as error:
         problems = problems_from_validation_error(error)
-        raise InvalidRequest(problems + _churn_time_problems(data.get("churnTime"), now)) from None
-    check_order_cancellation_request(request, now)
+        raise InvalidRequest(
+            problems + schedule_problems("churnTime", data.get("churnTime"), now)
+        ) from None
+    if now is not None:
+        check_order_cancellation_request(request, now)
     return request
 
 

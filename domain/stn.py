@@ -26,6 +26,7 @@ from domain.common import (
     clean_text,
     fit_to_limit,
     problems_from_validation_error,
+    schedule_problems,
 )
 
 REFERENCE_MAX_LENGTH = 15
@@ -134,34 +135,36 @@ class TerminationRequest(CamelModel):
 
 def check_termination_request(request: TerminationRequest, now: datetime) -> None:
     """The rules that depend on the clock, checked once, at the edge."""
-    problems = _wish_date_problems(request.wish_date, now)
+    problems = schedule_problems("wishDate", request.wish_date, now)
     if problems:
         raise InvalidRequest(problems)
 
 
-def _wish_date_problems(wish_date: Any, now: datetime) -> list[FieldProblem]:
-    if isinstance(wish_date, datetime) and wish_date.tzinfo and wish_date < now:
-        return [FieldProblem(field="wishDate", rule="must not be in the past")]
-    return []
+def parse_termination_request(data: Mapping[str, Any], now: datetime | None) -> TerminationRequest:
+    """Validate a caller's request completely, reporting every problem at once.
 
-
-def parse_termination_request(data: Mapping[str, Any], now: datetime) -> TerminationRequest:
-    """Validate a caller's request completely, reporting every problem at once."""
+    ``now`` is the edge's clock for the date rules (:func:`schedule_problems`);
+    ``None`` skips them, to read a request accepted earlier (a redelivery).
+    """
     try:
         request = TerminationRequest.model_validate(data)
     except ValidationError as error:
         problems = problems_from_validation_error(error)
-        raise InvalidRequest(problems + _wish_date_problems(data.get("wishDate"), now)) from None
-    check_termination_request(request, now)
+        raise InvalidRequest(
+            problems + schedule_problems("wishDate", data.get("wishDate"), now)
+        ) from None
+    if now is not None:
+        check_termination_request(request, now)
     return request
 
 
 def check_future_wish_date(wish_date: datetime, now: datetime, field: str = "wishDate") -> None:
-    """Reschedule rule: a new date needs an offset and must lie ahead."""
+    """Reschedule rule: a new date needs an offset and must lie ahead, not too far."""
     if wish_date.tzinfo is None:
         raise InvalidRequest([FieldProblem(field=field, rule="must carry a UTC offset")])
-    if wish_date < now:
-        raise InvalidRequest([FieldProblem(field=field, rule="must not be in the past")])
+    problems = schedule_problems(field, wish_date, now)
+    if problems:
+        raise InvalidRequest(problems)
 
 
 def termination_workflow_id(request: TerminationRequest, key: bytes) -> str:

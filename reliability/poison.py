@@ -4,13 +4,14 @@ While a few hundred sagas of every kind wait for their dates (some order
 cancellations as drafts waiting for ``confirm``), each receives a random batch of
 operator requests sent straight to Temporal, past the edge's checks, as a client
 with the wrong idea would send them: ``revoke`` with a 165-character reason or a
-number, ``reschedule`` into the past, without an offset, to the year 9999, as an
-integer; ``confirm`` with an argument; ``resolve`` with an unknown action or a
-501-character note; an update that does not exist; ``provider_notice`` signals with
-boundary-length subjects and details, unknown providers and events, naive times,
-duplicates, non-objects; an unknown signal. The same through ``starter.sagas`` (the
-edge) too. Then, for some sagas, a valid request at the boundary (a 164-character
-reason, a reschedule, a confirm, a workflow cancel).
+number, ``reschedule`` into the past, without an offset, to the year 9999, a day
+past the farthest date allowed, as an integer; ``confirm`` with an argument;
+``resolve`` with an unknown action or a 501-character note; an update that does not
+exist; ``provider_notice`` signals with boundary-length subjects and details,
+unknown providers and events, naive times, duplicates, non-objects; an unknown
+signal. The same through ``starter.sagas`` (the edge) too. Then, for some sagas, a
+valid request at the boundary (a 164-character reason, a reschedule, a confirm, a
+workflow cancel).
 
 Every request must be answered (applied or refused), and no workflow task may fail:
 the histories are scanned for ``WorkflowTaskFailed``. The sagas then run to their
@@ -32,7 +33,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from domain import search_attributes as sa
-from domain.common import InvalidRequest, SagaKind
+from domain.common import MAX_SCHEDULE_AHEAD, InvalidRequest, SagaKind
 from reliability.invariants import Violation
 from reliability.run import ScenarioContext, revoking
 from reliability.workload import SagaPlan
@@ -73,6 +74,8 @@ def refused_updates(plan: SagaPlan) -> list[tuple[str, tuple[Any, ...]]]:
         ("reschedule", ({"wishDate": None},)),
         ("reschedule", ({},)),
         ("reschedule", ({"wishDate": (now - timedelta(seconds=1)).isoformat()},)),
+        ("reschedule", ({"wishDate": "9999-12-31T23:59:59Z"},)),
+        ("reschedule", ({"wishDate": (now + MAX_SCHEDULE_AHEAD + timedelta(days=1)).isoformat()},)),
         ("resolve", ({"action": "explode"},)),
         ("resolve", ({"action": "mark_handled", "note": "n" * 501},)),
         ("resolve", ({"action": "retry"},)),
@@ -89,9 +92,9 @@ def odd_but_valid_updates(plan: SagaPlan) -> list[tuple[str, tuple[Any, ...]]]:
         ("confirm", ({"unexpected": "argument"},)),
     ]
     if plan.kind != SagaKind.FUTURE_ORDER_CANCELLATION:
-        # A wish date 8000 years ahead. (Not the last second of 9999: the sandbox's sTN
-        # overflows adding its processing delay to it, and then fails every query.)
-        updates.append(("reschedule", ({"wishDate": "9999-12-30T00:00:00Z"},)))
+        # The farthest date the rules allow, give or take a day.
+        farthest = datetime.now(UTC) + MAX_SCHEDULE_AHEAD - timedelta(days=1)
+        updates.append(("reschedule", ({"wishDate": farthest.isoformat()},)))
     return updates
 
 

@@ -151,6 +151,25 @@ class TerminateRequest:
     reference_number: str | None
 
 
+def wish_date_out_of_range() -> FieldError:
+    """A wish date sTN cannot schedule (its processing time would lie past year 9999).
+
+    sTN documents no upper bound; a real provider refuses what it cannot store with a
+    field error rather than failing, so the sandbox does too (400, ServiceStack's shape).
+    Refused rather than clamped: a clamped date would be a schedule nobody asked for.
+    """
+    return FieldError("wishDate", "'wish Date' is out of range.", "InclusiveBetween")
+
+
+def later(moment: datetime, delay: timedelta) -> datetime | None:
+    """``moment + delay``, or None when that lies past the last representable moment
+    (the end of year 9999): a time that never comes."""
+    try:
+        return moment + delay
+    except OverflowError:
+        return None
+
+
 def parse_terminate(payload: Any) -> TerminateRequest:
     body = _json_object(payload)
     errors: list[FieldError] = []
@@ -164,10 +183,16 @@ def parse_terminate(payload: Any) -> TerminateRequest:
     if phone is not None and not PHONE_PATTERN.fullmatch(phone):
         message = "'phone Number' must be written as 06-12345678."
         errors.append(FieldError("phoneNumber", message, "RegularExpression"))
-    wish_date = parse_iso(wish_raw, require_offset=True) if wish_raw is not None else None
-    if wish_raw is not None and wish_date is None:
-        message = "'wish Date' must be an ISO 8601 date-time with a UTC offset."
-        errors.append(FieldError("wishDate", message, "InvalidFormat"))
+    wish_date = None
+    if wish_raw is not None:
+        try:
+            wish_date = parse_iso(wish_raw, require_offset=True)
+        except OverflowError:  # well-formed, but its UTC instant is outside years 1-9999
+            errors.append(wish_date_out_of_range())
+        else:
+            if wish_date is None:
+                message = "'wish Date' must be an ISO 8601 date-time with a UTC offset."
+                errors.append(FieldError("wishDate", message, "InvalidFormat"))
     errors += _max_length("referenceNumber", "reference Number", reference, MAX_REFERENCE_LENGTH)
     if errors:
         raise validation_error(errors)
@@ -252,7 +277,11 @@ def _query_datetime(
     """ISO 8601 date-time, or a date ``YYYY-MM-DD`` as documented (a whole day, inclusive)."""
     if raw is None or raw == "":
         return None
-    parsed = parse_iso(raw)
+    try:
+        parsed = parse_iso(raw)
+    except OverflowError:  # well-formed, but its UTC instant is outside years 1-9999
+        errors.append(FieldError(name, f"'{name}' is out of range.", "InclusiveBetween"))
+        return None
     if parsed is None:
         try:
             day = as_utc(datetime.strptime(raw, "%Y-%m-%d"))
@@ -438,14 +467,19 @@ class StnStore:
         terminations whose processing time has passed."""
         settings = self.context.settings
         cancel_delay = timedelta(seconds=settings.stn_cancellation_delay_seconds)
+        # A due time past year 9999 (``later`` is None) never comes: a date the store
+        # took before the delay grew must not make every request fail (issue #10).
         for cancellation in self._by_kind(CANCELLATION):
-            due = cancellation.scheduled_at + cancel_delay
-            if cancellation.status == BUSY and now >= due:
-                self._settle_cancellation(cancellation, due)
+            cancel_due = later(cancellation.scheduled_at, cancel_delay)
+            if cancellation.status == BUSY and cancel_due is not None and now >= cancel_due:
+                self._settle_cancellation(cancellation, cancel_due)
         delay = timedelta(seconds=settings.stn_processing_delay_seconds)
         for termination in self._by_kind(TERMINATION):
-            due = max(termination.scheduled_at + delay, termination.created_at)
-            if termination.status != BUSY or now < due:
+            processed = later(termination.scheduled_at, delay)
+            if termination.status != BUSY or processed is None:
+                continue
+            due = max(processed, termination.created_at)
+            if now < due:
                 continue
             outcome = self._outcomes.get(termination.subscription_id)
             # Held while CANCELLING: a termination whose cancellation failed late
@@ -516,6 +550,9 @@ class StnStore:
     def terminate(self, request: TerminateRequest) -> Activation:
         now = self.context.now()
         self._settle(now)
+        delay = timedelta(seconds=self.context.settings.stn_processing_delay_seconds)
+        if request.wish_date is not None and later(request.wish_date, delay) is None:
+            raise validation_error([wish_date_out_of_range()])
         subscription_id, phone = self._resolve_subscription(request)
         self._check_terminable(subscription_id)
         info: dict[str, str] = {}

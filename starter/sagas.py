@@ -24,6 +24,7 @@ from domain.churn import (
     CustomerChurnRequest,
     ResolveAction,
     ResolveRequest,
+    check_customer_churn_request,
     churn_workflow_id,
 )
 from domain.common import (
@@ -202,7 +203,7 @@ async def route_notice(client: Client, notice: ProviderNotice) -> list[str]:
     return routed
 
 
-async def _latest_run(client: Client, workflow_id: str) -> WorkflowExecution | None:
+async def latest_run(client: Client, workflow_id: str) -> WorkflowExecution | None:
     """The business key's latest run, or None if it never had one."""
     try:
         return await client.get_workflow_handle(workflow_id).describe()
@@ -248,7 +249,7 @@ async def _start_or_attach(
     answer, and a new run records the delivery in its memo and search attributes.
     ``routing``: the search attributes provider webhooks find the run by.
     """
-    latest = await _latest_run(client, workflow_id)  # one read serves both checks
+    latest = await latest_run(client, workflow_id)  # one read serves both checks
     if delivery is not None:
         previous = await find_delivery(client, latest, delivery)
         if previous is not None:
@@ -360,8 +361,7 @@ async def start_customer_churn(
     delivery: Delivery | None = None,
 ) -> StartedSaga:
     """Start (or attach to) the churn of one customer: every part ends together."""
-    if request.wish_date < (now or datetime.now(UTC)):
-        raise InvalidRequest([FieldProblem(field="wishDate", rule="must not be in the past")])
+    check_customer_churn_request(request, now or datetime.now(UTC))
     return await _start_or_attach(
         client,
         CustomerChurnSaga.run,

@@ -80,6 +80,10 @@ async def test_revoke_and_reschedule_via_cli(
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     assert await cancelctl("reschedule", workflow_id, "--wish-date", past) == 2
     assert "invalid wishDate: must not be in the past" in capsys.readouterr().err
+    far = "9999-12-30T00:00:00Z"
+    assert await cancelctl("reschedule", workflow_id, "--wish-date", far) == 2
+    assert "invalid wishDate: must be at most 730 days ahead" in capsys.readouterr().err
+    assert (await status_of(client, workflow_id))["wishDate"].startswith(later[:19])
 
     assert await cancelctl("revoke", workflow_id, "--reason", "customer stayed") == 0
     assert capsys.readouterr().out.strip() == f"{workflow_id}: REVOKED"
@@ -143,11 +147,23 @@ async def test_a_request_after_a_revoked_saga_starts_a_new_one(
     [
         (["--phone", "12345"], "phoneNumber", "Dutch mobile number"),
         (["--wish-date", "2020-01-01T00:00:00+01:00"], "wishDate", "must not be in the past"),
+        (
+            ["--wish-date", "9999-12-31T00:00:00+00:00"],
+            "wishDate",
+            "must be at most 730 days ahead",
+        ),
         (["--wish-date", "2030-01-01T00:00:00"], "wishDate", "UTC offset"),
         (["--wish-date", "next tuesday"], "wishDate", "not ISO 8601"),
         (["--reference", "R" * 16], "referenceNumber", "at most 15 characters"),
     ],
-    ids=["phone", "past-wish-date", "naive-wish-date", "garbled-wish-date", "long-reference"],
+    ids=[
+        "phone",
+        "past-wish-date",
+        "far-wish-date",
+        "naive-wish-date",
+        "garbled-wish-date",
+        "long-reference",
+    ],
 )
 async def test_invalid_input_starts_nothing(
     cli_env: None,
@@ -177,6 +193,41 @@ async def test_invalid_input_starts_nothing(
         if subscription in json.dumps(c["requestBody"] or {})
     ]
     assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "workflow_id", "field"),
+    [
+        (
+            ["cancel-order", "ord-{uid}", "--churn-time", "9999-12-31T00:00:00Z"],
+            "cancel-order-ord-{uid}",
+            "churnTime",
+        ),
+        (
+            ["churn", "C-{uid}", "--wish-date", "9999-12-31T00:00:00Z", "--subscription-id", "S"],
+            "churn-C-{uid}",
+            "wishDate",
+        ),
+    ],
+    ids=["order-churn-time", "churn-wish-date"],
+)
+async def test_a_date_more_than_two_years_ahead_starts_nothing(
+    cli_env: None,
+    client: Client,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
+    argv: list[str],
+    workflow_id: str,
+    field: str,
+) -> None:
+    """Issue #10: year-9999 dates were accepted (and took the sandbox's sTN down)."""
+    code = await cancelctl(*(arg.format(uid=uid) for arg in argv))
+
+    assert code == 2
+    assert f"invalid {field}: must be at most 730 days ahead" in capsys.readouterr().err
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(workflow_id.format(uid=uid)).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(

@@ -158,6 +158,11 @@ def test_inputs_recorded_with_prorated_invoice_id_still_validate() -> None:
             "not both",
         ),
         ({"orderId": "o", "churnTime": "2026-11-21T11:59:00Z"}, "churnTime", "in the past"),
+        (
+            {"orderId": "o", "churnTime": "9999-12-31T00:00:00Z"},
+            "churnTime",
+            "must be at most 730 days ahead",
+        ),
     ],
 )
 def test_invalid_requests_name_the_field(data: dict[str, Any], field: str, rule: str) -> None:
@@ -204,6 +209,35 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = problems_of({"orderId": "o", "reason": "bored", "churnTime": "2020-01-01T00:00:00Z"})
     assert set(problems) == {"reason", "churnTime"}
     assert problems["churnTime"] == "must not be in the past"
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["string", "datetime"])
+def test_churn_time_may_lie_at_most_two_years_ahead(as_text: bool) -> None:
+    """Issue #10: a churn time in year 9999 was accepted; cancelctl hands the domain
+    a string, the API a datetime: both get the same rule."""
+    limit = NOW + timedelta(days=730)
+
+    def data(moment: datetime) -> dict[str, Any]:
+        return {"orderId": "o", "churnTime": moment.isoformat() if as_text else moment}
+
+    assert parse_order_cancellation_request(data(limit), NOW).churn_time == limit
+    problems = problems_of({**data(limit + timedelta(seconds=1)), "reason": "bored"})
+    assert problems == {
+        "churnTime": "must be at most 730 days ahead",
+        "reason": problems["reason"],
+    }
+
+
+def test_without_the_clock_a_past_churn_time_is_read_as_it_was_accepted() -> None:
+    """``now=None``: a request accepted earlier is read again (a redelivery), not judged."""
+    past = {"orderId": "o", "churnTime": "2020-01-01T00:00:00Z"}
+    assert parse_order_cancellation_request(past, None).churn_time == datetime(
+        2020, 1, 1, tzinfo=UTC
+    )
+    # Every other rule still applies.
+    with pytest.raises(InvalidRequest) as invalid:
+        parse_order_cancellation_request({**past, "reason": "bored"}, None)
+    assert [p.field for p in invalid.value.problems] == ["reason"]
 
 
 def test_model_validation_is_time_free() -> None:

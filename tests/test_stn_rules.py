@@ -10,6 +10,7 @@ from domain.common import InvalidRequest
 from domain.stn import (
     Activation,
     CancelTermination,
+    check_future_wish_date,
     derived_reference_number,
     mask_phone_number,
     normalize_phone_number,
@@ -52,6 +53,44 @@ def test_past_wish_date_is_refused_with_the_other_problems() -> None:
             NOW,
         )
     assert {p.field for p in error.value.problems} == {"referenceNumber", "wishDate"}
+
+
+def test_wish_date_may_lie_at_most_two_years_ahead() -> None:
+    """Issue #10: 9999-12-31 was accepted and took the sandbox's sTN down."""
+    limit = NOW + timedelta(days=730)
+    assert parse_termination_request({"subscriptionId": "S", "wishDate": limit}, NOW)
+    for wish in (limit + timedelta(seconds=1), datetime(9999, 12, 31, tzinfo=UTC)):
+        with pytest.raises(InvalidRequest) as error:
+            parse_termination_request(
+                {"subscriptionId": "S", "referenceNumber": "X" * 16, "wishDate": wish}, NOW
+            )
+        problems = {p.field: p.rule for p in error.value.problems}
+        assert set(problems) == {"referenceNumber", "wishDate"}
+        assert problems["wishDate"] == "must be at most 730 days ahead"
+
+
+def test_without_the_clock_the_date_rules_are_skipped() -> None:
+    """``now=None`` reads a request accepted earlier (a redelivery) without judging its date."""
+    past = {"subscriptionId": "S", "wishDate": NOW - timedelta(days=1)}
+    assert parse_termination_request(past, None).wish_date == NOW - timedelta(days=1)
+    with pytest.raises(InvalidRequest) as error:
+        parse_termination_request({**past, "referenceNumber": "X" * 16}, None)
+    assert [p.field for p in error.value.problems] == ["referenceNumber"]
+
+
+@pytest.mark.parametrize(
+    ("wish", "rule"),
+    [
+        (NOW - timedelta(minutes=1), "must not be in the past"),
+        (NOW + timedelta(days=730, seconds=1), "must be at most 730 days ahead"),
+    ],
+    ids=["past", "too-far"],
+)
+def test_a_reschedule_gets_the_same_date_rules(wish: datetime, rule: str) -> None:
+    with pytest.raises(InvalidRequest) as error:
+        check_future_wish_date(wish, NOW)
+    assert [(p.field, p.rule) for p in error.value.problems] == [("wishDate", rule)]
+    check_future_wish_date(NOW + timedelta(days=730), NOW)  # the limit itself is fine
 
 
 def test_past_wish_date_is_valid_on_replay() -> None:

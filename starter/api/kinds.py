@@ -15,11 +15,19 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from config.settings import OrchestratorSettings
-from domain.airalo import FutureOrderCancellationRequest, parse_future_order_cancellation_request
-from domain.churn import CustomerChurnRequest, parse_customer_churn_request
+from domain.airalo import (
+    FutureOrderCancellationRequest,
+    future_order_cancellation_workflow_id,
+    parse_future_order_cancellation_request,
+)
+from domain.churn import CustomerChurnRequest, churn_workflow_id, parse_customer_churn_request
 from domain.common import SagaKind
-from domain.rebilly import OrderCancellationRequest, parse_order_cancellation_request
-from domain.stn import TerminationRequest, parse_termination_request
+from domain.rebilly import (
+    OrderCancellationRequest,
+    order_cancellation_workflow_id,
+    parse_order_cancellation_request,
+)
+from domain.stn import TerminationRequest, parse_termination_request, termination_workflow_id
 from starter import sagas
 
 
@@ -40,10 +48,18 @@ class SagaStarter:
     # The collection under /v1, e.g. "line-terminations".
     path: str
     model: type[BaseModel]
-    # The domain's parse_* function: every broken rule as InvalidRequest.
-    parse: Callable[[Mapping[str, Any], datetime], BaseModel]
+    # The domain's parse_* function: every broken rule as InvalidRequest. With the
+    # clock (``now``) it applies the date rules; with None it skips them (to read a
+    # request accepted earlier: see ``starter.api.starting``).
+    parse: Callable[[Mapping[str, Any], datetime | None], BaseModel]
     start: StartSaga
     summary: str
+    # The business key (workflow id) of a parsed request, as ``start`` makes it.
+    workflow_id: Callable[[Any, OrchestratorSettings], str]
+
+
+def _termination_workflow_id(request: TerminationRequest, settings: OrchestratorSettings) -> str:
+    return termination_workflow_id(request, settings.workflow_id_key.get_secret_value().encode())
 
 
 STARTERS: tuple[SagaStarter, ...] = (
@@ -54,6 +70,7 @@ STARTERS: tuple[SagaStarter, ...] = (
         parse_termination_request,
         sagas.start_line_termination,
         "Terminate an sTN mobile line (LineTermination)",
+        _termination_workflow_id,
     ),
     SagaStarter(
         SagaKind.ORDER_CANCELLATION,
@@ -62,6 +79,7 @@ STARTERS: tuple[SagaStarter, ...] = (
         parse_order_cancellation_request,
         sagas.start_order_cancellation,
         "Cancel a Rebilly order (OrderCancellation)",
+        lambda request, _settings: order_cancellation_workflow_id(request),
     ),
     SagaStarter(
         SagaKind.FUTURE_ORDER_CANCELLATION,
@@ -70,6 +88,7 @@ STARTERS: tuple[SagaStarter, ...] = (
         lambda data, _now: parse_future_order_cancellation_request(data),
         sagas.start_future_order_cancellation,
         "Cancel Airalo future eSIM orders (FutureOrderCancellation)",
+        lambda request, _settings: future_order_cancellation_workflow_id(request),
     ),
     SagaStarter(
         SagaKind.CUSTOMER_CHURN,
@@ -78,6 +97,7 @@ STARTERS: tuple[SagaStarter, ...] = (
         parse_customer_churn_request,
         sagas.start_customer_churn,
         "A customer leaves: line, billing and eSIM orders together (CustomerChurn)",
+        lambda request, _settings: churn_workflow_id(request),
     ),
 )
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request, Response, status
 
+from domain.common import InvalidRequest
 from starter import sagas
 from starter.api.idempotency import delivery_for
 from starter.api.kinds import SagaStarter
@@ -26,13 +27,56 @@ async def start(
     data: dict[str, Any],
     delivery_key: str | None,
 ) -> SagaAccepted:
-    """Validate ``data`` (InvalidRequest → 422), then start, attach or find the delivery."""
-    saga_request = starter.parse(_with_wish_date_read(data), datetime.now(UTC))
+    """Validate ``data`` (InvalidRequest → 422), then start, attach or find the delivery.
+
+    A redelivery whose date has passed since its first delivery is still answered
+    with the run it started (see :func:`_redelivered`), not refused.
+    """
+    data = _with_wish_date_read(data)
+    try:
+        saga_request = starter.parse(data, datetime.now(UTC))
+    except InvalidRequest:
+        redelivered = await _redelivered(request, starter, data, delivery_key)
+        if redelivered is None:
+            raise
+        return await _answer(request, response, redelivered)
     delivery = delivery_for(delivery_key, saga_request) if delivery_key else None
     client = await temporal(request)
     started = await starter.start(
         client, saga_request, orchestrator_settings(request), delivery=delivery
     )
+    return await _answer(request, response, started)
+
+
+async def _redelivered(
+    request: Request, starter: SagaStarter, data: dict[str, Any], delivery_key: str | None
+) -> sagas.StartedSaga | None:
+    """The run a keyed delivery started, for a request that only today's clock refuses.
+
+    Webhooks and event buses redeliver hours or days later: a request accepted while
+    its date lay ahead must be answered with its run (200, ``duplicateDelivery``),
+    as any redelivery is, not 422 because the date has passed since. So when the
+    request is valid but for the date rules (it parses without the clock) and a
+    delivery key came with it, the delivery is looked up: the business key's latest
+    run first (strongly consistent), then the ``IdempotencyKey`` search attribute
+    (visibility). None: no key, another problem, or no run of this delivery (a new
+    delivery with a past date is refused as before). The same key with another
+    request raises ``DeliveryConflict`` (409), as it does for any delivery.
+    """
+    if delivery_key is None:
+        return None
+    try:
+        timeless = starter.parse(data, None)
+    except InvalidRequest:
+        return None
+    client = await temporal(request)
+    workflow_id = starter.workflow_id(timeless, orchestrator_settings(request))
+    latest = await sagas.latest_run(client, workflow_id)
+    return await sagas.find_delivery(client, latest, delivery_for(delivery_key, timeless))
+
+
+async def _answer(request: Request, response: Response, started: sagas.StartedSaga) -> SagaAccepted:
+    """202 for a run started or attached to; 200 with its status for one found again."""
     url = status_url(request, started.workflow_id)
     accepted = SagaAccepted(
         workflow_id=started.workflow_id,
@@ -55,8 +99,8 @@ async def start(
 def _with_wish_date_read(data: dict[str, Any]) -> dict[str, Any]:
     """``wishDate`` as a datetime when it is one, as cancelctl hands it to the domain.
 
-    The parse functions add "must not be in the past" to the other problems only
-    for a datetime, so this keeps every problem reported at once, as the CLI does.
+    cancelctl hands the domain a datetime, so the API does too: the same string then
+    means the same date (and the same date rules) whichever entry point it came through.
     Anything else stays as it was, for the model to report.
     """
     raw = data.get("wishDate")

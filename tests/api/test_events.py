@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
@@ -132,6 +133,49 @@ async def test_the_same_event_after_the_saga_completed_is_still_that_run(
     assert latest.run_id == first.json()["runId"]
 
 
+async def test_a_redelivered_event_whose_wish_date_has_passed_is_still_that_run(
+    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+) -> None:
+    """Issue #10 (defect 4): event buses redeliver hours later; a churn accepted while its
+    date lay ahead was answered 422 "in the past" on redelivery instead of with its run."""
+    wish = datetime.now(UTC) + timedelta(seconds=2)
+    data = {
+        "customerId": f"C-{uid}",
+        "wishDate": wish.isoformat(),
+        "stn": {"subscriptionId": f"SUB-{uid}"},
+    }
+    delivered = event("customer.churned", data, id=f"churn-{uid}")
+    first = await http.post("/v1/events", json=delivered)
+    assert first.status_code == 202, first.text
+    workflow_id, run_id = first.json()["workflowId"], first.json()["runId"]
+
+    async def date_passed() -> None:
+        assert datetime.now(UTC) > wish
+
+    await eventually(date_passed, within=10)
+
+    again = await http.post("/v1/events", json=delivered)
+
+    assert again.status_code == 200, again.text
+    answer = again.json()
+    assert answer["duplicateDelivery"] is True
+    assert (answer["workflowId"], answer["runId"]) == (workflow_id, run_id)
+    assert answer["status"]["workflowId"] == workflow_id
+    # A new event (another id) with that date is new input: refused, nothing started.
+    fresh = await http.post("/v1/events", json=event("customer.churned", data))
+    assert fresh.status_code == 422, fresh.text
+    assert fresh.json()["detail"] == [{"field": "data.wishDate", "rule": "must not be in the past"}]
+    assert (await client.get_workflow_handle(workflow_id).describe()).run_id == run_id
+    await wait_for_phase(client, workflow_id, "COMPLETED")
+
+    async def runs() -> int:  # visibility is eventually consistent: wait for the first
+        count = (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
+        assert count >= 1
+        return count
+
+    assert await eventually(runs) == 1
+
+
 async def test_the_same_event_id_with_another_payload_is_409(
     http: httpx.AsyncClient, client: Client, uid: str
 ) -> None:
@@ -204,6 +248,21 @@ async def test_invalid_data_is_422_with_the_data_fields(http: httpx.AsyncClient)
     assert response.status_code == 422
     fields = {problem["field"] for problem in response.json()["detail"]}
     assert fields == {"data.orderId", "data.reason"}
+
+
+async def test_a_date_more_than_two_years_ahead_is_422_and_starts_nothing(
+    http: httpx.AsyncClient, client: Client, uid: str
+) -> None:
+    data = {"subscriptionId": f"SUB-{uid}", "wishDate": "9999-12-31T00:00:00+00:00"}
+    response = await http.post("/v1/events", json=event("line.termination_requested", data))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {"field": "data.wishDate", "rule": "must be at most 730 days ahead"}
+    ]
+    with pytest.raises(RPCError) as missing:  # describe: strongly consistent
+        await client.get_workflow_handle(f"terminate-SUB-{uid}").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_binary_mode_is_415(http: httpx.AsyncClient) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from tests.api.conftest import ADMIN_TOKEN, BILLING_TOKEN, ApiProcess, bearer
-from tests.helpers import eventually
+from tests.helpers import eventually, wait_for_phase
 
 
 async def test_start_returns_202_with_the_workflow_id_and_a_status_url(
@@ -80,6 +82,55 @@ async def test_idempotency_key_header_answers_a_retry_and_refuses_another_body(
     assert f"crm-{uid}" not in str(memo) and len(memo["idempotencyKey"]) == 40
 
 
+async def test_a_redelivery_after_its_wish_date_passed_is_answered_with_its_run(
+    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+) -> None:
+    """Issue #10 (defect 4): a request accepted while its date lay ahead, redelivered
+    after the date passed, got 422 "in the past" instead of the run it started."""
+    wish = datetime.now(UTC) + timedelta(seconds=3)
+    body = {"subscriptionId": f"SUB-{uid}", "wishDate": wish.isoformat()}
+    key = {"Idempotency-Key": f"crm-{uid}"}
+    first = await http.post("/v1/line-terminations", json=body, headers=key)
+    assert first.status_code == 202, first.text
+    workflow_id, run_id = first.json()["workflowId"], first.json()["runId"]
+    # The saga waited for its wish date before it completed: the date has passed.
+    await wait_for_phase(client, workflow_id, "COMPLETED")
+    assert datetime.now(UTC) > wish
+
+    again = await http.post("/v1/line-terminations", json=body, headers=key)
+
+    assert again.status_code == 200, again.text
+    answer = again.json()
+    assert answer["duplicateDelivery"] is True and answer["runId"] == run_id
+    assert answer["workflowId"] == workflow_id and answer["status"]["phase"] == "COMPLETED"
+    assert again.headers["Location"] == answer["statusUrl"]
+    # Another payload under the same key is still a conflict, not a redelivery.
+    other = await http.post(
+        "/v1/line-terminations", json={**body, "referenceNumber": "REF-1"}, headers=key
+    )
+    assert other.status_code == 409, other.text
+    # Input broken beyond its date is refused with every problem, key or not.
+    broken = await http.post(
+        "/v1/line-terminations", json={**body, "referenceNumber": "R" * 16}, headers=key
+    )
+    assert broken.status_code == 422, broken.text
+    assert {p["field"] for p in broken.json()["detail"]} == {"wishDate", "referenceNumber"}
+    # A new delivery with that date is new input: the date rule applies.
+    fresh = await http.post(
+        "/v1/line-terminations", json=body, headers={"Idempotency-Key": f"crm-new-{uid}"}
+    )
+    assert fresh.status_code == 422, fresh.text
+    assert fresh.json()["detail"] == [{"field": "wishDate", "rule": "must not be in the past"}]
+    assert (await client.get_workflow_handle(workflow_id).describe()).run_id == run_id
+
+    async def runs() -> int:  # visibility is eventually consistent: wait for the first
+        count = (await client.count_workflows(f"WorkflowId = '{workflow_id}'")).count
+        assert count >= 1
+        return count
+
+    assert await eventually(runs) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "problems"),
     [
@@ -112,6 +163,54 @@ async def test_invalid_input_is_422_with_fields_and_starts_nothing(
         with pytest.raises(RPCError) as missing:
             await client.get_workflow_handle("terminate-S").describe()
         assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+FAR = "9999-12-31T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "workflow_id"),
+    [
+        (
+            "line-terminations",
+            {"subscriptionId": "SUB-{uid}", "wishDate": FAR},
+            "wishDate",
+            "terminate-SUB-{uid}",
+        ),
+        (
+            "order-cancellations",
+            {"orderId": "ord-{uid}", "churnTime": FAR},
+            "churnTime",
+            "cancel-order-ord-{uid}",
+        ),
+        (
+            "customer-churns",
+            {"customerId": "C-{uid}", "wishDate": FAR, "stn": {"subscriptionId": "SUB-{uid}"}},
+            "wishDate",
+            "churn-C-{uid}",
+        ),
+    ],
+    ids=["line", "order", "churn"],
+)
+async def test_a_date_more_than_two_years_ahead_is_422_and_starts_nothing(
+    http: httpx.AsyncClient,
+    client: Client,
+    uid: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+    workflow_id: str,
+) -> None:
+    """Issue #10: a year-9999 date started a saga (and took the sandbox's sTN down)."""
+    filled = json.loads(json.dumps(body).replace("{uid}", uid))
+
+    response = await http.post(f"/v1/{path}", json=filled, headers={"Idempotency-Key": uid})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [{"field": field, "rule": "must be at most 730 days ahead"}]
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(workflow_id.replace("{uid}", uid)).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_churn_parts_follow_the_churn_rules(http: httpx.AsyncClient, uid: str) -> None:

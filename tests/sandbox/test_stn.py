@@ -215,6 +215,46 @@ async def test_wish_date_postpones_processing(
     assert (await activation(client, created["id"]))["status"] == "DONE"
 
 
+@pytest.mark.parametrize(
+    "wish_date",
+    ["9999-12-31T23:59:59.999+00:00", "9999-12-31T23:30:00-05:00", "0001-01-01T00:30:00+01:00"],
+    ids=["last-moment", "past-year-9999-in-utc", "before-year-1-in-utc"],
+)
+async def test_a_wish_date_beyond_what_can_be_scheduled_is_refused_and_harms_nobody(
+    client: httpx.AsyncClient, clock: ManualClock, wish_date: str
+) -> None:
+    """Issue #10: a wish date at the end of year 9999 was accepted; adding the processing
+    delay to it then overflowed, and sTN answered 500 to every request after it."""
+    body = assert_error(
+        await terminate(client, subscriptionId="S-FAR", wishDate=wish_date), 400, "InclusiveBetween"
+    )
+    assert body["errors"] == [
+        {
+            "errorCode": "InclusiveBetween",
+            "fieldName": "wishDate",
+            "message": "'wish Date' is out of range.",
+        }
+    ]
+    assert (await query(client, subscriptionId="S-FAR"))["total"] == 0
+    other = await terminate(client, subscriptionId="S-NEXT")
+    assert other.status_code == 200, other.text
+    clock.advance(seconds=5)
+    assert (await activation(client, other.json()["id"]))["status"] == "DONE"
+
+
+async def test_a_late_wish_date_never_due_keeps_the_store_answering(
+    client: httpx.AsyncClient, clock: ManualClock, state: Any
+) -> None:
+    """A date the store accepted can end up beyond the last representable moment once
+    the processing delay grows: it is then never due, and every query still works."""
+    created = await terminate(client, subscriptionId="S-LATE", wishDate="9999-12-31T23:59:50Z")
+    assert created.status_code == 200, created.text
+    state.context.settings.stn_processing_delay_seconds = 3600.0
+    clock.advance(days=1)
+    assert (await activation(client, created.json()["id"]))["status"] == "BUSY"
+    assert (await terminate(client, subscriptionId="S-OTHER")).status_code == 200
+
+
 @pytest.mark.parametrize("configure_first", [True, False])
 async def test_configured_error_outcome(
     client: httpx.AsyncClient, clock: ManualClock, configure_first: bool
@@ -314,6 +354,7 @@ async def test_query_by_reference_number_and_order_by_desc(
         ({"orderBy": "colour"}, "OrderBy"),
         ({"orderByDesc": "colour"}, "OrderByDesc"),
         ({"createdAtFrom": "yesterday"}, "CreatedAtFrom"),
+        ({"createdAtTo": "9999-12-31T23:30:00-05:00"}, "CreatedAtTo"),  # past year 9999 in UTC
         ({"phoneNumber": "12"}, "PhoneNumber"),
     ],
 )
