@@ -23,6 +23,7 @@ from domain.common import (
     ProviderNotice,
     SagaPhase,
     StepRecord,
+    check_schedule,
     clean_identifier,
     problems_from_validation_error,
     schedule_problems,
@@ -116,9 +117,7 @@ def _part_problems(data: Mapping[str, Any]) -> list[FieldProblem]:
 
 def check_customer_churn_request(request: CustomerChurnRequest, now: datetime) -> None:
     """The rules that depend on the clock, checked once, at the edge."""
-    problems = schedule_problems("wishDate", request.wish_date, now)
-    if problems:
-        raise InvalidRequest(problems)
+    check_schedule("wishDate", request.wish_date, now)
 
 
 def parse_customer_churn_request(

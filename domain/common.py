@@ -269,6 +269,13 @@ def schedule_problems(field: str, when: Any, now: datetime | None) -> list[Field
     return []
 
 
+def check_schedule(field: str, when: Any, now: datetime) -> None:
+    """:func:`schedule_problems` at the edge: raise them as ``InvalidRequest``."""
+    problems = schedule_problems(field, when, now)
+    if problems:
+        raise InvalidRequest(problems)
+
+
 def refuse_past_wish_date(wish_date: datetime, now: datetime) -> None:
     """The reschedule validators' rule (raises ``ValueError`` for the caller).
 

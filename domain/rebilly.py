@@ -21,6 +21,7 @@ from domain.common import (
     ProviderNotice,
     SagaPhase,
     StepRecord,
+    check_schedule,
     clean_identifier,
     fit_to_limit,
     problems_from_validation_error,
@@ -224,9 +225,7 @@ class OrderCancellationRequest(CamelModel):
 
 def check_order_cancellation_request(request: OrderCancellationRequest, now: datetime) -> None:
     """The rules that depend on the clock, checked once, at the edge."""
-    problems = schedule_problems("churnTime", request.churn_time, now)
-    if problems:
-        raise InvalidRequest(problems)
+    check_schedule("churnTime", request.churn_time, now)
 
 
 def parse_order_cancellation_request(

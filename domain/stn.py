@@ -22,6 +22,7 @@ from domain.common import (
     InvalidRequest,
     SagaPhase,
     StepRecord,
+    check_schedule,
     clean_identifier,
     clean_text,
     fit_to_limit,
@@ -135,9 +136,7 @@ class TerminationRequest(CamelModel):
 
 def check_termination_request(request: TerminationRequest, now: datetime) -> None:
     """The rules that depend on the clock, checked once, at the edge."""
-    problems = schedule_problems("wishDate", request.wish_date, now)
-    if problems:
-        raise InvalidRequest(problems)
+    check_schedule("wishDate", request.wish_date, now)
 
 
 def parse_termination_request(data: Mapping[str, Any], now: datetime | None) -> TerminationRequest:
@@ -162,9 +161,7 @@ def check_future_wish_date(wish_date: datetime, now: datetime, field: str = "wis
     """Reschedule rule: a new date needs an offset and must lie ahead, not too far."""
     if wish_date.tzinfo is None:
         raise InvalidRequest([FieldProblem(field=field, rule="must carry a UTC offset")])
-    problems = schedule_problems(field, wish_date, now)
-    if problems:
-        raise InvalidRequest(problems)
+    check_schedule(field, wish_date, now)
 
 
 def termination_workflow_id(request: TerminationRequest, key: bytes) -> str:
