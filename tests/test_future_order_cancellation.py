@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
@@ -31,6 +32,7 @@ from activities.airalo import AiraloActivities, AiraloTokens
 from activities.provider_http import json_http_client
 from config.settings import AiraloSettings, OrchestratorSettings
 from domain.airalo import (
+    AiraloActivity,
     CreateFutureOrder,
     FutureOrder,
     FutureOrderCancellationRequest,
@@ -476,6 +478,15 @@ async def test_revoke_during_a_call_lets_its_answer_count_and_sends_nothing_more
         assert len(cancel_calls(sandbox_admin, first)) == 0  # logged when answered
         state = await status_of(client, started.workflow_id)
         assert state["cancelCalls"] == 1, state["cancelCalls"]
+        # Running on the worker, not only scheduled: a revoke cancels a call that never
+        # started, and those ten would rightly stay KEPT.
+        description = await client.get_workflow_handle(started.workflow_id).describe()
+        states = [
+            pending.state
+            for pending in description.raw_description.pending_activities
+            if pending.activity_type.name == AiraloActivity.CANCEL_FUTURE_ORDERS
+        ]
+        assert states == [PendingActivityState.PENDING_ACTIVITY_STATE_STARTED], states
 
     await eventually(first_call_sent)
     revoked = await sagas.revoke(client, started.workflow_id, None)

@@ -8,7 +8,8 @@ shared dev server and a private sandbox holding the submit in flight.
 from __future__ import annotations
 
 import pytest
-from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
+from temporalio.api.enums.v1 import PendingActivityState, TimeoutType
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 
 from config.settings import OrchestratorSettings
@@ -34,6 +35,19 @@ async def submit_in_flight(client: Client, workflow_id: str) -> None:
     assert states == [PendingActivityState.PENDING_ACTIVITY_STATE_STARTED], states
 
 
+async def retry_scheduled(client: Client, workflow_id: str) -> Failure:
+    """The submit's second attempt, waiting for a worker: the first attempt's failure."""
+    description = await client.get_workflow_handle(workflow_id).describe()
+    (pending,) = [
+        pending
+        for pending in description.raw_description.pending_activities
+        if pending.activity_type.name == StnActivity.SUBMIT_TERMINATION
+    ]
+    assert pending.attempt == 2, pending.attempt
+    assert pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED, pending.state
+    return pending.last_failure
+
+
 @pytest.mark.own_sandbox
 async def test_call_in_flight_when_worker_dies_is_retried_after_its_heartbeat_stops(
     client: Client,
@@ -57,33 +71,20 @@ async def test_call_in_flight_when_worker_dies_is_retried_after_its_heartbeat_st
         )
         await eventually(lambda: submit_in_flight(client, started.workflow_id), within=60)
         first.kill()
+    # No worker yet: the retry waits, scheduled, showing what ended the first attempt.
+    # Its missing heartbeat (10 s), not start_to_close (60 s).
+    failure = await eventually(lambda: retry_scheduled(client, started.workflow_id), within=40)
+    assert failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT, failure
     with worker_process(client, sandbox, settings.task_queue):
         final = await result_of(client, started.workflow_id)
 
     assert final["phase"] == "COMPLETED"
-    # The held call reached sTN; the retry found its activation instead of sending again.
+    # One termination at sTN: the retry looked up before it sent (the held call and
+    # the retry cannot both create one).
     terminations = [
         call
         for call in sandbox_admin.calls(provider="stn", method="POST", path=TERMINATE)
         if (call["requestBody"] or {}).get("subscriptionId") == subscription
+        and call["status"] == 200
     ]
     assert len(terminations) == 1
-    history = await client.get_workflow_handle(started.workflow_id).fetch_history()
-    scheduled = {
-        event.event_id
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and event.activity_task_scheduled_event_attributes.activity_type.name
-        == StnActivity.SUBMIT_TERMINATION
-    }
-    (retried,) = [
-        event.activity_task_started_event_attributes
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and event.activity_task_started_event_attributes.scheduled_event_id in scheduled
-    ]
-    assert retried.attempt == 2
-    # What ended the first attempt: its missing heartbeat, not start_to_close (30-60 s).
-    assert (
-        retried.last_failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
-    ), retried.last_failure
