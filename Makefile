@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast test-browser browser-deps screenshots reliability run install temporal-cli lint typecheck pytest format clean openapi
+.PHONY: test test-fast test-browser browser-deps screenshots reliability run install temporal-cli lint typecheck pytest format clean openapi cluster test-cluster temporal-server postgres-deps
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,12 @@ $(VENV)/.installed: pyproject.toml
 # Prints the CLI's path: $$TEMPORAL_CLI, `temporal` on PATH, the cached build, or a Go build.
 temporal-cli: install
 	@$(BIN)/python -m config.temporal_cli
+
+# Prints the paths of Temporal Server, its schema tool and the Web UI server for
+# `make cluster`: $$TEMPORAL_SERVER/_SQL_TOOL/_UI_SERVER, the cached builds, or Go builds
+# from the module proxy (config/temporal_server.py).
+temporal-server: install
+	@$(BIN)/python -m config.temporal_server
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,9 +42,17 @@ PYTEST_WORKERS ?= 4
 XDIST = -n $(PYTEST_WORKERS) --dist worksteal
 
 pytest: install
-	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest $(XDIST) --ignore=tests/browser $(PYTEST_ARGS)
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest $(XDIST) --ignore=tests/browser --ignore=tests/cluster $(PYTEST_ARGS)
 
-test: install temporal-cli lint typecheck pytest test-browser
+test: install temporal-cli lint typecheck pytest test-browser test-cluster
+
+# The sagas on Temporal Server as four services on PostgreSQL, faults included
+# (tests/cluster, ~4 min). Serial: one cluster for the whole suite. PostgreSQL comes
+# from apt when missing (postgres-deps); the server is built first (once, ~2-4 min) so
+# that its build output is seen.
+test-cluster: install postgres-deps
+	$(BIN)/python -m config.temporal_server > /dev/null
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest -p no:xdist tests/cluster $(PYTEST_ARGS)
 
 # Debian's chromium (apt) and playwright-core (npm ci) for the browser test; never a
 # downloaded browser build.
@@ -72,6 +86,16 @@ format: install
 # Dev server + Web UI (SQLite under .data/), provider sandbox and worker, in the foreground.
 run: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m starter.devstack
+
+# The product on a PostgreSQL-backed Temporal cluster, in the foreground (README "Running
+# on a cluster"): PostgreSQL under .data/cluster, Temporal's four services, Web UI,
+# sandbox, codec server, CLUSTER_WORKERS workers (default 2) and the HTTP API.
+cluster: install postgres-deps
+	$(BIN)/python -m starter.cluster
+
+# Debian's PostgreSQL binaries (apt) for the cluster when none are found; no service.
+postgres-deps: install
+	bash deploy/install-postgres.sh $(BIN)/python
 
 # Regenerates the committed OpenAPI document of the HTTP API from the code
 # (tests/api/test_openapi.py fails when docs/openapi.json drifts).
