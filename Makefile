@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast test-browser browser-deps screenshots reliability run install temporal-cli lint typecheck pytest format clean openapi cluster test-cluster temporal-server postgres-deps
+.PHONY: test test-fast test-browser browser-deps screenshots reliability run install temporal-cli lint typecheck pytest format clean openapi bench cluster test-cluster temporal-server postgres-deps
 
 install: $(VENV)/.installed
 
@@ -78,6 +78,14 @@ test-fast: install
 # `make test`, which runs its smoke version (tests/test_reliability_smoke.py).
 reliability: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m reliability $(RELIABILITY_ARGS)
+
+# Performance and scale against bare Temporal (bench/, writes docs/performance.md):
+# overhead, a 10,000-saga month-end wave, provider calls, intake; < 30 min on 2 cores.
+# Not part of `make test`. BENCH_ARGS=--quick for a few minutes; TARGET=cluster once
+# the PostgreSQL-backed cluster has landed (until then it says it is not wired).
+TARGET ?= dev
+bench: install
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m bench --target $(TARGET) $(BENCH_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.airalo import AiraloActivities, AiraloTokens
 from activities.heartbeat import HeartbeatingActivities
@@ -28,7 +29,13 @@ from activities.provider_http import json_http_client
 from activities.rebilly import RebillyActivities, rebilly_http_client
 from activities.stn import StnActivities, stn_http_client
 from config.codec import CodecConfigurationError
-from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
+from config.settings import (
+    AiraloSettings,
+    OrchestratorSettings,
+    RebillySettings,
+    StnSettings,
+    WorkerSettings,
+)
 from config.telemetry import (
     TelemetrySettings,
     Tracing,
@@ -52,6 +59,9 @@ WORKFLOWS: Sequence[type] = (
     FutureOrderCancellationSaga,
     CustomerChurnSaga,
 )
+
+#: Our packages a workflow imports, shared by all runs with ``share_workflow_modules``.
+WORKFLOW_PACKAGES = ("workflows", "domain")
 
 
 @dataclass(frozen=True)
@@ -122,13 +132,40 @@ async def provider_clients(
         )
 
 
-def build_worker(client: Client, task_queue: str, clients: ProviderClients) -> Worker:
+def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
+    """The ``Worker`` options ``CANCEL_WORKER_*`` set; an unset one keeps the SDK's default."""
+    options: dict[str, Any] = {"max_cached_workflows": tuning.max_cached_workflows}
+    if tuning.share_workflow_modules:
+        restrictions = SandboxRestrictions.default.with_passthrough_modules(*WORKFLOW_PACKAGES)
+        options["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
+    if tuning.max_concurrent_workflow_tasks is not None:
+        options["max_concurrent_workflow_tasks"] = tuning.max_concurrent_workflow_tasks
+    if tuning.max_concurrent_activities is not None:
+        options["max_concurrent_activities"] = tuning.max_concurrent_activities
+    if tuning.workflow_task_pollers is not None:
+        options["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
+            tuning.workflow_task_pollers
+        )
+    if tuning.activity_task_pollers is not None:
+        options["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
+            tuning.activity_task_pollers
+        )
+    return options
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    clients: ProviderClients,
+    tuning: WorkerSettings | None = None,
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=activities_of(clients),
         interceptors=[HeartbeatingActivities()],
+        **tuning_options(tuning or WorkerSettings()),
     )
 
 
@@ -144,7 +181,7 @@ async def main() -> None:
     try:
         client = await connect(runtime=process_runtime, interceptors=tracing_interceptors(tracing))
         async with provider_clients(tracing=tracing) as clients:
-            worker = build_worker(client, settings.task_queue, clients)
+            worker = build_worker(client, settings.task_queue, clients, WorkerSettings())
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -51,6 +51,35 @@ class OrchestratorSettings(BaseSettings):
     workflow_id_key: SecretStr = SecretStr("dev-only-workflow-id-key")
 
 
+class WorkerSettings(BaseSettings):
+    """How the worker process runs its tasks (``worker.py``). Env prefix ``CANCEL_WORKER_``.
+
+    Unset (``None``) means the Temporal SDK's own default. Measured on 2 cores in
+    ``docs/performance.md`` (``make bench``); README "Sizing" says when to change them.
+    """
+
+    # An empty variable (``CANCEL_WORKER_WORKFLOW_TASK_POLLERS=`` in .env) counts as unset.
+    model_config = SettingsConfigDict(
+        env_prefix="CANCEL_WORKER_", extra="ignore", env_ignore_empty=True
+    )
+
+    # Workflow runs kept in memory between their tasks (sticky cache; SDK default 1000).
+    # A run that was evicted is replayed from its whole history on its next task.
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    # Workflow and activity tasks in progress at once (SDK default: 100 / 100).
+    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    max_concurrent_activities: int | None = Field(default=None, ge=1)
+    # Concurrent long polls for workflow and activity tasks (SDK default: 5 / 5).
+    workflow_task_pollers: int | None = Field(default=None, ge=2)
+    activity_task_pollers: int | None = Field(default=None, ge=1)
+    # The workflow sandbox re-imports every non-passthrough module a workflow uses for
+    # each run it creates or replays (a fresh copy of workflows/*, its classes and
+    # dataclasses): true imports workflows/ and domain/ once per process and shares
+    # them. Safe because those modules hold no mutable module state and do no I/O
+    # (runtime restrictions on non-deterministic calls still apply).
+    share_workflow_modules: bool = True
+
+
 class RebillySettings(BaseSettings):
     """Rebilly. Env: ``REBILLY_BASE_URL`` (organization-scoped, e.g.
     ``https://api-sandbox.rebilly.com/organizations/<org>``), ``REBILLY_API_KEY``,

@@ -152,6 +152,11 @@ class Stack:
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     #: The worker's httpx timeout per provider call (``*_TIMEOUT_SECONDS``).
     provider_timeout_seconds: float = PROVIDER_TIMEOUT_SECONDS
+    #: Extra environment of the worker process (e.g. ``CANCEL_WORKER_*`` tuning).
+    worker_env: dict[str, str] = field(default_factory=dict)
+    #: The sandbox keeps its state in a file (restarts keep it). Off for benchmarks: the
+    #: sandbox rewrites the whole file after every request, which grows with its state.
+    sandbox_state_file: bool = True
     outages: list[Outage] = field(default_factory=list)
     server: ManagedProcess = field(init=False)
     sandbox: ManagedProcess = field(init=False)
@@ -182,6 +187,7 @@ class Stack:
                 f"{provider}_TIMEOUT_SECONDS": str(self.provider_timeout_seconds)
                 for provider in ("STN", "REBILLY", "AIRALO")
             },
+            **self.worker_env,
         }
         sandbox_env = {
             **base,
@@ -231,8 +237,7 @@ class Stack:
                 "127.0.0.1",
                 "--port",
                 str(self.sandbox_port),
-                "--state-file",
-                str(self.state_file),
+                *(["--state-file", str(self.state_file)] if self.sandbox_state_file else []),
             ],
             sandbox_env,
             self.workdir / "sandbox.log",

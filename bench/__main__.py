@@ -1,0 +1,56 @@
+"""``python -m bench`` (``make bench``): all four benchmarks, each on a stack of its own,
+each writing its section of ``docs/performance.md``.
+
+The default sizes fit in 30 minutes on a 2-core machine (the wave is most of it);
+``--quick`` runs every benchmark small (a few minutes, for trying changes out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import calls, cli, intake, overhead, wave
+from bench.target import TARGETS
+
+FULL = {
+    "overhead": ["--sagas", "300", "--rounds", "2"],
+    "wave": ["--sagas", "10000", "--variants", "bare,tuned"],
+    "calls": ["--sagas", "20"],
+    "intake": ["--sagas", "300"],
+}
+QUICK = {
+    "overhead": ["--sagas", "100", "--rounds", "1"],
+    "wave": ["--sagas", "1000"],
+    "calls": ["--sagas", "5"],
+    "intake": ["--sagas", "100"],
+}
+
+
+async def main(args: argparse.Namespace) -> None:
+    sizes = QUICK if args.quick else FULL
+    target = ["--target", args.target]
+    began = time.monotonic()
+    for name, module in (
+        ("overhead", overhead),
+        ("wave", wave),
+        ("calls", calls),
+        ("intake", intake),
+    ):
+        if args.only and name not in args.only.split(","):
+            continue
+        print(f"\n== {name} ({time.monotonic() - began:.0f} s in)", flush=True)
+        await module.main(module.parse_args([*sizes[name], *target]))
+    print(f"\nall done in {time.monotonic() - began:.0f} s; see docs/performance.md")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--target", default="dev", choices=TARGETS)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
+    parser.add_argument("--only", help="comma-separated subset: overhead,wave,calls,intake")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    cli.run(main(parse_args()))

@@ -1,0 +1,23 @@
+"""Running a benchmark from the command line: stopped cleanly by SIGTERM too.
+
+``timeout`` and CI stop a process with SIGTERM, which skips ``atexit`` and
+``finally``: the private stack's server, sandbox and workers would outlive the
+benchmark. Here SIGTERM raises ``SystemExit`` instead, so they are stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from types import FrameType
+from typing import Any, NoReturn
+
+
+def _exit(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def run(main: Coroutine[Any, Any, Any]) -> None:
+    signal.signal(signal.SIGTERM, _exit)
+    asyncio.run(main)

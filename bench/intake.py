@@ -1,0 +1,181 @@
+"""Benchmark 4: event intake, requests per second that become started sagas.
+
+``python -m bench.intake [--sagas 300]``: sTN terminations due tomorrow (each saga
+submits, then waits: the worker's share stays what a real intake costs) started
+with 32 requests in flight, one way after another on the same stack:
+
+* **bare client start**: ``Client.start_workflow`` of the LineTermination alone, the
+  floor: no look-up of the business key's latest run first;
+* **direct client starts**: ``starter.sagas.start_line_termination`` in the bench
+  process (what ``cancelctl`` and the API both call: describe the latest run, then
+  start);
+* **API, POST /v1/line-terminations** with an ``Idempotency-Key`` per request (as a
+  CRM that retries would send), through ``reliability.entrypoints.Api``;
+* **API, POST /v1/events**: the same request as a CloudEvent.
+
+A request counts once it was answered 2xx and its run exists (counted in visibility
+before the rate is taken). Rate: sagas over the seconds from the first request to
+the last answer. Ratio: each rate over the direct starts' rate. The API's CPU ms per
+saga is its process's CPU time over the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bench import cli, report
+from bench.measure import cpu_of, cpu_used, start_all, wait_for_count
+from bench.target import Bench, running
+from config.settings import OrchestratorSettings
+from domain.common import SagaKind
+from domain.stn import TerminationRequest, termination_workflow_id
+from reliability.entrypoints import Api, api_body
+from reliability.harness import TASK_QUEUE
+from starter.sagas import start_line_termination
+from workflows.line_termination import LineTerminationSaga
+
+SETTINGS = OrchestratorSettings(task_queue=TASK_QUEUE)
+
+
+@dataclass(frozen=True)
+class Intake:
+    way: str
+    sagas: int
+    seconds: float
+    cpu: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.sagas / self.seconds
+
+    def cpu_ms(self, process: str) -> float:
+        return 1000 * self.cpu.get(process, 0.0) / self.sagas
+
+
+Send = Callable[[TerminationRequest], Awaitable[None]]
+
+
+async def batch(bench: Bench, way: str, count: int, send: Send) -> Intake:
+    bench.reset_sandbox()
+    tag = uuid.uuid4().hex[:8].upper()
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    requests = [
+        TerminationRequest(subscription_id=f"SUB-I{tag}-{i:05d}", wish_date=tomorrow)
+        for i in range(count)
+    ]
+    pids = bench.pids
+    before = cpu_of(pids)
+    began = time.monotonic()
+
+    async def one(index: int) -> None:
+        await send(requests[index])
+
+    await start_all(count, one, concurrency=32)
+    seconds = time.monotonic() - began
+    cpu = cpu_used(before, cpu_of(pids))
+    query = f"WorkflowId STARTS_WITH 'terminate-SUB-I{tag}-'"
+    await wait_for_count(bench.client, query, count, within=120, what=way, health=bench.check_alive)
+    return Intake(way, count, seconds, cpu)
+
+
+async def measure(bench: Bench, count: int) -> list[Intake]:
+    api = Api(bench.stack)
+    key = SETTINGS.workflow_id_key.get_secret_value().encode()
+
+    async def bare(request: TerminationRequest) -> None:
+        await bench.client.start_workflow(
+            LineTerminationSaga.run,
+            request,
+            id=termination_workflow_id(request, key),
+            task_queue=TASK_QUEUE,
+        )
+
+    async def direct(request: TerminationRequest) -> None:
+        await start_line_termination(bench.client, request, SETTINGS)
+
+    async def post(request: TerminationRequest) -> None:
+        answer = await api.start(
+            SagaKind.LINE_TERMINATION, api_body(request), idempotency_key=uuid.uuid4().hex
+        )
+        if not answer.ok:
+            raise RuntimeError(f"the API answered {answer.code}: {answer.text[:300]}")
+
+    async def event(request: TerminationRequest) -> None:
+        answer = await api.event(
+            SagaKind.LINE_TERMINATION, "bench/intake", uuid.uuid4().hex, api_body(request)
+        )
+        if not answer.ok:
+            raise RuntimeError(f"the API answered {answer.code}: {answer.text[:300]}")
+
+    try:
+        # A short warm-up each, so no way pays for first imports and connections.
+        for send in (bare, direct, post, event):
+            await batch(bench, "warm-up", 10, send)
+        return [
+            await batch(bench, "bare client start (Client.start_workflow)", count, bare),
+            await batch(bench, "direct client starts", count, direct),
+            await batch(bench, "API POST /v1/line-terminations", count, post),
+            await batch(bench, "API POST /v1/events (CloudEvent)", count, event),
+        ]
+    finally:
+        await api.close()
+
+
+def table(results: list[Intake]) -> str:
+    direct = next(r.rate for r in results if r.way == "direct client starts")
+    rows = [
+        [
+            r.way,
+            str(r.sagas),
+            f"{r.rate:.1f}",
+            f"{r.rate / direct:.2f}x",
+            f"{r.cpu_ms('api'):.1f}",
+            f"{r.cpu_ms('server'):.1f}",
+            f"{r.cpu_ms('worker'):.1f}",
+        ]
+        for r in results
+    ]
+    return report.markdown_table(
+        [
+            "way in",
+            "sagas",
+            "started sagas/s",
+            "vs direct",
+            "API CPU ms/saga",
+            "server CPU ms/saga",
+            "worker CPU ms/saga",
+        ],
+        rows,
+    )
+
+
+async def main(args: argparse.Namespace) -> str:
+    async with running(args.target, api=True) as bench:
+        results = await measure(bench, args.sagas)
+    body = table(results)
+    section = report.Section(
+        "intake",
+        "4. Event intake: API requests that become started sagas",
+        f"python -m bench.intake --sagas {args.sagas}",
+        __doc__ or "",
+        body,
+    )
+    report.write(section, args.target)
+    print(body)
+    return body
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
+    parser.add_argument("--sagas", type=int, default=300, help="sagas per way in")
+    parser.add_argument("--target", default="dev", choices=("dev", "cluster"))
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    cli.run(main(parse_args()))

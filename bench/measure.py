@@ -1,0 +1,198 @@
+"""What every benchmark measures the same way: percentiles, process samples, runs.
+
+* :func:`pct` and :class:`Spread`: percentiles by nearest rank, one rule everywhere.
+* :class:`ProcessSampler`: a process's resident memory (``VmRSS``) and CPU seconds
+  (``utime + stime``) read from ``/proc`` every half second. CPU seconds per saga
+  are the figure the shared 2-core machine disturbs least: another engineer's load
+  stretches wall-clock time, not the work each process does.
+* :func:`start_all`: starts at a bounded concurrency, as a busy caller would.
+* :func:`closed_runs`: the runs of a phase, with the server's start and close times,
+  once every one has closed (polled with a deadline, never slept on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from temporalio.client import Client
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    """The ``p`` quantile (0..1) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p * (len(ordered) - 1))))]
+
+
+@dataclass(frozen=True)
+class Spread:
+    p50: float
+    p99: float
+    max: float
+    mean: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            return cls(0.0, 0.0, 0.0, 0.0)
+        return cls(pct(values, 0.5), pct(values, 0.99), max(values), statistics.fmean(values))
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of ``pid`` in MiB (``VmRSS``); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # The command name may hold spaces: fields count from after its ')'.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class ProcessSampler:
+    """Samples ``VmRSS`` of some processes in the background (``async with``), each
+    sample at its wall-clock time (``time.time()``: comparable with the sandbox's log)."""
+
+    pids: dict[str, int]
+    interval: float = 0.5
+    samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ProcessSampler:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            now = time.time()
+            for name, pid in self.pids.items():
+                rss = rss_mib(pid)
+                if rss is not None:
+                    self.samples.setdefault(name, []).append((now, rss))
+            await asyncio.sleep(self.interval)
+
+    def peak(self, name: str, since: float = 0.0, until: float = float("inf")) -> float:
+        values = [rss for at, rss in self.samples.get(name, []) if since <= at <= until]
+        return max(values, default=0.0)
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
+async def start_all(
+    count: int, start_one: Callable[[int], Awaitable[None]], concurrency: int = 32
+) -> float:
+    """Call ``start_one(0..count-1)``, at most ``concurrency`` at once; the seconds taken."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> None:
+        async with gate:
+            await start_one(index)
+
+    began = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return time.monotonic() - began
+
+
+@dataclass(frozen=True)
+class Run:
+    workflow_id: str
+    started: datetime
+    closed: datetime
+    status: str
+
+
+async def count(client: Client, query: str) -> int:
+    return (await client.count_workflows(query)).count
+
+
+Health = Callable[[], None]
+
+
+def healthy() -> None:
+    """A health check that finds nothing wrong."""
+
+
+async def wait_for_count(
+    client: Client,
+    query: str,
+    expected: int,
+    *,
+    within: float,
+    what: str,
+    health: Health = healthy,
+) -> None:
+    """Poll until ``query`` counts ``expected`` runs, or fail at the deadline (or as
+    soon as ``health`` raises: a dead worker never finishes anything)."""
+    deadline = time.monotonic() + within
+    while (seen := await count(client, query)) < expected:
+        health()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: {seen} of {expected} after {within:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def closed_runs(
+    client: Client, query: str, ids: set[str], *, within: float, health: Health = healthy
+) -> list[Run]:
+    """The runs of ``ids`` (which ``query`` matches, among others perhaps), once all closed."""
+    closed = f"({query}) AND ExecutionStatus != 'Running'"
+    deadline = time.monotonic() + within
+    while True:
+        remaining = max(1.0, deadline - time.monotonic())
+        await wait_for_count(client, closed, len(ids), within=remaining, what=query, health=health)
+        runs = []
+        async for execution in client.list_workflows(closed):
+            if execution.id not in ids or execution.close_time is None:
+                continue
+            status = execution.status.name if execution.status else "?"
+            runs.append(Run(execution.id, execution.start_time, execution.close_time, status))
+        if len(runs) >= len(ids):
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{query}: {len(runs)} of {len(ids)} closed after {within:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+def throughput(runs: Sequence[Run], share: float = 0.99) -> float:
+    """Runs per second from the first start until ``share`` of them had closed (server
+    clock). 99 %: one straggler (a task retried after a timeout) says nothing of the
+    rate, and is visible in the tail columns instead."""
+    if not runs:
+        return 0.0
+    closes = sorted(run.closed for run in runs)
+    done = max(1, round(share * len(closes)))
+    span = (closes[done - 1] - min(run.started for run in runs)).total_seconds()
+    return done / span if span > 0 else float("inf")

@@ -1,0 +1,110 @@
+"""``docs/performance.md``: one section per benchmark, rewritten by its latest run.
+
+Each section carries the command that produced it, when, and on what (cores,
+memory, load average at the start, Python, temporalio, Temporal CLI and server
+versions, target), so figures from different runs are never mistaken for one
+run's. Sections live between ``<!-- bench:KEY -->`` markers; the text outside them
+(the introduction) is kept as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from config.temporal_cli import ensure_temporal_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "docs" / "performance.md"
+ORDER = ("overhead", "wave", "calls", "intake", "profile")
+
+INTRO = """# Performance and scale
+
+Measured by `make bench` (`python -m bench`; each benchmark also runs alone, e.g.
+`python -m bench.wave --sagas 2000`). Every ratio compares the product with bare
+Temporal **on the same server in the same run** (`bench/bare.py`: a workflow of the
+same shape with nothing of the product around it, in its own worker process with the
+SDK's default options and the product's data converter). Absolute figures depend on
+the machine and on what else ran on it (the load average is noted per section); the
+ratios, and the CPU seconds each process spent per saga, are what to compare.
+The sizing advice drawn from these figures is in README.md, "Sizing".
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    command: str
+    about: str
+    body: str
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _memory_gib() -> float:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+@functools.cache
+def temporal_version() -> str:
+    try:
+        out = subprocess.run(
+            [str(ensure_temporal_cli()), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.strip().removeprefix("temporal version ")
+
+
+def machine(target: str) -> str:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; target `{target}`; "
+        f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB; load average {load}; "
+        f"Python {platform.python_version()}, temporalio {version('temporalio')}, "
+        f"Temporal CLI {temporal_version()}"
+    )
+
+
+def render(section: Section, target: str) -> str:
+    about = "\n".join(line.rstrip() for line in section.about.strip().splitlines()[2:]).strip()
+    return (
+        f"<!-- bench:{section.key} -->\n## {section.title}\n\n"
+        f"`{section.command}` - {machine(target)}\n\n"
+        f"{section.body}\n\n{about}\n<!-- /bench:{section.key} -->"
+    )
+
+
+def write(section: Section, target: str, path: Path = REPORT) -> None:
+    """Replace ``section`` in the report (or add it, in :data:`ORDER`)."""
+    text = path.read_text() if path.exists() else INTRO
+    blocks = dict(
+        re.findall(r"<!-- bench:(\w+) -->\n(.*?)\n<!-- /bench:\1 -->", text, flags=re.DOTALL)
+    )
+    intro = text.split("<!-- bench:", 1)[0].rstrip() + "\n"
+    rendered = render(section, target)
+    blocks[section.key] = rendered.split("\n", 1)[1].rsplit("\n", 1)[0]
+    keys = [key for key in ORDER if key in blocks] + sorted(set(blocks) - set(ORDER))
+    parts = [f"<!-- bench:{key} -->\n{blocks[key]}\n<!-- /bench:{key} -->" for key in keys]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(intro + "\n" + "\n\n".join(parts) + "\n")
