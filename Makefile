@@ -80,9 +80,10 @@ reliability: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 # Performance and scale against bare Temporal (bench/, writes docs/performance.md):
-# overhead, a 10,000-saga month-end wave, provider calls, intake; < 30 min on 2 cores.
-# Not part of `make test`. BENCH_ARGS=--quick for a few minutes; TARGET=cluster once
-# the PostgreSQL-backed cluster has landed (until then it says it is not wired).
+# overhead, a 10,000-saga month-end wave, provider calls, intake. Sized for 30 min on 2
+# idle cores; 51 min measured on a shared machine at load 2-3.5 (docs/performance.md).
+# Not part of `make test`. BENCH_ARGS=--quick for a few minutes. TARGET=cluster is not
+# wired to starter/cluster yet: it says so and exits 1.
 TARGET ?= dev
 bench: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m bench --target $(TARGET) $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 """``python -m bench`` (``make bench``): all four benchmarks, each on a stack of its own,
 each writing its section of ``docs/performance.md``.
 
-The default sizes fit in 30 minutes on a 2-core machine (the wave is most of it);
+The default sizes are meant for 30 minutes on 2 idle cores (the two 10,000-saga waves
+are most of it; 51 minutes on a shared machine at load 2-3.5);
 ``--quick`` runs every benchmark small (a few minutes, for trying changes out).
 """
 

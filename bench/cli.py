@@ -19,5 +19,9 @@ def _exit(signum: int, _frame: FrameType | None) -> NoReturn:
 
 
 def run(main: Coroutine[Any, Any, Any]) -> None:
+    """Run ``main``; a target that is not wired yet ends it with its reason, exit 2."""
     signal.signal(signal.SIGTERM, _exit)
-    asyncio.run(main)
+    try:
+        asyncio.run(main)
+    except NotImplementedError as error:
+        raise SystemExit(f"bench: {error}") from None

@@ -7,12 +7,16 @@ fast as a caller with 32 requests in flight can, against
 * **bare, no-op activities**: :class:`bench.bare.BareSaga` with the same number of
   activities (two) and timers (none), each activity doing nothing;
 * **bare, same HTTP calls**: the same workflow whose two activities make the
-  product's two sTN calls to the same sandbox (what is left is ours).
+  product's two sTN calls to the same sandbox (what is left is ours);
+* **bare, same calls + upserts**: that workflow with the product's five
+  search-attribute upserts at the same points (``CancellationStatus`` per phase):
+  the share of the difference that is the upserts' (workflow code, not tuning).
 
 Rounds alternate the kinds so the machine's drift hits each alike; a kind's figure
 is its best round (noise only ever slows a round down). Throughput is sagas from
-the first start to the last close (server times). CPU ms per saga is each
-process's ``utime + stime`` over the phase divided by its sagas.
+the first start until 99 % had closed (server times; one straggler says nothing of
+the rate). CPU ms per saga is each process's ``utime + stime`` over the phase
+divided by its sagas: the figure the shared machine disturbs least.
 
 The product runs twice per round: with the SDK's default worker options and with
 the shipped tuning (``CANCEL_WORKER_*``, config/settings.py), so the table shows

@@ -1,8 +1,8 @@
 """``docs/performance.md``: one section per benchmark, rewritten by its latest run.
 
 Each section carries the command that produced it, when, and on what (cores,
-memory, load average at the start, Python, temporalio, Temporal CLI and server
-versions, target), so figures from different runs are never mistaken for one
+memory, the load average when it was written, Python, temporalio, Temporal CLI and
+server versions, target), so figures from different runs are never mistaken for one
 run's. Sections live between ``<!-- bench:KEY -->`` markers; the text outside them
 (the introduction) is kept as it is.
 """

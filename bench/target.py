@@ -6,9 +6,11 @@ privately on free ports by the reliability suite's :class:`reliability.harness.S
 with the sandbox in memory (no state file: it would rewrite a file that grows with
 every saga after each request, a cost of the test double, not of the product).
 
-``cluster`` (``make bench TARGET=cluster``): the PostgreSQL-backed cluster is not
-wired yet (``starter/cluster`` has not landed); asking for it says so instead of
-measuring something else.
+``cluster`` (``make bench TARGET=cluster``): not wired yet. The PostgreSQL-backed
+cluster (``starter.cluster.ClusterStack``) has landed, but a :class:`Bench` on it needs
+its Temporal address, its sandbox's URL, the product workers' processes (restarted
+with ``CANCEL_WORKER_*`` for the before/after) and a bare worker pointed at it;
+asking for it says so instead of measuring something else.
 """
 
 from __future__ import annotations
@@ -97,8 +99,8 @@ async def running(
     """Start ``target``; everything is stopped when the block ends."""
     if target == "cluster":
         raise NotImplementedError(
-            "TARGET=cluster: the PostgreSQL-backed cluster (starter/cluster) has not landed; "
-            "bench/target.py needs its Temporal address and how to start workers there"
+            "TARGET=cluster is not wired yet: bench/target.py must run the benchmarks on "
+            "starter.cluster.ClusterStack (its address, sandbox, workers, a bare worker)"
         )
     if target != "dev":
         raise ValueError(f"unknown target {target!r}; one of {', '.join(TARGETS)}")

@@ -12,9 +12,10 @@ on the same server (the sandbox is reset between them):
 * **product, SDK defaults** (the "before") and **product, tuned** (the shipped
   ``CANCEL_WORKER_*`` defaults, the "after").
 
-Reported per variant: start rate; worker RSS when a quarter, half and all of the
-sagas were waiting (flat means memory does not grow with waiting sagas) and its peak
-while they fire; **lateness**, the seconds from the wish date to the saga's first
+Reported per variant: start requests/s (the client's side; the worker submits
+behind it); worker RSS once a quarter, half and all of the sagas had been submitted
+to sTN (the sandbox's log; flat means memory does not grow with waiting sagas) and
+its peak while they fire; **lateness**, the seconds from the wish date to the saga's first
 QueryActivation of its termination at the sandbox (the moment the saga acts after
 its timer; the sandbox's call log, the same clock for every variant), p50/p99/max;
 the wish date to the run's close (server time) p99; the **drain rate**, sagas
