@@ -12,7 +12,6 @@ import argparse
 import time
 
 from bench import calls, cli, intake, overhead, wave
-from bench.target import TARGETS
 
 FULL = {
     "overhead": ["--sagas", "300", "--rounds", "2"],
@@ -46,8 +45,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--target", default="dev", choices=TARGETS)
+    parser = cli.parser("python -m bench", __doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--only", help="comma-separated subset: overhead,wave,calls,intake")
     return parser.parse_args(argv)

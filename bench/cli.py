@@ -7,11 +7,14 @@ benchmark. Here SIGTERM raises ``SystemExit`` instead, so they are stopped.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 from collections.abc import Coroutine
 from types import FrameType
 from typing import Any, NoReturn
+
+from bench.target import TARGETS
 
 
 def _exit(signum: int, _frame: FrameType | None) -> NoReturn:
@@ -25,3 +28,10 @@ def run(main: Coroutine[Any, Any, Any]) -> None:
         asyncio.run(main)
     except NotImplementedError as error:
         raise SystemExit(f"bench: {error}") from None
+
+
+def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, with the ``--target`` every benchmark takes."""
+    parsed = argparse.ArgumentParser(prog=prog, description=description)
+    parsed.add_argument("--target", default="dev", choices=TARGETS)
+    return parsed

@@ -113,16 +113,13 @@ async def main(args: argparse.Namespace) -> str:
         __doc__ or "",
         body,
     )
-    report.write(section, args.target)
-    print(body)
-    return body
+    return report.publish(section, args.target)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
+    parser = cli.parser("python -m bench.overhead", __doc__)
     parser.add_argument("--sagas", type=int, default=300, help="sagas per kind and round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--target", default="dev", choices=("dev", "cluster"))
     return parser.parse_args(argv)
 
 

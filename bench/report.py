@@ -108,3 +108,10 @@ def write(section: Section, target: str, path: Path = REPORT) -> None:
     parts = [f"<!-- bench:{key} -->\n{blocks[key]}\n<!-- /bench:{key} -->" for key in keys]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(intro + "\n" + "\n\n".join(parts) + "\n")
+
+
+def publish(section: Section, target: str) -> str:
+    """Write ``section`` into the report and print its table; returns the table."""
+    write(section, target)
+    print(section.body)
+    return section.body

@@ -274,13 +274,11 @@ async def main(args: argparse.Namespace) -> str:
         __doc__ or "",
         body,
     )
-    report.write(section, args.target)
-    print(body)
-    return body
+    return report.publish(section, args.target)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.wave", description=__doc__)
+    parser = cli.parser("python -m bench.wave", __doc__)
     parser.add_argument("--sagas", type=int, default=10_000, help="sagas per variant")
     parser.add_argument(
         "--start-rate",
@@ -300,7 +298,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="record each variant's worker with py-spy into DIR (raw samples) and report "
         "where its time went",
     )
-    parser.add_argument("--target", default="dev", choices=("dev", "cluster"))
     return parser.parse_args(argv)
 
 
