@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -150,6 +151,9 @@ def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
         options["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
             tuning.activity_task_pollers
         )
+    if tuning.hold_patches:
+        held = tuning.hold_patches
+        options["patch_activation_callback"] = lambda asked: asked.patch_id not in held
     return options
 
 
@@ -202,6 +206,7 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except CodecConfigurationError as error:
-        # Production without a payload key (docs/security.md): said, not a traceback.
+    except (CodecConfigurationError, ValidationError) as error:
+        # Production without a payload key (docs/security.md), a setting out of range:
+        # said, not a traceback.
         sys.exit(f"error: {error}")

@@ -12,9 +12,10 @@ import binascii
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,30 @@ class WorkerSettings(BaseSettings):
     # them. Safe because those modules hold no mutable module state and do no I/O
     # (runtime restrictions on non-deterministic calls still apply).
     share_workflow_modules: bool = True
+    # Patch ids (workflows/patches.py, comma-separated) that new runs on this worker do
+    # not take yet: during a rolling upgrade, until no worker of the release before is
+    # left, a new run must not record a patch that an old worker would fail to replay.
+    # Runs that already took a patch keep it; replay is never affected.
+    hold_patches: Annotated[frozenset[str], NoDecode] = frozenset()
+
+    @field_validator("hold_patches", mode="before")
+    @classmethod
+    def _split_patch_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("hold_patches")
+    @classmethod
+    def _known_patch_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        from workflows.patches import ALL  # the one list of patch ids
+
+        unknown = sorted(value - ALL)
+        if unknown:
+            raise ValueError(
+                f"unknown patch id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL))}"
+            )
+        return value
 
 
 class RebillySettings(BaseSettings):

@@ -3,18 +3,22 @@ worker with shared workflow modules and no cache still runs a saga end to end.""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum
+from temporalio.worker import PatchActivationInput, PollerBehaviorSimpleMaximum
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from config.settings import OrchestratorSettings, WorkerSettings
 from domain.stn import TerminationRequest
 from starter import sagas
-from tests.conftest import provider_settings_for
+from tests.conftest import SandboxEndpoint, provider_settings_for
 from tests.helpers import result_of
 from worker import WORKFLOW_PACKAGES, build_worker, provider_clients, tuning_options
+from workflows import patches
 
 
 def test_shipped_defaults_share_workflow_modules(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,3 +107,102 @@ async def test_shared_modules_without_cache_replay_a_saga_to_completion(
     assert final["activationStatus"] == "DONE"
     assert final["submissions"] == 1
     assert [step["step"] for step in final["steps"]][-1] == "completed"
+
+
+def test_held_patches_are_read_from_a_comma_separated_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "CANCEL_WORKER_HOLD_PATCHES", f" {patches.GENERATION}, {patches.SHIELDED_SUBMIT} "
+    )
+
+    callback = tuning_options(WorkerSettings())["patch_activation_callback"]
+
+    assert WorkerSettings().hold_patches == {patches.GENERATION, patches.SHIELDED_SUBMIT}
+    asked = [patches.GENERATION, patches.SHIELDED_SUBMIT, patches.CHURN_UNDO_LINE_FIRST]
+    assert [callback(_asked(patch_id)) for patch_id in asked] == [False, False, True]
+
+
+def test_an_unknown_patch_id_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValidationError) as refused:
+        WorkerSettings(hold_patches="ledger-one-upsert-per-tusk")
+
+    message = str(refused.value)
+    assert "hold_patches" in message
+    assert "unknown patch id(s) ledger-one-upsert-per-tusk" in message
+    assert patches.GENERATION in message
+
+
+def test_without_held_patches_every_patch_activates() -> None:
+    assert "patch_activation_callback" not in tuning_options(WorkerSettings(hold_patches=""))
+
+
+def _asked(patch_id: str) -> PatchActivationInput:
+    # The worker's callback reads only the patch id.
+    return PatchActivationInput(workflow_info=None, patch_id=patch_id)  # type: ignore[arg-type]
+
+
+async def _history_of_an_immediate_termination(
+    client: Client,
+    sandbox: SandboxEndpoint,
+    task_queue: str,
+    subscription_id: str,
+    tuning: WorkerSettings,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The patch ids recorded and the search attributes upserted, in order."""
+    settings = OrchestratorSettings(task_queue=task_queue)
+    async with (
+        provider_clients(provider_settings_for(sandbox)) as clients,
+        build_worker(client, task_queue, clients, tuning),
+    ):
+        started = await sagas.start_line_termination(
+            client, TerminationRequest(subscription_id=subscription_id), settings
+        )
+        final = await result_of(client, started.workflow_id)
+    assert final["phase"] == "COMPLETED"
+    history = await client.get_workflow_handle(started.workflow_id).fetch_history()
+    markers, upserts = [], []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            patch = event.marker_recorded_event_attributes.details["patch-data"].payloads[0]
+            markers.append(json.loads(patch.data)["id"])
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            upserts.append(
+                {name: json.loads(value.data) for name, value in fields.indexed_fields.items()}
+            )
+    return markers, upserts
+
+
+async def test_a_new_run_records_one_patch_marker_and_upserts_once_per_task(
+    client: Client, sandbox, task_queue: str, uid: str
+) -> None:
+    """Immediate termination, three workflow tasks: RECEIVED merges into SUBMITTING,
+    WAITING into POLLING; the shielded-submit patch is implied by the generation."""
+    markers, upserts = await _history_of_an_immediate_termination(
+        client, sandbox, task_queue, f"SUB-GEN-{uid}", WorkerSettings()
+    )
+
+    assert markers == [patches.GENERATION]
+    statuses = [u["CancellationStatus"] for u in upserts if "CancellationStatus" in u]
+    assert statuses == ["SUBMITTING", "POLLING", "COMPLETED"]
+    assert {"CancellationKind", "CancellationProviders", "WishDate"} <= set(upserts[1])
+    # The marker's own upsert, added by sdk-core: the fourth.
+    assert upserts[0] == {"TemporalChangeVersion": [patches.GENERATION]}
+    assert len(upserts) == 4
+
+
+async def test_a_held_generation_makes_new_runs_take_the_path_before_it(
+    client: Client, sandbox, task_queue: str, uid: str
+) -> None:
+    """A rolling upgrade: with the generation held, new runs ask each patch and
+    upsert at every phase change, as the release before did (its workers can replay them)."""
+    held = WorkerSettings(hold_patches=patches.GENERATION)
+
+    markers, upserts = await _history_of_an_immediate_termination(
+        client, sandbox, task_queue, f"SUB-HELD-{uid}", held
+    )
+
+    assert markers == [patches.SHIELDED_SUBMIT]
+    statuses = [u["CancellationStatus"] for u in upserts if "CancellationStatus" in u]
+    assert statuses == ["RECEIVED", "SUBMITTING", "WAITING", "POLLING", "COMPLETED"]

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         format_airalo_date,
     )
 
-from workflows import airalo_steps
+from workflows import airalo_steps, patches
 from workflows.ledger import SagaLedger, describe_failure
 
 # An ID Airalo did not list has no cut-off to bound its retries (each call gives
@@ -49,15 +49,6 @@ VERDICTS = {
     RejectionKind.PAST_CUTOFF: (OrderOutcome.MISSED_DEADLINE, ""),
     RejectionKind.INVALID: (OrderOutcome.FAILED, ""),
 }
-# 2026-11: Airalo does not document what a 422 did with the IDs it did not name;
-# they used to be taken as still pending (tests/histories/*_prepatch.json).
-PATCH_SETTLE_UNNAMED_AFTER_422 = "airalo-settle-unnamed-after-422"
-
-# 2026-11: with Airalo down in the last second before a cut-off, each re-send had
-# a window too short for a retry and failed at once: a storm of calls until the
-# cut-off (tests/histories/*_missed_deadline_prepatch.json).
-PATCH_WAIT_OUT_LAST_INTERVAL = "airalo-wait-out-last-retry-interval"
-
 # Answers that a lost call of ours could have caused (it cancelled the order, so
 # Airalo now calls it processed, or checks the cut-off first): settled by lookup.
 DISPUTABLE = frozenset({RejectionKind.ALREADY_PROCESSED, RejectionKind.PAST_CUTOFF})
@@ -364,7 +355,7 @@ class FutureOrderCanceller:
             return []
         named = {rejection.request_id for rejection in result.rejections}
         unnamed = set(pending) - named
-        if workflow.patched(PATCH_SETTLE_UNNAMED_AFTER_422):
+        if patches.patched(patches.AIRALO_SETTLE_UNNAMED_AFTER_422):
             # Undocumented: the call may have cancelled them. Settled by lookup first.
             self._uncertain.update(unnamed)
             self._unverified.update(unnamed)
@@ -479,7 +470,8 @@ class FutureOrderCanceller:
             return
         left = min(cutoffs) - workflow.now()
         retry_interval = airalo_steps.AIRALO_RETRY.initial_interval or timedelta(seconds=1)
-        if timedelta(0) < left < retry_interval and workflow.patched(PATCH_WAIT_OUT_LAST_INTERVAL):
+        last_interval = timedelta(0) < left < retry_interval
+        if last_interval and patches.patched(patches.AIRALO_WAIT_OUT_LAST_INTERVAL):
             await workflow.sleep(left)
 
     def _apply_rejection(self, rejection: CancelRejection) -> None:

@@ -42,16 +42,12 @@ with workflow.unsafe.imports_passed_through():
         mask_phone_number,
     )
 
-from workflows import airalo_steps, rebilly_steps, stn_steps
+from workflows import airalo_steps, patches, rebilly_steps, stn_steps
 from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.steering import Refused
 
 PartName = Literal["stn", "rebilly", "airalo"]
-
-# 2026-11: an eSIM order cancelled without its details recorded (a listing missed
-# it) was left cancelled and the churn still ended COMPENSATED; now it is owed.
-PATCH_UNRECORDED_ORDERS_OWED = "churn-unrecorded-esim-orders-owed"
 
 
 class StepFailed(Exception):
@@ -334,7 +330,7 @@ class EsimPart(ChurnPart):
             order for order in self.canceller.cancelled_orders() if order.request_id not in already
         ]
         unrecorded = self.canceller.cancelled_without_details()
-        if not unrecorded or not workflow.patched(PATCH_UNRECORDED_ORDERS_OWED):
+        if not unrecorded or not patches.patched(patches.CHURN_UNRECORDED_ORDERS_OWED):
             await self._recreate(todo)
             return
         # Not silently COMPENSATED: these are owed until an operator re-creates them.

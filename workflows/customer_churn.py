@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         SagaQuery,
     )
 
-from workflows import stn_steps
+from workflows import patches, stn_steps
 from workflows.churn_parts import BillingPart, ChurnPart, EsimPart, LinePart, PartName, StepFailed
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
@@ -50,13 +50,6 @@ from workflows.steering import Refused, Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 RESOLVE = OperatorRequestKind.RESOLVE
-
-# 2026-11: compensation undid the parts newest first (eSIMs, line, billing). When
-# sTN executed the line meanwhile (a revoke accepted while the last poll still said
-# BUSY), billing and eSIMs were undone for a terminated line. Now the line goes first
-# and an executed line turns the unwind into forward recovery
-# (tests/histories/customer_churn_*_before_line_first_patch.json).
-PATCH_UNDO_LINE_FIRST = "churn-undo-line-first"
 
 
 @workflow.defn(name="CustomerChurn")
@@ -257,7 +250,7 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
         cause = self._cause or ""
         todo = [part for part in reversed(self._started) if part.name not in self._undone]
         line = self._line
-        if line is not None and line in todo and workflow.patched(PATCH_UNDO_LINE_FIRST):
+        if line is not None and line in todo and patches.patched(patches.CHURN_UNDO_LINE_FIRST):
             todo.remove(line)
             try:
                 await line.undo(cause)
@@ -348,7 +341,7 @@ class CustomerChurnSaga(Reschedulable[CustomerChurnStatus], ReceivesNotices):
             for action in owed:
                 if action.kind == "undo":
                     self._undone.add(action.part)
-        elif workflow.patched(PATCH_UNDO_LINE_FIRST):
+        elif patches.patched(patches.CHURN_UNDO_LINE_FIRST):
             self._ledger.record("resolve_retry", f"operator asked to retry: {note}")
             for action in owed:
                 if action.kind == "finish":

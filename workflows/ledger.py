@@ -4,15 +4,28 @@ Every phase change is written three ways at once, so they can never disagree:
 the ``status`` query's step list, the ``CancellationStatus`` search attribute
 (what operators filter on in the UI) and the run's current details (what the UI
 shows on the run's page).
+
+Search attributes are published **once per workflow task** (patch
+:data:`workflows.patches.ONE_UPSERT_PER_TASK`): the changes a task's code makes are
+merged into one upsert, sent once that code has run. An immediate termination used
+to upsert five times (RECEIVED, SUBMITTING, WAITING, POLLING, COMPLETED) in three
+tasks, three now; each upsert is a history event and a visibility write on the
+server (docs/performance.md, section 1). What no longer appears are values that
+lived within one task (RECEIVED, then SUBMITTING, at the same instant); the step
+list still records every phase. A final phase is upserted at once: the run may
+complete in the same step, and the upsert must come before its completion.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
+
+from workflows import patches
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -26,9 +39,13 @@ class SagaLedger:
         self.phase = SagaPhase.RECEIVED
         self.steps: list[StepRecord] = []
         self.last_error: str | None = None
+        # Set in open(): merge the search-attribute changes of a task into one upsert.
+        self._per_task = False
+        self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
 
     def open(self, wish_date: datetime | None, customer_id: str | None) -> None:
         """Publish the search attributes a new run starts with."""
+        self._per_task = patches.current()
         updates: list[SearchAttributeUpdate[Any]] = [
             sa.CANCELLATION_KIND.value_set(self.kind.value),
             sa.CANCELLATION_PROVIDERS.value_set([p.value for p in self.providers]),
@@ -37,7 +54,7 @@ class SagaLedger:
         ]
         if customer_id:
             updates.append(sa.CUSTOMER_ID.value_set(customer_id))
-        workflow.upsert_search_attributes(updates)
+        self._publish(updates)
         self.record("received", f"{self.kind.value} saga started")
 
     def record(self, step: str, detail: str = "") -> None:
@@ -46,7 +63,7 @@ class SagaLedger:
     def enter(self, phase: SagaPhase, detail: str) -> None:
         self.phase = phase
         self.record(phase.value.lower(), detail)
-        workflow.upsert_search_attributes([sa.CANCELLATION_STATUS.value_set(phase.value)])
+        self._publish([sa.CANCELLATION_STATUS.value_set(phase.value)], now=phase.is_final)
         workflow.set_current_details(f"**{phase.value}**: {detail}")
 
     def fail(self, phase: SagaPhase, error: str) -> None:
@@ -59,7 +76,27 @@ class SagaLedger:
         self.record(step, error)
 
     def move_wish_date(self, wish_date: datetime) -> None:
-        workflow.upsert_search_attributes([sa.WISH_DATE.value_set(wish_date)])
+        self._publish([sa.WISH_DATE.value_set(wish_date)])
+
+    def _publish(self, updates: list[SearchAttributeUpdate[Any]], *, now: bool = False) -> None:
+        """Upsert ``updates`` at the end of this task's code (or ``now``), merged with
+        any others of the same task, the latest value of each attribute winning."""
+        if not self._per_task:
+            workflow.upsert_search_attributes(updates)
+            return
+        scheduled = bool(self._unpublished)
+        self._unpublished.update({update.key.name: update for update in updates})
+        if now:
+            self._flush()
+        elif not scheduled:
+            # Runs after every step already ready in this task: the workflow event
+            # loop is deterministic, so replay merges the same changes at the same point.
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._unpublished:
+            workflow.upsert_search_attributes(list(self._unpublished.values()))
+            self._unpublished.clear()
 
 
 def describe_failure(error: BaseException) -> str:

@@ -38,16 +38,13 @@ with workflow.unsafe.imports_passed_through():
         mask_phone_number,
     )
 
-from workflows import stn_steps
+from workflows import patches, stn_steps
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
 from workflows.steering import Refused, Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
-# 2026-11: a cancellation during submit used to cancel the activity and end FAILED,
-# leaving the termination sTN still created (tests/histories/*_prepatch.json).
-PATCH_SHIELDED_SUBMIT = "shield-submit-from-cancellation"
 
 
 @workflow.defn(name="LineTermination")
@@ -126,7 +123,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         # for its outcome and undoes exactly that. Before the patch a cancellation
         # mid-submit cancelled the activity and ended FAILED without undoing; runs
         # from then replay that path.
-        shielded = workflow.patched(PATCH_SHIELDED_SUBMIT)
+        shielded = patches.patched(patches.SHIELDED_SUBMIT)
         self._cancellation_compensates = shielded
         await self._submit_step.run(self._send_submission(self._submission), shield=shielded)
         assert self._activation is not None

@@ -19,11 +19,8 @@ with workflow.unsafe.imports_passed_through():
         SubmittedTermination,
         SubmitTermination,
     )
+from workflows import patches
 from workflows.provider_calls import call, poll
-
-# 2026-11: CancelTerminateSubscription is asynchronous (a new activation, BUSY, that
-# ends DONE or ERROR). Runs recorded before took its answer as the outcome.
-PATCH_FOLLOW_CANCELLATION = "follow-stn-cancellation"
 
 
 async def submit_termination(request: SubmitTermination) -> SubmittedTermination:
@@ -76,7 +73,7 @@ async def cancel_termination(request: CancelTermination) -> Undo:
     cancellation = await call(
         StnCalls.cancel_termination, request, "sTN CancelTerminateSubscription"
     )
-    if cancellation is None or not workflow.patched(PATCH_FOLLOW_CANCELLATION):
+    if cancellation is None or not patches.patched(patches.FOLLOW_STN_CANCELLATION):
         return Undo(cancellation, followed=False)
     decided = (await await_activation_final(cancellation.id)).activation
     if not decided.is_done or request.activation_id is None:

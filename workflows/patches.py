@@ -1,0 +1,84 @@
+"""Every ``workflow.patched`` id of the sagas, and one marker per new run for all of them.
+
+A ``workflow.patched`` call in a new run records a marker event and makes sdk-core
+upsert the ``TemporalChangeVersion`` search attribute: an event and a visibility
+write on the server each, per patch asked, per run, for as long as the patch stays
+in the code. A run that carries the marker of :data:`GENERATION` was started by
+code that already had every patch in :data:`SUPERSEDED`, so for such a run those
+are taken as given instead of being asked (and recorded) again. The run's first
+task records the one marker (``SagaLedger.open``); runs started before it ask for
+each patch exactly as they always did, so their histories replay unchanged
+(``tests/histories/*_before_upsert_per_task_patch.json``).
+
+Adding a patch: define it here and ask :func:`patched` as usual (runs of this
+generation record it like any other). To make it a given for the runs after it,
+add the current :data:`GENERATION` to :data:`SUPERSEDED` and name a new one.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+# 2026-11: a cancellation during submit used to cancel the activity and end FAILED,
+# leaving the termination sTN still created (tests/histories/*_prepatch.json).
+SHIELDED_SUBMIT = "shield-submit-from-cancellation"
+
+# 2026-11: CancelTerminateSubscription is asynchronous (a new activation, BUSY, that
+# ends DONE or ERROR). Runs recorded before took its answer as the outcome.
+FOLLOW_STN_CANCELLATION = "follow-stn-cancellation"
+
+# 2026-11: Airalo does not document what a 422 did with the IDs it did not name;
+# they used to be taken as still pending (tests/histories/*_prepatch.json).
+AIRALO_SETTLE_UNNAMED_AFTER_422 = "airalo-settle-unnamed-after-422"
+
+# 2026-11: with Airalo down in the last second before a cut-off, each re-send had
+# a window too short for a retry and failed at once: a storm of calls until the
+# cut-off (tests/histories/*_missed_deadline_prepatch.json).
+AIRALO_WAIT_OUT_LAST_INTERVAL = "airalo-wait-out-last-retry-interval"
+
+# 2026-11: a churn's compensation undid eSIMs, the line, then billing; when a revoke
+# came a moment after sTN executed the line (the last poll still said BUSY),
+# billing and eSIMs were undone for a terminated line. Now the line goes first
+# and an executed line turns the unwind into forward recovery
+# (tests/histories/customer_churn_*_before_line_first_patch.json).
+CHURN_UNDO_LINE_FIRST = "churn-undo-line-first"
+
+# 2026-11: an eSIM order cancelled without its details recorded (a listing missed
+# it) was left cancelled and the churn still ended COMPENSATED; now it is owed.
+CHURN_UNRECORDED_ORDERS_OWED = "churn-unrecorded-esim-orders-owed"
+
+# 2026-11: search attributes are upserted once per workflow task (workflows/ledger.py),
+# not at every phase change. Also the generation marker: see the module docstring.
+ONE_UPSERT_PER_TASK = "ledger-one-upsert-per-task"
+
+#: The newest patch: a run recorded with it started with every patch below already in.
+GENERATION = ONE_UPSERT_PER_TASK
+
+#: Patches every run of :data:`GENERATION` has by construction.
+SUPERSEDED = frozenset(
+    {
+        SHIELDED_SUBMIT,
+        FOLLOW_STN_CANCELLATION,
+        AIRALO_SETTLE_UNNAMED_AFTER_422,
+        AIRALO_WAIT_OUT_LAST_INTERVAL,
+        CHURN_UNDO_LINE_FIRST,
+        CHURN_UNRECORDED_ORDERS_OWED,
+    }
+)
+
+
+#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
+ALL = SUPERSEDED | {GENERATION}
+
+
+def current() -> bool:
+    """Whether this run started under :data:`GENERATION` (its marker recorded at the
+    first call in a new run)."""
+    return workflow.patched(GENERATION)
+
+
+def patched(patch_id: str) -> bool:
+    """``workflow.patched(patch_id)``, answered without a marker for this generation."""
+    if patch_id in SUPERSEDED and current():
+        return True
+    return workflow.patched(patch_id)
