@@ -1,9 +1,11 @@
 """``python -m bench`` (``make bench``): all four benchmarks, each on a stack of its own,
-each writing its section of ``docs/performance.md``.
+each writing its section of ``docs/performance.md`` (``BENCH_REPORT=PATH``: that file).
 
 The default sizes are meant for 30 minutes on 2 idle cores (the two 10,000-saga waves
 are most of it; 51 minutes on a shared machine at load 2-3.5);
 ``--quick`` runs every benchmark small (a few minutes, for trying changes out).
+``--target cluster`` (``make bench TARGET=cluster``) runs them on the PostgreSQL-backed
+cluster and writes sections of its own beside the dev server's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import calls, cli, intake, overhead, wave
+from bench import calls, cli, intake, overhead, report, wave
 
 FULL = {
     "overhead": ["--sagas", "300", "--rounds", "2"],
@@ -41,7 +43,7 @@ async def main(args: argparse.Namespace) -> None:
             continue
         print(f"\n== {name} ({time.monotonic() - began:.0f} s in)", flush=True)
         await module.main(module.parse_args([*sizes[name], *target]))
-    print(f"\nall done in {time.monotonic() - began:.0f} s; see docs/performance.md")
+    print(f"\nall done in {time.monotonic() - began:.0f} s; see {report.report_path()}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -57,7 +57,7 @@ class Workload:
 
 
 def route_counts(bench: Bench) -> Counter[str]:
-    with bench.stack.admin() as admin:
+    with bench.admin() as admin:
         calls = admin.calls()
     return Counter(f"{call['provider']} {call['method']} {call['path']}" for call in calls)
 
@@ -84,7 +84,7 @@ async def wait_closed(bench: Bench, workflow_ids: set[str], workflow_type: str) 
 
 async def stn_busy(bench: Bench, count: int) -> Workload:
     bench.reset_sandbox()
-    with bench.stack.admin() as admin:
+    with bench.admin() as admin:
         admin.configure(stn_processing_delay_seconds=STN_BUSY_SECONDS)
     ids = set()
     try:
@@ -95,7 +95,7 @@ async def stn_busy(bench: Bench, count: int) -> Workload:
             )
         await wait_closed(bench, ids, "LineTermination")
     finally:
-        with bench.stack.admin() as admin:
+        with bench.admin() as admin:
             admin.configure(stn_processing_delay_seconds=0.0)
     naive = 1 + naive_polls(STN_BUSY_SECONDS)
     return Workload(
@@ -123,7 +123,7 @@ async def stn_revoke(bench: Bench, count: int) -> Workload:
         await sagas.revoke(bench.client, workflow_id, "bench: revoke")
     await wait_closed(bench, set(ids), "LineTermination")
     routes = route_counts(bench) - submitted
-    with bench.stack.admin() as admin:
+    with bench.admin() as admin:
         delay = float(admin.configure()["stnCancellationDelaySeconds"])
     # Naive: cancel, a poll every second until the cancellation is DONE, one check.
     naive = 1 + naive_polls(delay) + 1
@@ -146,7 +146,7 @@ async def rebilly_now(bench: Bench, count: int) -> Workload:
 async def airalo_batch(bench: Bench, orders: int) -> Workload:
     bench.reset_sandbox()
     due = datetime.now(UTC) + timedelta(days=5)
-    with bench.stack.admin() as admin:
+    with bench.admin() as admin:
         request_ids = [
             admin.airalo_seed_future_order(f"pkg-bench-{i}", due)["request_id"]
             for i in range(orders)

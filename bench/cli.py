@@ -3,6 +3,9 @@
 ``timeout`` and CI stop a process with SIGTERM, which skips ``atexit`` and
 ``finally``: the private stack's server, sandbox and workers would outlive the
 benchmark. Here SIGTERM raises ``SystemExit`` instead, so they are stopped.
+
+A target that cannot run here (``cluster`` without PostgreSQL's binaries, or without
+Temporal Server and no Go to build it) ends the run with its reason, not a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from bench.target import TARGETS
+from config.temporal_server import TemporalServerUnavailable
+from starter.cluster.postgres import PostgresUnavailable
 
 
 def _exit(signum: int, _frame: FrameType | None) -> NoReturn:
@@ -22,11 +27,11 @@ def _exit(signum: int, _frame: FrameType | None) -> NoReturn:
 
 
 def run(main: Coroutine[Any, Any, Any]) -> None:
-    """Run ``main``; a target that is not wired yet ends it with its reason, exit 2."""
+    """Run ``main``; a target this machine cannot run ends it with its reason, exit 1."""
     signal.signal(signal.SIGTERM, _exit)
     try:
         asyncio.run(main)
-    except NotImplementedError as error:
+    except (PostgresUnavailable, TemporalServerUnavailable) as error:
         raise SystemExit(f"bench: {error}") from None
 
 

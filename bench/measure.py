@@ -1,8 +1,11 @@
 """What every benchmark measures the same way: percentiles, process samples, runs.
 
 * :func:`pct` and :class:`Spread`: percentiles by nearest rank, one rule everywhere.
-* :class:`ProcessSampler`: a process's resident memory (``VmRSS``) and CPU seconds
-  (``utime + stime``) read from ``/proc`` every half second. CPU seconds per saga
+* :class:`Processes`: what one figure ("server", "database", "worker") sums: one
+  process on the dev server, the four Temporal services on the cluster, PostgreSQL's
+  postmaster with its per-connection backends. The one home of ``/proc`` reading.
+* :class:`ProcessSampler`: resident memory (``VmRSS``) read from ``/proc`` every half
+  second, and :func:`cpu_of`: CPU seconds (``utime + stime``). CPU seconds per saga
   are the figure the shared 2-core machine disturbs least: another engineer's load
   stretches wall-clock time, not the work each process does.
 * :func:`start_all`: starts at a bounded concurrency, as a busy caller would.
@@ -16,7 +19,7 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,15 +62,79 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds ``pid`` has used so far; None once it is gone."""
+def _stat(pid: int) -> list[str] | None:
+    """``/proc/PID/stat``'s fields after the command name (which may hold spaces):
+    index 1 is the parent's pid, 11/12 ``utime``/``stime``, 13/14 ``cutime``/``cstime``."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            # The command name may hold spaces: fields count from after its ')'.
-            fields = stat.read().rsplit(")", 1)[1].split()
+            return stat.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far (with ``reaped_children``, also
+    what its children used that it has waited for); None once it is gone."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def children_of(parents: Collection[int]) -> list[int]:
+    """Live processes whose parent is one of ``parents`` (a scan of ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        fields = _stat(int(entry)) if entry.isdigit() else None
+        if fields is not None and int(fields[1]) in parents:
+            found.append(int(entry))
+    return found
+
+
+@dataclass(frozen=True)
+class Processes:
+    """The processes one figure sums (CPU seconds, resident memory).
+
+    ``with_children``: also every live child of ``pids`` and, for CPU, what the reaped
+    ones used (the parent's ``cutime + cstime``): PostgreSQL's postmaster forks a
+    backend per connection, and Temporal's pools open and close them. Summed memory
+    counts shared pages once per process (PostgreSQL's shared buffers): a ceiling.
+    """
+
+    pids: tuple[int, ...]
+    with_children: bool = False
+
+    @classmethod
+    def of(cls, *pids: int, with_children: bool = False) -> Processes:
+        return cls(tuple(pids), with_children)
+
+    @property
+    def main(self) -> int:
+        """The first (the one to profile): a Python process is one pid anyway."""
+        return self.pids[0]
+
+    def members(self) -> list[int]:
+        return [*self.pids, *(children_of(self.pids) if self.with_children else [])]
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far (a process gone since counts 0; a child reaped
+        between the parent's read and the scan is missed once: a few ms of noise
+        against seconds per phase)."""
+        own = sum(cpu_seconds(pid, reaped_children=self.with_children) or 0.0 for pid in self.pids)
+        children = children_of(self.pids) if self.with_children else []
+        return own + sum(cpu_seconds(pid) or 0.0 for pid in children)
+
+    def rss_mib(self) -> float | None:
+        """Summed resident memory in MiB; None once every process is gone."""
+        values = [rss for pid in self.members() if (rss := rss_mib(pid)) is not None]
+        return sum(values) if values else None
+
+
+#: What a benchmark samples: each figure's name ("worker", "server", ...) and processes.
+Pids = dict[str, Processes]
 
 
 @dataclass
@@ -75,7 +142,7 @@ class ProcessSampler:
     """Samples ``VmRSS`` of some processes in the background (``async with``), each
     sample at its wall-clock time (``time.time()``: comparable with the sandbox's log)."""
 
-    pids: dict[str, int]
+    pids: Pids
     interval: float = 0.5
     samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -92,8 +159,8 @@ class ProcessSampler:
     async def _run(self) -> None:
         while True:
             now = time.time()
-            for name, pid in self.pids.items():
-                rss = rss_mib(pid)
+            for name, processes in self.pids.items():
+                rss = processes.rss_mib()
                 if rss is not None:
                     self.samples.setdefault(name, []).append((now, rss))
             await asyncio.sleep(self.interval)
@@ -103,8 +170,8 @@ class ProcessSampler:
         return max(values, default=0.0)
 
 
-def cpu_of(pids: dict[str, int]) -> dict[str, float]:
-    return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+def cpu_of(pids: Pids) -> dict[str, float]:
+    return {name: processes.cpu_seconds() for name, processes in pids.items()}
 
 
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from temporalio.client import Client
 
-from bench import bare
+from bench import bare, report
 from bench.measure import Run, closed_runs, cpu_of, cpu_used, start_all, throughput
 from bench.target import Bench
 from config.settings import OrchestratorSettings
@@ -59,6 +59,11 @@ class Phase:
 
     def cpu_ms_per_saga(self, process: str) -> float:
         return 1000 * self.cpu.get(process, 0.0) / max(1, len(self.runs))
+
+    def cpu_cell(self, process: str) -> str:
+        """:meth:`cpu_ms_per_saga` for a table: ``-`` where the target has no such
+        process (the dev server has no separate ``database``)."""
+        return report.cpu_ms_per_saga(self.cpu, process, len(self.runs))
 
     @property
     def failed(self) -> int:

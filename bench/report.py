@@ -5,6 +5,11 @@ memory, the load average when it was written, Python, temporalio, Temporal CLI a
 server versions, target), so figures from different runs are never mistaken for one
 run's. Sections live between ``<!-- bench:KEY -->`` markers; the text outside them
 (the introduction) is kept as it is.
+
+A benchmark on the cluster (``--target cluster``) writes its section under a key of
+its own (``overhead-cluster``, ...; after the dev server's, in :data:`ORDER`) and
+says so in its title: it never replaces the dev server's figures, and the two are
+read side by side. ``BENCH_REPORT=PATH`` writes to another file (tests, trial runs).
 """
 
 from __future__ import annotations
@@ -14,16 +19,33 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 from config.temporal_cli import ensure_temporal_cli
+from config.temporal_server import SERVER_VERSION
+from starter.cluster.ports import TEMPORAL_SERVICES
+from starter.cluster.postgres import find_postgres
+from starter.cluster.stack import NUM_HISTORY_SHARDS
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "performance.md"
-ORDER = ("overhead", "wave", "calls", "intake", "profile")
+#: Another report file instead of :data:`REPORT`.
+REPORT_ENV = "BENCH_REPORT"
+KEYS = ("overhead", "wave", "calls", "intake", "profile")
+#: What a section's title adds on a target other than the dev server.
+TARGET_TITLES = {
+    "cluster": (
+        f"cluster: PostgreSQL, {len(TEMPORAL_SERVICES)} Temporal services, "
+        f"{NUM_HISTORY_SHARDS} history shards"
+    )
+}
+ORDER = KEYS + tuple(f"{key}-{target}" for target in TARGET_TITLES for key in KEYS)
+#: A figure the target has no process for (the dev server has no separate database).
+NOT_MEASURED = "-"
 
 INTRO = """# Performance and scale
 
@@ -53,6 +75,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_ms_per_saga(cpu: Mapping[str, float], process: str, sagas: int) -> str:
+    """``process``'s CPU milliseconds per saga, or :data:`NOT_MEASURED` where the
+    target has no such process (``cpu`` then has no entry for it)."""
+    if process not in cpu:
+        return NOT_MEASURED
+    return f"{1000 * cpu[process] / max(1, sagas):.1f}"
+
+
 def _memory_gib() -> float:
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
@@ -76,14 +106,49 @@ def temporal_version() -> str:
     return out.strip().removeprefix("temporal version ")
 
 
+@functools.cache
+def postgres_version() -> str:
+    """``PostgreSQL 15.18`` (from ``postgres (PostgreSQL) 15.18 (Debian ...)``)."""
+    found = find_postgres()
+    number = re.search(r"\(PostgreSQL\) (\S+)", found.version) if found else None
+    return f"PostgreSQL {number.group(1)}" if number else "PostgreSQL (version unknown)"
+
+
+def engine(target: str) -> str:
+    """What the target's Temporal runs on."""
+    if target == "cluster":
+        return f"Temporal Server {SERVER_VERSION}, {postgres_version()}"
+    return f"Temporal CLI {temporal_version()}"
+
+
 def machine(target: str) -> str:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; target `{target}`; "
         f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB; load average {load}; "
         f"Python {platform.python_version()}, temporalio {version('temporalio')}, "
-        f"Temporal CLI {temporal_version()}"
+        f"{engine(target)}"
     )
+
+
+def for_target(section: Section, target: str) -> Section:
+    """``section`` as ``target`` writes it: the dev server's as it is; another target's
+    under ``KEY-TARGET``, its title saying where it ran, its command with ``--target``."""
+    if target == "dev":
+        return section
+    # "python -m bench.wave --sagas ...": the option goes after the module.
+    words = section.command.split(" ", 3)
+    return replace(
+        section,
+        key=f"{section.key}-{target}",
+        title=f"{section.title} ({TARGET_TITLES[target]})",
+        command=" ".join([*words[:3], f"--target {target}", *words[3:]]),
+    )
+
+
+def report_path() -> Path:
+    """:data:`REPORT`, or the file ``BENCH_REPORT`` names."""
+    return Path(os.environ.get(REPORT_ENV) or REPORT)
 
 
 def render(section: Section, target: str) -> str:
@@ -99,7 +164,7 @@ def write(section: Section, target: str, path: Path = REPORT) -> None:
     """Replace ``section`` in the report (or add it, in :data:`ORDER`)."""
     text = path.read_text() if path.exists() else INTRO
     blocks = dict(
-        re.findall(r"<!-- bench:(\w+) -->\n(.*?)\n<!-- /bench:\1 -->", text, flags=re.DOTALL)
+        re.findall(r"<!-- bench:([\w-]+) -->\n(.*?)\n<!-- /bench:\1 -->", text, flags=re.DOTALL)
     )
     intro = text.split("<!-- bench:", 1)[0].rstrip() + "\n"
     rendered = render(section, target)
@@ -111,7 +176,8 @@ def write(section: Section, target: str, path: Path = REPORT) -> None:
 
 
 def publish(section: Section, target: str) -> str:
-    """Write ``section`` into the report and print its table; returns the table."""
-    write(section, target)
+    """Write ``section`` (as ``target`` writes it) into the report and print its table;
+    returns the table."""
+    write(for_target(section, target), target, report_path())
     print(section.body)
     return section.body

@@ -1,33 +1,58 @@
 """Where a benchmark runs: a Temporal server, the sandbox, the product's worker and
-the bare worker (:mod:`bench.bare`), all on this machine.
+the bare worker (:mod:`bench.bare`), all on this machine, on free ports in a temporary
+directory, stopped when the benchmark ends.
 
-``dev`` (the default, ``make bench``): ``make run``'s dev server (SQLite), started
-privately on free ports by the reliability suite's :class:`reliability.harness.Stack`
-with the sandbox in memory (no state file: it would rewrite a file that grows with
-every saga after each request, a cost of the test double, not of the product).
+``dev`` (the default, ``make bench``): ``make run``'s dev server (SQLite), started by
+the reliability suite's :class:`reliability.harness.Stack`.
 
-``cluster`` (``make bench TARGET=cluster``): not wired yet. The PostgreSQL-backed
-cluster (``starter.cluster.ClusterStack``) has landed, but a :class:`Bench` on it needs
-its Temporal address, its sandbox's URL, the product workers' processes (restarted
-with ``CANCEL_WORKER_*`` for the before/after) and a bare worker pointed at it;
-asking for it says so instead of measuring something else.
+``cluster`` (``make bench TARGET=cluster``): ``make cluster``'s Temporal on
+PostgreSQL (:class:`starter.cluster.ClusterStack`: PostgreSQL, the four Temporal
+services in their own processes, 4 history shards), without the Web UI, and with
+**one** product worker as on dev: the bare worker is one process too, so the ratios
+compare like with like.
+
+On both: the sandbox in memory (no state file: it would rewrite a file that grows
+with every saga after each request, a cost of the test double, not of the product),
+the HTTP API only when a benchmark asks for it, each provider call's HTTP timeout at
+the product's default (15 s), metrics served by the worker and the API as in
+production, and sTN terminations that settle the moment they are due.
+
+A benchmark sees a :class:`Bench`; what differs by target is its :class:`Deployment`.
+The figures :attr:`Bench.pids` names: ``worker``, ``bare worker``, ``server`` (the dev
+server; on the cluster its four services summed), ``database`` (the cluster's
+PostgreSQL: postmaster and backends; the dev server's SQLite is inside ``server``),
+``sandbox`` and ``api``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import signal
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from temporalio.client import Client
 
-from reliability.harness import ManagedProcess, Stack
+from bench.measure import Pids, Processes
+from config.temporal import data_converter
+from config.temporal_server import ensure_server_binaries
+from reliability.harness import TASK_QUEUE, ManagedProcess, Stack, free_port, quiet_runtime
+from sandbox.testing import SandboxAdmin
+from starter.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
+from starter.cluster.postgres import require_postgres
+from starter.cluster.stack import ClusterStack
+from starter.cluster.temporal import NAMESPACE
 
-TARGETS = ("dev", "cluster")
+#: The product's default (``config.settings``); the reliability Stack's own is 5 s.
+PROVIDER_TIMEOUT_SECONDS = 15.0
+PROVIDERS = ("STN", "REBILLY", "AIRALO")
 
 #: ``CANCEL_WORKER_*`` that restore the Temporal SDK's own defaults (the "before").
 SDK_DEFAULTS: dict[str, str] = {
@@ -40,56 +65,280 @@ SDK_DEFAULTS: dict[str, str] = {
 }
 
 
+def tuned(env: dict[str, str], tuning: dict[str, str]) -> dict[str, str]:
+    """A worker's environment with its ``CANCEL_WORKER_*`` replaced by ``tuning``; an
+    empty value means "unset": the setting's default (the SDK's)."""
+    base = {k: v for k, v in env.items() if not k.startswith("CANCEL_WORKER_")}
+    return {**base, **{k: v for k, v in tuning.items() if v}}
+
+
+class Deployment(Protocol):
+    """What differs between targets: the processes of one private stack."""
+
+    @property
+    def address(self) -> str:
+        """Temporal's frontend (``host:port``)."""
+        ...
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def api_token(self) -> str:
+        """The HTTP API's all-scopes key."""
+        ...
+
+    def bare_worker_env(self) -> dict[str, str]:
+        """Where :mod:`bench.bare` finds the server, the namespace, the sandbox's sTN
+        and the codec keys."""
+        ...
+
+    async def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def processes(self) -> Pids:
+        """The named figures of the processes alive now (the bare worker's aside)."""
+        ...
+
+    def dead(self) -> list[str]:
+        """Processes that exited by themselves, each with its log."""
+        ...
+
+    def admin(self) -> SandboxAdmin: ...
+
+    async def restart_worker(self, env: dict[str, str]) -> None:
+        """The product's worker again, with ``env`` as its ``CANCEL_WORKER_*``."""
+        ...
+
+
+class Supervised(Protocol):
+    """A process as both stacks supervise it (``ManagedProcess``, ``Service``)."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+
+def _named(groups: dict[str, Iterable[Supervised | None]]) -> Pids:
+    """Each figure's processes alive now; a figure with none is left out."""
+    named = {}
+    for name, processes in groups.items():
+        pids = tuple(
+            p.process.pid for p in processes if p is not None and p.process is not None and p.alive
+        )
+        if pids:
+            named[name] = Processes(pids)
+    return named
+
+
 @dataclass
-class Bench:
-    """One running target: the stack, its bare worker and a client."""
+class Dev:
+    """``make run``'s dev server, sandbox, worker (and API) on free ports."""
 
     stack: Stack
+    api: bool
+
+    @classmethod
+    def create(cls, workdir: Path, *, api: bool, worker_env: dict[str, str]) -> Dev:
+        stack = Stack(
+            workdir,
+            provider_timeout_seconds=PROVIDER_TIMEOUT_SECONDS,
+            worker_env=worker_env,
+            sandbox_state_file=False,
+        )
+        return cls(stack, api)
+
+    @property
+    def address(self) -> str:
+        return self.stack.temporal_address
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    @property
+    def api_token(self) -> str:
+        return self.stack.api_token
+
+    def bare_worker_env(self) -> dict[str, str]:
+        return self.stack.cli_env
+
+    async def start(self) -> None:
+        await self.stack.start(api=self.api)
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def processes(self) -> Pids:
+        stack = self.stack
+        return _named(
+            {
+                "worker": [stack.worker],
+                "server": [stack.server],
+                "sandbox": [stack.sandbox],
+                "api": [stack.api],
+            }
+        )
+
+    def dead(self) -> list[str]:
+        return [f"{process.name} (log {process.log})" for process in self.stack.died()]
+
+    def admin(self) -> SandboxAdmin:
+        return self.stack.admin()
+
+    async def restart_worker(self, env: dict[str, str]) -> None:
+        worker = self.stack.worker
+        worker.stop()
+        worker.env = tuned(worker.env, env)
+        await worker.start()
+
+
+@dataclass
+class Cluster:
+    """``make cluster``'s PostgreSQL and four Temporal services, the sandbox, one
+    worker (and the API); no Web UI, no codec server."""
+
+    stack: ClusterStack
+
+    @classmethod
+    def create(cls, workdir: Path, *, api: bool, worker_env: dict[str, str]) -> Cluster:
+        # As root, PostgreSQL runs as its own system user: it must get through.
+        workdir.chmod(0o755)
+        # Worker and API metrics on free ports, as the dev Stack serves them.
+        ports = replace(ClusterPorts.free(), worker_metrics=free_port(), api_metrics=free_port())
+        stack = ClusterStack(
+            workdir,
+            ensure_server_binaries(ui=False),
+            require_postgres(),
+            ports,
+            workers=1,
+            api=api,
+            sandbox_state_file=False,
+            worker_env={
+                "CANCEL_TASK_QUEUE": TASK_QUEUE,
+                **{f"{p}_TIMEOUT_SECONDS": str(PROVIDER_TIMEOUT_SECONDS) for p in PROVIDERS},
+                **worker_env,
+            },
+        )
+        return cls(stack)
+
+    @property
+    def address(self) -> str:
+        return self.stack.address
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    @property
+    def api_token(self) -> str:
+        token = self.stack.api_token
+        if token is None:
+            raise RuntimeError("the cluster was started without a dev API key")
+        return token
+
+    def bare_worker_env(self) -> dict[str, str]:
+        # The product worker's own: the same frontend, namespace, sandbox, codec keys.
+        return dict(self.stack.product_workers[0].env)
+
+    async def start(self) -> None:
+        atexit.register(self.stack.stop)
+        await self.stack.start()
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def processes(self) -> Pids:
+        stack = self.stack
+        named = _named(
+            {
+                "worker": stack.product_workers,
+                "server": [stack.services[name] for name in TEMPORAL_SERVICES],
+                "sandbox": [stack.sandbox],
+                "api": [stack.http_api],
+            }
+        )
+        postmaster = stack.postgres.pid
+        if postmaster is not None and stack.postgres.alive:
+            named["database"] = Processes.of(postmaster, with_children=True)
+        return named
+
+    def dead(self) -> list[str]:
+        dead = [f"{service.name} (log {service.log})" for service in self.stack.died()]
+        if not self.stack.postgres.alive:
+            dead.append(f"PostgreSQL (log {self.stack.postgres.log})")
+        return dead
+
+    def admin(self) -> SandboxAdmin:
+        return self.stack.admin()
+
+    async def restart_worker(self, env: dict[str, str]) -> None:
+        worker = self.stack.product_workers[0]
+        await asyncio.to_thread(worker.stop)
+        worker.env = tuned(worker.env, env)
+        # Returns once the worker polls its task queue.
+        await asyncio.to_thread(worker.start)
+
+
+class Create(Protocol):
+    """How a target's :class:`Deployment` is made (under ``workdir``, not started)."""
+
+    def __call__(self, workdir: Path, *, api: bool, worker_env: dict[str, str]) -> Deployment: ...
+
+
+DEPLOYMENTS: dict[str, Create] = {"dev": Dev.create, "cluster": Cluster.create}
+TARGETS = tuple(DEPLOYMENTS)
+
+
+@dataclass
+class Bench:
+    """One running target as every benchmark sees it: its processes, the sandbox, the
+    bare worker and a client (and the HTTP API's URL and key, for ``entrypoints.Api``)."""
+
+    stack: Deployment
     bare_worker: ManagedProcess
     client: Client
     target: str
 
     @property
-    def pids(self) -> dict[str, int]:
-        """The processes whose memory and CPU the benchmarks sample."""
-        named = {
-            "worker": self.stack.worker,
-            "bare worker": self.bare_worker,
-            "server": self.stack.server,
-            "sandbox": self.stack.sandbox,
-            "api": self.stack.api,
-        }
-        return {
-            name: process.process.pid
-            for name, process in named.items()
-            if process.process is not None and process.alive
-        }
+    def pids(self) -> Pids:
+        """The processes whose memory and CPU the benchmarks sample, by figure."""
+        named = self.stack.processes()
+        named.update(_named({"bare worker": [self.bare_worker]}))
+        return named
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    @property
+    def api_token(self) -> str:
+        return self.stack.api_token
+
+    def admin(self) -> SandboxAdmin:
+        return self.stack.admin()
 
     def reset_sandbox(self) -> None:
         """Forget every provider object and the call log (settings stay): the sandbox
         scans all its activations on every request, so each phase starts equal."""
-        with self.stack.admin() as admin:
+        with self.admin() as admin:
             admin.reset()
 
     def check_alive(self) -> None:
         """Raise if a process died by itself (its log says why)."""
-        dead = [*self.stack.died()]
+        dead = self.stack.dead()
         bare_worker = self.bare_worker
         if bare_worker.process is not None and not bare_worker.alive:
-            dead += [] if bare_worker.down_on_purpose else [bare_worker]
+            dead += [] if bare_worker.down_on_purpose else [f"bare worker (log {bare_worker.log})"]
         if dead:
-            names = ", ".join(f"{process.name} (log {process.log})" for process in dead)
-            raise RuntimeError(f"died during the benchmark: {names}")
+            raise RuntimeError(f"died during the benchmark: {', '.join(dead)}")
 
     async def restart_worker(self, env: dict[str, str]) -> None:
         """The product's worker again, with ``env`` over its environment (tuning)."""
-        self.stack.worker.stop()
-        base = {
-            k: v for k, v in self.stack.worker.env.items() if not k.startswith("CANCEL_WORKER_")
-        }
-        # An empty value means "unset": the setting's default (the SDK's).
-        self.stack.worker.env = {**base, **{k: v for k, v in env.items() if v}}
-        await self.stack.worker.start()
+        await self.stack.restart_worker(env)
 
 
 @contextlib.asynccontextmanager
@@ -97,31 +346,29 @@ async def running(
     target: str = "dev", *, api: bool = False, worker_env: dict[str, str] | None = None
 ) -> AsyncIterator[Bench]:
     """Start ``target``; everything is stopped when the block ends."""
-    if target == "cluster":
-        raise NotImplementedError(
-            "TARGET=cluster is not wired yet: bench/target.py must run the benchmarks on "
-            "starter.cluster.ClusterStack (its address, sandbox, workers, a bare worker)"
-        )
-    if target != "dev":
+    create = DEPLOYMENTS.get(target)
+    if create is None:
         raise ValueError(f"unknown target {target!r}; one of {', '.join(TARGETS)}")
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        stack = Stack(
-            Path(workdir),
-            provider_timeout_seconds=15.0,
-            worker_env={k: v for k, v in (worker_env or {}).items() if v},
-            sandbox_state_file=False,
+    with tempfile.TemporaryDirectory(prefix=f"bench-{target}-") as workdir:
+        stack = create(
+            Path(workdir), api=api, worker_env={k: v for k, v in (worker_env or {}).items() if v}
         )
         bare_worker = ManagedProcess(
             "bare worker",
             [sys.executable, "-m", "bench.bare"],
-            stack.cli_env,
-            stack.workdir / "bare-worker.log",
+            stack.bare_worker_env(),
+            Path(workdir) / "bare-worker.log",
             graceful=signal.SIGINT,
         )
         try:
-            await stack.start(api=api)
+            await stack.start()
             await bare_worker.start()
-            client = await stack.client()
+            client = await Client.connect(
+                stack.address,
+                namespace=NAMESPACE,
+                data_converter=data_converter(),
+                runtime=quiet_runtime(),
+            )
             with stack.admin() as admin:
                 # Terminations settle the moment they are due: a saga's first poll
                 # after its wish date finds DONE, in the product and in the baseline.

@@ -61,7 +61,7 @@ VARIANTS = {
     "bare": Variant("bare", "bare Temporal (submit, timer, poll)", Kind.BARE_HTTP),
     "bare-sa": Variant(
         "bare-sa",
-        "bare + the product's 5 search-attribute upserts",
+        "bare + the product's search attributes",
         Kind.BARE_HTTP_UPSERTS,
     ),
     "default": Variant(
@@ -102,7 +102,7 @@ class WaveResult:
 
 
 def stn_calls(bench: Bench, method: str, path: str) -> list[dict[str, object]]:
-    with bench.stack.admin() as admin:
+    with bench.admin() as admin:
         calls = admin.calls(provider="stn", method=method)
     return [call for call in calls if str(call["path"]).endswith(path)]
 
@@ -117,7 +117,7 @@ async def one_wave(
     pids = bench.pids
     spy = None
     if profile_dir is not None:
-        spy = Profiler.attach(pids[variant.process], profile_dir / f"{variant.name}.txt")
+        spy = Profiler.attach(pids[variant.process].main, profile_dir / f"{variant.name}.txt")
     try:
         async with ProcessSampler(pids) as sampler:
             phase = await run_phase(

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel
@@ -111,10 +111,21 @@ def _billing_flags(request: OrderCancellationRequest) -> list[str]:
     return argv + _flag("--description", request.description)
 
 
+class ApiEndpoint(Protocol):
+    """Where an API listens and its all-scopes key: a :class:`Stack`, or a benchmark's
+    target (``bench.target.Bench``, on the dev server or the cluster)."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def api_token(self) -> str: ...
+
+
 class Api:
     """The HTTP API with the stack's all-scopes key."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: ApiEndpoint) -> None:
         self.http = httpx.AsyncClient(
             base_url=stack.api_url,
             headers={"Authorization": f"Bearer {stack.api_token}"},

@@ -7,8 +7,9 @@
    a generated password (``temporal-password``, 0600), both schemas (idempotent);
 2. the four Temporal services, one process each (``history``, ``matching``,
    ``frontend``, ``worker``), then the ``default`` namespace and our search attributes;
-3. the Web UI server (optional), the provider sandbox (``sandbox-state.json``), the
-   codec server (with the UI), N product workers and the HTTP API (optional).
+3. the Web UI server (optional), the provider sandbox (``sandbox-state.json``; none
+   with ``sandbox_state_file=False``), the codec server (with the UI), N product
+   workers and the HTTP API (optional).
 
 :meth:`ClusterStack.stop` stops them in the reverse order; PostgreSQL last, with a
 clean shutdown. Everything survives a restart: the database, the sandbox's state.
@@ -68,6 +69,10 @@ class ClusterStack:
     api: bool = True
     #: The sandbox's own settings (``SANDBOX_*``) and extra worker environment.
     sandbox_env: dict[str, str] = field(default_factory=dict)
+    #: The sandbox keeps its state in ``sandbox-state.json`` (restarts keep it). Off for
+    #: benchmarks: the sandbox rewrites the whole file after every request, a cost that
+    #: grows with its state and belongs to the test double, not to the product.
+    sandbox_state_file: bool = True
     worker_env: dict[str, str] = field(default_factory=dict)
     temporal_log_level: str = "warn"
     #: The local dev key (all scopes) the API accepts; ``None``: ``CANCEL_API_KEYS`` rules.
@@ -200,8 +205,7 @@ class ClusterStack:
                 "127.0.0.1",
                 "--port",
                 str(self.ports.sandbox),
-                "--state-file",
-                str(self.state_file),
+                *(["--state-file", str(self.state_file)] if self.sandbox_state_file else []),
             ],
             sandbox_env,
             self.logs / "sandbox.log",
