@@ -151,6 +151,10 @@ def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
         options["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
             tuning.activity_task_pollers
         )
+    if tuning.max_task_queue_activities_per_second is not None:
+        options["max_task_queue_activities_per_second"] = (
+            tuning.max_task_queue_activities_per_second
+        )
     if tuning.hold_patches:
         held = tuning.hold_patches
         options["patch_activation_callback"] = lambda asked: asked.patch_id not in held

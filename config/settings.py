@@ -73,6 +73,10 @@ class WorkerSettings(BaseSettings):
     # Concurrent long polls for workflow and activity tasks (SDK default: 5 / 5).
     workflow_task_pollers: int | None = Field(default=None, ge=2)
     activity_task_pollers: int | None = Field(default=None, ge=1)
+    # Activities (provider calls) the task queue hands out per second, to
+    # all workers together: enforced by the server, so it holds however many workers
+    # run (set the same value on each; unset: no limit). README "Sizing".
+    max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
     # The workflow sandbox re-imports every non-passthrough module a workflow uses for
     # each run it creates or replays (a fresh copy of workflows/*, its classes and
     # dataclasses): true imports workflows/ and domain/ once per process and shares

@@ -47,10 +47,12 @@ def test_environment_sets_each_option(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANCEL_WORKER_WORKFLOW_TASK_POLLERS", "3")
     monkeypatch.setenv("CANCEL_WORKER_ACTIVITY_TASK_POLLERS", "4")
     monkeypatch.setenv("CANCEL_WORKER_SHARE_WORKFLOW_MODULES", "false")
+    monkeypatch.setenv("CANCEL_WORKER_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND", "2.5")
 
     options = tuning_options(WorkerSettings())
 
     assert options == {
+        "max_task_queue_activities_per_second": 2.5,
         "max_cached_workflows": 250,
         "max_concurrent_workflow_tasks": 20,
         "max_concurrent_activities": 40,
@@ -77,6 +79,7 @@ def test_empty_variables_keep_the_defaults(monkeypatch: pytest.MonkeyPatch) -> N
         # The SDK needs two workflow pollers (sticky and normal queue).
         ("WORKFLOW_TASK_POLLERS", "1"),
         ("MAX_CONCURRENT_ACTIVITIES", "0"),
+        ("MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND", "0"),
     ],
 )
 def test_impossible_values_are_refused(
