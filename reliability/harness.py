@@ -32,7 +32,7 @@ from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from config.temporal import data_converter
-from config.temporal_cli import ensure_temporal_cli
+from config.temporal_cli import dev_server_database_flags, ensure_temporal_cli
 from domain.search_attributes import dev_server_flags
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin
@@ -217,8 +217,7 @@ class Stack:
                 "--port",
                 str(self.temporal_port),
                 "--headless",
-                "--db-filename",
-                str(self.workdir / "temporal.db"),
+                *dev_server_database_flags(self.workdir / "temporal.db"),
                 "--log-level",
                 "error",
                 *dev_server_flags(),

@@ -37,7 +37,11 @@ from pydantic import ValidationError
 from config.codec import CodecConfigurationError, CodecKeys, resolve_keys
 from config.settings import ApiScope
 from config.telemetry import TelemetrySettings
-from config.temporal_cli import TemporalCliUnavailable, ensure_temporal_cli
+from config.temporal_cli import (
+    TemporalCliUnavailable,
+    dev_server_database_flags,
+    ensure_temporal_cli,
+)
 from domain.search_attributes import dev_server_flags
 from sandbox.settings import SandboxSettings
 
@@ -184,8 +188,7 @@ def main() -> int:
                 str(ports.temporal),
                 "--ui-port",
                 str(ports.ui),
-                "--db-filename",
-                str(data_dir / "temporal.db"),
+                *dev_server_database_flags(data_dir / "temporal.db"),
                 "--log-level",
                 "error",
                 *dev_server_flags(),

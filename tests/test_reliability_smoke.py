@@ -222,6 +222,10 @@ async def test_smoke_run_finds_nothing_lost_or_doubled(tmp_path: Path) -> None:
         assert not ({"RECEIVED", "SUBMITTING", "WAITING", "POLLING"} & set(result.final_states))
     crashes = results[0]
     assert crashes.crashes == 1 and crashes.recovery.samples
+    # The dev servers kept their databases in write-ahead-log mode (config.temporal_cli):
+    # a SQLite header's read/write format versions are 2 for WAL, 1 for a rollback journal.
+    databases = list((tmp_path / "work").rglob("temporal.db"))
+    assert databases and all(db.read_bytes()[18:20] == b"\x02\x02" for db in databases)
     text = report.read_text()
     assert "Violations: **0**" in text
     assert "| worker-crashes | 8 |" in text and "| duplicate-storms | 8 |" in text
