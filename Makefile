@@ -80,8 +80,8 @@ reliability: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 # Performance and scale against bare Temporal (bench/, writes docs/performance.md):
-# overhead, a 10,000-saga month-end wave, provider calls, intake. Sized for 30 min on 2
-# idle cores; 51 min measured on a shared machine at load 2-3.5 (docs/performance.md).
+# overhead, a 10,000-saga month-end wave, provider calls, intake. 29 min on 2 idle cores
+# (the two 10,000-saga waves are 22 of them; docs/performance.md).
 # Not part of `make test`. BENCH_ARGS=--quick for a few minutes. TARGET=cluster runs
 # them on `make cluster`'s PostgreSQL-backed Temporal (private, on free ports, one
 # worker) and writes sections of its own beside the dev server's; PostgreSQL comes from

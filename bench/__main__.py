@@ -1,8 +1,9 @@
 """``python -m bench`` (``make bench``): all four benchmarks, each on a stack of its own,
 each writing its section of ``docs/performance.md`` (``BENCH_REPORT=PATH``: that file).
 
-The default sizes are meant for 30 minutes on 2 idle cores (the two 10,000-saga waves
-are most of it; 51 minutes on a shared machine at load 2-3.5);
+The default sizes take 29 minutes on this 2-core machine with nothing else running
+(docs/performance.md): the two 10,000-saga waves, bare and product, are 22 of them,
+each draining at the dev server's pace of about 30 sagas/s.
 ``--quick`` runs every benchmark small (a few minutes, for trying changes out).
 ``--target cluster`` (``make bench TARGET=cluster``) runs them on the PostgreSQL-backed
 cluster and writes sections of its own beside the dev server's.
