@@ -161,7 +161,8 @@ class ResolveRequest(CamelModel):
 class PendingAction(CamelModel):
     """Something the saga could not do on its own and still owes."""
 
-    part: Literal["stn", "rebilly", "airalo"]
+    # The provider whose part owes it ("stn", "rebilly", "airalo", ...).
+    part: str
     # "undo": compensation of a step before the pivot; "finish": a step after it.
     kind: Literal["undo", "finish"]
     description: str

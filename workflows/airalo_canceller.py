@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -58,7 +58,8 @@ class FutureOrderCanceller:
     """Cancel ``request_ids`` at Airalo (rules: ``docs/sagas.md``). Workflow code only.
 
     ``keep_due_before``: orders due at or before this moment are not cancelled
-    (``KEPT``); ``None`` cancels every order.
+    (``KEPT``); ``None`` cancels every order. ``on_listed``: told the listed orders
+    once, right after the first lookup, before any cancel call.
     """
 
     def __init__(
@@ -67,10 +68,12 @@ class FutureOrderCanceller:
         ledger: SagaLedger,
         *,
         keep_due_before: datetime | None = None,
+        on_listed: Callable[[list[FutureOrder]], None] | None = None,
     ) -> None:
         self._request_ids = list(request_ids)
         self._ledger = ledger
         self._keep_due_before = keep_due_before
+        self._on_listed = on_listed
         self.outcomes: dict[str, OrderOutcomeRecord] = {
             request_id: OrderOutcomeRecord(
                 request_id=request_id, outcome=OrderOutcome.PENDING, reason="not looked up yet"
@@ -187,9 +190,6 @@ class FutureOrderCanceller:
         elif record.outcome == OrderOutcome.PENDING:
             self._settle(request_id, OrderOutcome.ALREADY_PROCESSED, f"{fired}; not cancelled")
 
-    def _on_listed(self, orders: list[FutureOrder]) -> None:
-        """Hook, called once right after the first lookup, before any cancel call."""
-
     # -- lookup ------------------------------------------------------------------
 
     async def _list(
@@ -226,7 +226,8 @@ class FutureOrderCanceller:
             + (f"; {missing} not listed: the cancel call will say why" if missing else "")
             + (f"; {len(kept)} due at or before {_utc(keep)}: kept" if kept and keep else ""),
         )
-        self._on_listed(listing.orders)
+        if self._on_listed is not None:
+            self._on_listed(listing.orders)
         for order in kept:
             assert keep is not None
             self._settle(

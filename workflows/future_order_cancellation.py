@@ -2,8 +2,9 @@
 
 look up every order → refuse those past their cut-off without a call → cancel the
 rest in batches of at most ten, earliest cut-off first → ``COMPLETED`` with one
-outcome per request id (``FAILED`` only if nothing could be done). The procedure
-is :class:`workflows.airalo_canceller.FutureOrderCanceller`; a ``revoke`` stops it
+outcome per request id (``FAILED`` only if nothing could be done). The part is
+:class:`workflows.airalo_orders.AiraloOrders` (its procedure
+:class:`~workflows.airalo_canceller.FutureOrderCanceller`); a ``revoke`` stops it
 and re-creates what it cancelled (``REVOKED``); cancelling the workflow stops it,
 leaving what was cancelled cancelled. The rules in full: ``docs/sagas.md``.
 """
@@ -21,11 +22,9 @@ with workflow.unsafe.imports_passed_through():
         FutureOrderCancellationRequest,
         FutureOrderCancellationStatus,
         OrderOutcome,
-        RecreatedFutureOrder,
         summarize_outcomes,
     )
     from domain.common import (
-        NoticeEvent,
         OperatorRequestKind,
         Provider,
         ProviderNotice,
@@ -35,8 +34,7 @@ with workflow.unsafe.imports_passed_through():
         SagaQuery,
     )
 
-from workflows import airalo_steps
-from workflows.airalo_canceller import FutureOrderCanceller
+from workflows.airalo_orders import AiraloOrders
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger
 from workflows.operator_updates import Revocable
@@ -52,14 +50,6 @@ NOTHING_TO_STOP = (
 )
 
 
-class _SagaCanceller(FutureOrderCanceller):
-    """This saga's ``WishDate`` is the earliest due date Airalo listed."""
-
-    def _on_listed(self, orders: list[FutureOrder]) -> None:
-        if orders:
-            self._ledger.move_wish_date(min(order.due_date for order in orders))
-
-
 @workflow.defn(name="FutureOrderCancellation")
 class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], ReceivesNotices):
     _revoke_after_end = NOTHING_TO_STOP
@@ -68,11 +58,16 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
     def __init__(self, request: FutureOrderCancellationRequest) -> None:
         self._request = request
         self._ledger = SagaLedger(SagaKind.FUTURE_ORDER_CANCELLATION, [Provider.AIRALO])
-        self._canceller = _SagaCanceller(request.request_ids, self._ledger)
+        self._orders = AiraloOrders(request.request_ids, self._ledger, on_listed=self._listed)
+        self._canceller = self._orders.canceller
         self._steering = Steering(self._ledger)
         self._notice_board = NoticeBoard(self._ledger)
         self._undo = InflightStep()
-        self._recreated: list[RecreatedFutureOrder] = []
+
+    def _listed(self, orders: list[FutureOrder]) -> None:
+        """This saga's ``WishDate`` is the earliest due date Airalo listed."""
+        if orders:
+            self._ledger.move_wish_date(min(order.due_date for order in orders))
 
     @workflow.run
     async def run(self, request: FutureOrderCancellationRequest) -> FutureOrderCancellationStatus:
@@ -154,19 +149,19 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
         """The canceller has stopped: re-create what it cancelled, end REVOKED."""
         note = request.reason or "revoked by operator"
         canceller = self._canceller
-        orders = canceller.cancelled_orders()
+        orders = self._orders.orders_to_recreate()
         if orders:
             self._ledger.record(
                 "recreating",
                 f"re-creating {len(orders)} cancelled order(s) with POST /v2/future-orders",
             )
-            self._recreated = await airalo_steps.recreate_future_orders(orders)
+            await self._orders.recreate(orders)
         problems = [
             f"{request_id}: no details were recorded to re-create it from"
             for request_id in canceller.cancelled_without_details()
         ]
         made = []
-        for result in self._recreated:
+        for result in self._orders.recreated:
             record = canceller.outcomes[result.original_request_id]
             if result.request_id is not None:
                 made.append(f"{result.original_request_id} → {result.request_id}")
@@ -188,8 +183,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
         self._ledger.enter(SagaPhase.REVOKED, detail)
 
     def _on_notice(self, notice: ProviderNotice) -> None:
-        if notice.event == NoticeEvent.AIRALO_FUTURE_ORDER_FIRED:
-            self._canceller.note_fired(notice.subject, notice.at)
+        self._orders.on_notice(notice)
 
     # -- query ---------------------------------------------------------------------
 
@@ -206,6 +200,6 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
             lookups=canceller.lookups,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
-            recreated=list(self._recreated),
+            recreated=list(self._orders.recreated),
             notices=list(self._notice_board.received),
         )

@@ -7,7 +7,8 @@ While it waits an operator can ``revoke`` (CancelTerminateSubscription → REVOK
 or ``reschedule`` (cancel + resubmit with the new date); cancelling the workflow
 undoes the submitted termination the same way. Termination is irreversible at
 sTN, so everything that can still be undone is undone before DONE, and nothing
-is attempted after it.
+is attempted after it. What sTN is asked and how its answers are read is the
+part, :class:`workflows.stn_line.StnLine`; this saga decides what they mean.
 """
 
 from __future__ import annotations
@@ -28,21 +29,15 @@ with workflow.unsafe.imports_passed_through():
         SagaPhase,
         SagaQuery,
     )
-    from domain.stn import (
-        Activation,
-        CancelTermination,
-        LineTerminationStatus,
-        SubmitTermination,
-        TerminationRequest,
-        derived_reference_number,
-        mask_phone_number,
-    )
+    from domain.stn import Activation, LineTerminationStatus, TerminationRequest
 
-from workflows import patches, stn_steps
+from workflows import patches
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
+from workflows.parts import StepFailed, TooLate
 from workflows.steering import Refused, Steering
+from workflows.stn_line import StnLine
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 
@@ -55,13 +50,8 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         self._wish_date: datetime | None = request.wish_date
         self._ledger = SagaLedger(SagaKind.LINE_TERMINATION, [Provider.STN])
         self._steering = Steering(self._ledger)
-        self._submission: SubmitTermination | None = None
+        self._line = StnLine(request, self._ledger)
         self._submit_step = InflightStep()
-        self._activation: Activation | None = None
-        # sTN's cancellation of it (revoke, reschedule, undo), once asked for.
-        self._cancellation: Activation | None = None
-        self._submissions = 0
-        self._provider_checks = 0
         # Set by the shielded-submit patch: a cancellation is compensated even
         # when it arrives as a cancelled activity.
         self._cancellation_compensates = False
@@ -106,18 +96,11 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         )
 
     async def _submit(self) -> None:
-        self._submissions += 1
-        info = workflow.info()
-        reference = self._request.reference_number
-        if reference is None or self._submissions > 1:
-            reference = derived_reference_number(info.workflow_id, info.run_id, self._submissions)
-        self._submission = SubmitTermination(
-            subscription_id=self._request.subscription_id,
-            phone_number=self._request.phone_number,
-            wish_date=self._wish_date,
-            reference_number=reference,
+        submission = self._line.new_submission(self._wish_date, self._request.reference_number)
+        self._ledger.enter(
+            SagaPhase.SUBMITTING,
+            f"asking sTN to terminate (reference {submission.reference_number})",
         )
-        self._ledger.enter(SagaPhase.SUBMITTING, f"asking sTN to terminate (reference {reference})")
         # Shielded: a workflow cancellation no longer cancels the submit activity
         # (which cannot stop an HTTP call already sent); the compensation waits
         # for its outcome and undoes exactly that. Before the patch a cancellation
@@ -125,16 +108,16 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         # from then replay that path.
         shielded = patches.patched(patches.SHIELDED_SUBMIT)
         self._cancellation_compensates = shielded
-        await self._submit_step.run(self._send_submission(self._submission), shield=shielded)
-        assert self._activation is not None
+        await self._submit_step.run(self._send(), shield=shielded)
+        assert self._line.activation is not None
         when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
         self._ledger.enter(
-            SagaPhase.WAITING, f"activation {self._activation.id} scheduled for {when}"
+            SagaPhase.WAITING, f"activation {self._line.activation.id} scheduled for {when}"
         )
 
-    async def _send_submission(self, submission: SubmitTermination) -> None:
-        result = await stn_steps.submit_termination(submission)
-        self._activation = result.activation
+    async def _send(self) -> None:
+        assert self._line.submission is not None
+        result = await self._line.send(self._line.submission)
         recovered = " (found after a lost response)" if result.recovered else ""
         self._ledger.record(
             "submitted",
@@ -143,19 +126,15 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         )
 
     async def _poll(self) -> None:
-        assert self._activation is not None
-        checked = await self._steering.poll_interruptibly(
-            stn_steps.await_activation_final(self._activation.id),
+        final = await self._steering.poll_interruptibly(
+            self._line.await_final(),
             still_pending="sTN has not finished after a day; still polling",
         )
-        if checked is None:
-            return
-        self._provider_checks += checked.checks
-        self._settle(checked.activation)
+        if final is not None:
+            self._settle(final)
 
     def _settle(self, activation: Activation) -> None:
-        """Record a final provider status as the saga's outcome."""
-        self._activation = activation
+        """Record sTN's final word as the saga's outcome."""
         if activation.status == "DONE":
             self._ledger.enter(
                 SagaPhase.COMPLETED,
@@ -175,7 +154,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         previous = self._ledger.phase
         note = request.reason or "revoked by operator"
         self._ledger.enter(SagaPhase.REVOKING, note)
-        cancelled = await self._cancel_activation(REVOKE, note, previous)
+        cancelled = await self._release(REVOKE, note, previous)
         self._ledger.enter(SagaPhase.REVOKED, f"{note} (activation {cancelled})")
 
     async def _reschedule(self, request: RescheduleRequest) -> None:
@@ -183,7 +162,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         self._ledger.enter(SagaPhase.RESCHEDULING, f"moving to {request.wish_date.isoformat()}")
         note = f"rescheduled to {request.wish_date.isoformat()}"
         # Resubmitted only once sTN confirmed the old termination is cancelled.
-        await self._cancel_activation(RESCHEDULE, note, previous)
+        await self._release(RESCHEDULE, note, previous)
         self._wish_date = request.wish_date
         self._ledger.move_wish_date(request.wish_date)
         try:
@@ -195,105 +174,70 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
             )
             raise
 
-    async def _cancel_activation(
-        self, kind: OperatorRequestKind, note: str, previous: SagaPhase
-    ) -> str:
+    async def _release(self, kind: OperatorRequestKind, note: str, previous: SagaPhase) -> str:
         """Cancel the termination for an operator request; the id of the cancellation.
 
         If sTN refuses, or cannot carry the cancellation out, the request is refused
         and the saga carries on where it was (or ends, if sTN executed meanwhile).
         """
-        assert self._activation is not None
         try:
-            undo = await stn_steps.cancel_termination(
-                CancelTermination(activation_id=self._activation.id, note=note)
-            )
+            return await self._line.release(note)
         except ActivityError as error:
             self._refused(kind, previous, describe_failure(error))
             raise
-        self._learn(undo)
-        if undo.failure is None:
-            return undo.cancellation.id if undo.cancellation else self._activation.id
-        if self._activation.is_done:
-            self._settle(self._activation)  # sTN executed it after all: COMPLETED
-        else:
-            self._refused(kind, previous, undo.failure)
-        raise Refused(f"cannot {kind}: {undo.failure}")
+        except TooLate as late:
+            assert self._line.activation is not None
+            self._settle(self._line.activation)  # sTN executed it after all: COMPLETED
+            raise Refused(f"cannot {kind}: {late}") from None
+        except StepFailed as failed:
+            self._refused(kind, previous, str(failed))
+            raise Refused(f"cannot {kind}: {failed}") from None
 
     def _refused(self, kind: OperatorRequestKind, previous: SagaPhase, why: str) -> None:
         self._ledger.note_error(f"{kind}_refused", why)
         self._ledger.enter(previous, f"{kind} refused; carrying on")
 
-    def _learn(self, undo: stn_steps.Undo) -> None:
-        if not undo.followed:
-            # Runs recorded before the patch kept the cancellation's answer.
-            if undo.cancellation is not None:
-                self._activation = undo.cancellation
-            return
-        self._cancellation = undo.cancellation
-        if undo.termination is not None:
-            self._activation = undo.termination
-
     async def _compensate(self, reason: str) -> None:
         """Undo the submitted termination after a workflow cancellation."""
         self._ledger.enter(SagaPhase.COMPENSATING, reason)
         await self._submit_step.settle()
-        if self._activation is not None and self._activation.is_executed:
+        line = self._line
+        if line.activation is not None and line.activation.is_executed:
             # Too late: sTN already executed (or failed) it. Report what happened.
-            self._settle(self._activation)
+            self._settle(line.activation)
             return
-        if self._submission is None or (self._activation and self._activation.is_cancelled):
+        if line.submission is None or (line.activation and line.activation.is_cancelled):
             self._ledger.enter(SagaPhase.REVOKED, f"{reason}; nothing to undo")
             return
         try:
-            undo = await stn_steps.cancel_termination(
-                CancelTermination(
-                    activation_id=self._activation.id if self._activation else None,
-                    submitted=self._submission,
-                    note=reason,
-                )
-            )
-        except ActivityError as error:
-            self._ledger.fail(
-                SagaPhase.FAILED, f"{reason}; could not undo: {describe_failure(error)}"
-            )
+            what = await line.take_back(reason)
+        except TooLate:
+            assert line.activation is not None
+            self._settle(line.activation)
             return
-        self._learn(undo)
-        if undo.failure is not None:
-            if self._activation is not None and self._activation.is_done:
-                self._settle(self._activation)
-            else:
-                self._ledger.fail(SagaPhase.FAILED, f"{reason}; could not undo: {undo.failure}")
+        except StepFailed as failed:
+            self._ledger.fail(SagaPhase.FAILED, f"{reason}; could not undo: {failed}")
             return
-        undone = undo.cancellation
-        what = f"activation {undone.id} cancelled" if undone else "sTN never created one"
         self._ledger.enter(SagaPhase.REVOKED, f"{reason}; {what}")
 
     # -- handlers --------------------------------------------------------------
 
     def _provider_acted(self) -> str | None:
-        activation = self._activation
+        activation = self._line.activation
         if activation is not None and activation.is_executed:
             return f"sTN already executed the termination ({activation.status})"
         return None
 
     @workflow.query(name=SagaQuery.STATUS)
     def status(self) -> LineTerminationStatus:
-        activation = self._activation
         return LineTerminationStatus(
             workflow_id=workflow.info().workflow_id,
             phase=self._ledger.phase,
-            subscription_id=self._request.subscription_id,
-            phone_number=mask_phone_number(self._request.phone_number),
             customer_id=self._request.customer_id,
             wish_date=self._wish_date,
-            reference_number=self._submission.reference_number if self._submission else None,
-            activation_id=activation.id if activation else None,
-            activation_status=activation.status if activation else None,
-            cancellation_id=self._cancellation.id if self._cancellation else None,
-            cancellation_status=self._cancellation.status if self._cancellation else None,
-            submissions=self._submissions,
-            provider_checks=self._provider_checks,
+            submissions=self._line.submissions,
+            provider_checks=self._line.provider_checks,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            **dict(self._line.state()),
         )

@@ -51,6 +51,13 @@ CHURN_UNRECORDED_ORDERS_OWED = "churn-unrecorded-esim-orders-owed"
 # not at every phase change. Also the generation marker: see the module docstring.
 ONE_UPSERT_PER_TASK = "ledger-one-upsert-per-task"
 
+# 2026-12: a churn whose billing undo was answered "already completed" by Rebilly
+# recorded it as undone and could end COMPENSATED; a completed cancellation cannot be
+# undone, so the undo is now owed, as OrderCancellation always said
+# (tests/histories/customer_churn_billing_already_completed_before_not_undone_patch.json).
+# Asked only on that path, so only such runs carry its marker.
+CHURN_COMPLETED_BILLING_NOT_UNDONE = "churn-completed-billing-not-undone"
+
 #: The newest patch: a run recorded with it started with every patch below already in.
 GENERATION = ONE_UPSERT_PER_TASK
 
@@ -68,7 +75,7 @@ SUPERSEDED = frozenset(
 
 
 #: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
-ALL = SUPERSEDED | {GENERATION}
+ALL = SUPERSEDED | {GENERATION, CHURN_COMPLETED_BILLING_NOT_UNDONE}
 
 
 def current() -> bool:

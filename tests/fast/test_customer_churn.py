@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from config.settings import OrchestratorSettings
 from domain.airalo import AiraloActivity
 from domain.churn import CustomerChurnRequest, ResolveAction
-from domain.rebilly import RebillyActivity, RebillyStatus
+from domain.rebilly import Cancellation, PutCancellation, PutResult, RebillyActivity, RebillyStatus
 from domain.stn import StnActivity
 from starter import sagas
 from tests.fast.fakes import FakeProviders, Gate, reject
@@ -31,6 +31,7 @@ POLL_BILLING = RebillyActivity.AWAIT_CANCELLATION_COMPLETED
 CANCEL_LINE = StnActivity.CANCEL_TERMINATION
 DELETE_DRAFT = RebillyActivity.DELETE_DRAFT
 RECREATE = AiraloActivity.CREATE_FUTURE_ORDER
+REACTIVATE = RebillyActivity.REACTIVATE_ORDER
 # Every part prepared, in order of reversibility: billing draft, line, eSIMs.
 PREPARE = [DRAFT_BILLING, SUBMIT, LIST, CANCEL_ESIMS]
 # Undone the line first (it alone may be beyond undoing), then newest first: eSIMs
@@ -425,3 +426,49 @@ async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancell
     assert [create.order.request_id for create in fakes.args(RECREATE)] == sent.request_ids
     outcomes = [o["outcome"] for o in final["airalo"]["outcomes"]]
     assert sorted(outcomes) == ["CANCELLED"] * 10 + ["KEPT"]
+
+
+async def test_a_billing_cancellation_rebilly_completed_is_not_claimed_undone(
+    client: Client,
+    fake_worker: Worker,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+    uid: str,
+) -> None:
+    """Rebilly answers a reactivation of a completed cancellation "already completed":
+    the order churned and stays churned. OrderCancellation reports that as too late;
+    the churn used to record it as ``billing_undone`` and end COMPENSATED, claiming an
+    undo that never happened. Now it says so: the billing undo is owed (patch
+    ``churn-completed-billing-not-undone``; pre-patch history kept)."""
+
+    def confirmed_at_rebilly(put: PutCancellation) -> PutResult:
+        # The merchant confirmed the draft in Rebilly's dashboard before the PUT's
+        # answer came back; Rebilly completes it at its churn time, the churn date.
+        seen = Cancellation(
+            id=put.cancellation_id,
+            order_id=put.body.order_id,
+            status=RebillyStatus.CONFIRMED,
+            churn_time=put.body.churn_time,
+        )
+        fakes.cancellations[seen.id] = seen.model_copy(update={"status": RebillyStatus.COMPLETED})
+        return PutResult(cancellation=seen, created=False, recovered=True, attempt=2)
+
+    fakes.on(DRAFT_BILLING, confirmed_at_rebilly)
+    fakes.stn_outcome, fakes.stn_message = "ERROR", "number is ported out"
+    # ~1 s of wall clock: sTN is only polled (and answers ERROR) after the churn date.
+    workflow_id = await start(client, settings, fakes, uid, soon(), [in_days(3)])
+
+    state = await wait_for_phase(client, workflow_id, "NEEDS_ATTENTION")
+
+    assert [(p["part"], p["kind"]) for p in state["pendingActions"]] == [("rebilly", "undo")]
+    assert "already completed" in state["pendingActions"][0]["error"]
+    assert sorted(state["undoneParts"]) == ["airalo", "stn"]
+    assert "billing_undone" not in [s["step"] for s in state["steps"]]
+    assert fakes.args(REACTIVATE)[0].cancellation_id == state["rebilly"]["cancellationId"]
+    handled = await sagas.resolve(
+        client, workflow_id, ResolveAction.MARK_HANDLED, "credited the customer by hand"
+    )
+    assert handled["phase"] == "COMPENSATED"
+    await record_history(
+        client.get_workflow_handle(workflow_id), "customer_churn_billing_already_completed"
+    )
