@@ -41,7 +41,6 @@ from domain.airalo import (
 )
 from domain.common import (
     ErrorType,
-    OperatorRequestKind,
     Provider,
     RevokeRequest,
     SagaKind,
@@ -535,7 +534,7 @@ def test_revoke_validator_explains_why_it_refuses() -> None:
         with pytest.raises(ValueError, match=f"already {phase.value}.*no cancellation is running"):
             saga._validate_revoke(RevokeRequest())
     saga._ledger.phase = SagaPhase.REVOKING
-    saga._steering.inbox.in_progress = OperatorRequest(OperatorRequestKind.REVOKE)
+    saga._steering.inbox.in_progress = OperatorRequest(RevokeRequest())
     with pytest.raises(ValueError, match="another request is being applied"):
         saga._validate_revoke(RevokeRequest())
 

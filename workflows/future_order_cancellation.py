@@ -37,9 +37,10 @@ with workflow.unsafe.imports_passed_through():
 from workflows.airalo_orders import AiraloOrders
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger
+from workflows.operator_inbox import OperatorRequest
 from workflows.operator_updates import Revocable
 from workflows.provider_notices import NoticeBoard, ReceivesNotices
-from workflows.steering import Steering
+from workflows.steering import RequestHandlers, Steering
 
 REVOKE = OperatorRequestKind.REVOKE
 # Why a final saga refuses a revoke (the validator's message).
@@ -75,7 +76,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
         if inbox.has_pending():
             # A revoke that came with the start stops the canceller before the run
             # opens (the order of commands recorded runs replay).
-            self._stop_cancelling(inbox.peek().payload)
+            self._stop_cancelling(inbox.peek())
         self._ledger.open(None, request.customer_id)
         try:
             if not self._canceller.stopping:
@@ -84,15 +85,13 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
                     SagaPhase.SUBMITTING, f"looking up {len(ids)} future orders at Airalo"
                 )
             # A revoke does not cancel the canceller: it stops it, and is applied after.
-            stopper = asyncio.ensure_future(
-                self._steering.when_requested(lambda queued: self._stop_cancelling(queued.payload))
-            )
+            stopper = asyncio.ensure_future(self._steering.when_requested(self._stop_cancelling))
             try:
                 await self._canceller.run()
             finally:
                 stopper.cancel()
             if inbox.has_pending():
-                await self._steering.apply_pending({REVOKE: self._revoke})
+                await self._steering.apply_pending(RequestHandlers(revoke=self._revoke))
             else:
                 self._finish()
         except BaseException as error:
@@ -129,11 +128,15 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
 
     # -- revoke --------------------------------------------------------------------
 
-    def _stop_cancelling(self, request: RevokeRequest) -> None:
-        """A revoke came: no further cancel call (the canceller settles what it started)."""
+    def _stop_cancelling(self, request: OperatorRequest) -> None:
+        """A revoke came (the one request this saga takes): no further cancel call (the
+        canceller settles what it started)."""
         if self._canceller.stopping:
             return
-        note = request.reason or "revoked by operator"
+        revoke = request.payload
+        note = (revoke.reason if isinstance(revoke, RevokeRequest) else None) or (
+            "revoked by operator"
+        )
         self._ledger.enter(
             SagaPhase.REVOKING,
             f"{note}: no further cancel call; orders already cancelled will be re-created",
@@ -141,7 +144,8 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
         self._canceller.stop(note)
 
     async def _revoke(self, request: RevokeRequest) -> None:
-        self._stop_cancelling(request)  # already stopped, unless it ended by itself first
+        # Already stopped, unless it ended by itself first.
+        self._stop_cancelling(OperatorRequest(request))
         # Shielded: a workflow cancellation must not abandon the re-creations.
         await self._undo.run(self._recreate(request))
 
@@ -174,7 +178,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
         detail = f"{note}; {summarize_outcomes(list(canceller.outcomes.values()))}"
         detail += f"; {len(made)} cancelled order(s) re-created"
         if problems:
-            self._ledger.note_error(
+            self._ledger.note_undo_failure(
                 "recreate_failed",
                 f"{len(problems)} cancelled order(s) could not be re-created and stay "
                 "cancelled: " + "; ".join(problems),

@@ -3,7 +3,8 @@
 Every phase change is written three ways at once, so they can never disagree:
 the ``status`` query's step list, the ``CancellationStatus`` search attribute
 (what operators filter on in the UI) and the run's current details (what the UI
-shows on the run's page).
+shows on the run's page). Whoever must react to it (the steering loop, the saga
+metrics) is a :class:`LedgerWatcher`, told of every change as it is made.
 
 Search attributes are published **once per workflow task** (patch
 :data:`workflows.patches.ONE_UPSERT_PER_TASK`): the changes a task's code makes are
@@ -19,6 +20,7 @@ complete in the same step, and the upsert must come before its completion.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,16 +31,30 @@ from workflows import patches
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
-    from domain.common import Provider, SagaKind, SagaPhase, StepRecord
+    from domain.common import SagaPhase, StepRecord
+
+
+class LedgerWatcher:
+    """Told of what a saga's ledger records, as it records it (the defaults ignore it)."""
+
+    def phase_changed(self, previous: SagaPhase, phase: SagaPhase) -> None:
+        """The saga entered ``phase`` (possibly again) from ``previous``."""
+
+    def undo_failed(self) -> None:
+        """A compensation could not undo something, whatever phase the saga ends in."""
 
 
 class SagaLedger:
-    def __init__(self, kind: SagaKind, providers: list[Provider]) -> None:
+    """``kind``: the ``CancellationKind`` (a ``SagaKind`` value, or a new kind's name);
+    ``providers``: the ``Provider`` values (or a new provider's name) it calls."""
+
+    def __init__(self, kind: str, providers: Sequence[str]) -> None:
         self.kind = kind
-        self.providers = providers
+        self.providers = list(providers)
         self.phase = SagaPhase.RECEIVED
         self.steps: list[StepRecord] = []
         self.last_error: str | None = None
+        self._watchers: list[LedgerWatcher] = []
         # Set in open(): merge the search-attribute changes of a task into one upsert.
         self._per_task = False
         self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
@@ -47,24 +63,29 @@ class SagaLedger:
         """Publish the search attributes a new run starts with."""
         self._per_task = patches.current()
         updates: list[SearchAttributeUpdate[Any]] = [
-            sa.CANCELLATION_KIND.value_set(self.kind.value),
-            sa.CANCELLATION_PROVIDERS.value_set([p.value for p in self.providers]),
+            sa.CANCELLATION_KIND.value_set(str(self.kind)),
+            sa.CANCELLATION_PROVIDERS.value_set([str(p) for p in self.providers]),
             sa.CANCELLATION_STATUS.value_set(self.phase.value),
             sa.WISH_DATE.value_set(wish_date or workflow.now()),
         ]
         if customer_id:
             updates.append(sa.CUSTOMER_ID.value_set(customer_id))
         self._publish(updates)
-        self.record("received", f"{self.kind.value} saga started")
+        self.record("received", f"{self.kind} saga started")
+
+    def watch(self, watcher: LedgerWatcher) -> None:
+        self._watchers.append(watcher)
 
     def record(self, step: str, detail: str = "") -> None:
         self.steps.append(StepRecord(at=workflow.now(), step=step, detail=detail))
 
     def enter(self, phase: SagaPhase, detail: str) -> None:
-        self.phase = phase
+        previous, self.phase = self.phase, phase
         self.record(phase.value.lower(), detail)
         self._publish([sa.CANCELLATION_STATUS.value_set(phase.value)], now=phase.is_final)
         workflow.set_current_details(f"**{phase.value}**: {detail}")
+        for watcher in self._watchers:
+            watcher.phase_changed(previous, phase)
 
     def fail(self, phase: SagaPhase, error: str) -> None:
         self.last_error = error
@@ -74,6 +95,13 @@ class SagaLedger:
         """An error the saga survived (e.g. a refused revoke): recorded, phase kept."""
         self.last_error = error
         self.record(step, error)
+
+    def note_undo_failure(self, step: str, error: str) -> None:
+        """A compensation that could not undo something, although the saga ends in
+        a phase that does not say so (a revoke whose re-creations partly failed)."""
+        self.note_error(step, error)
+        for watcher in self._watchers:
+            watcher.undo_failed()
 
     def move_wish_date(self, wish_date: datetime) -> None:
         self._publish([sa.WISH_DATE.value_set(wish_date)])

@@ -36,7 +36,7 @@ from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
 from workflows.parts import StepFailed, TooLate
-from workflows.steering import Refused, Steering
+from workflows.steering import Refused, RequestHandlers, Steering
 from workflows.stn_line import StnLine
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -85,7 +85,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     async def _drive(self) -> None:
         """Wait, then poll, until final; operator requests are applied between steps."""
         await self._steering.drive(
-            self._advance, {REVOKE: self._revoke, RESCHEDULE: self._reschedule}
+            self._advance, RequestHandlers(revoke=self._revoke, reschedule=self._reschedule)
         )
 
     async def _advance(self) -> None:
@@ -111,9 +111,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         await self._submit_step.run(self._send(), shield=shielded)
         assert self._line.activation is not None
         when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
-        self._ledger.enter(
-            SagaPhase.WAITING, f"activation {self._line.activation.id} scheduled for {when}"
-        )
+        self._steering.scheduled(f"activation {self._line.activation.id} scheduled for {when}")
 
     async def _send(self) -> None:
         assert self._line.submission is not None

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         refuse_past_wish_date,
     )
 
+from workflows.operator_inbox import OperatorPayload
 from workflows.steering import Steering
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -42,14 +43,14 @@ class Revocable(Generic[S]):
         """Why it is too late to steer (the provider already executed), if it is."""
         return None
 
-    async def _steer(self, kind: OperatorRequestKind, request: object = None) -> S:
+    async def _steer(self, request: OperatorPayload) -> S:
         """Hand the request to the saga's loop; answer with the status after it."""
-        await self._steering.request(kind, request)
+        await self._steering.request(request)
         return self.status()
 
     @workflow.update(name=REVOKE, description="Undo what the saga did, before the provider acted")
     async def revoke(self, request: RevokeRequest) -> S:
-        return await self._steer(REVOKE, request)
+        return await self._steer(request)
 
     @revoke.validator
     def _validate_revoke(self, request: RevokeRequest) -> None:
@@ -66,7 +67,7 @@ class Reschedulable(Revocable[S]):
 
     @workflow.update(name=RESCHEDULE, description="Move the saga to a new wish date")
     async def reschedule(self, request: RescheduleRequest) -> S:
-        return await self._steer(RESCHEDULE, request)
+        return await self._steer(request)
 
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:

@@ -41,10 +41,11 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
+from workflows.operator_inbox import ConfirmRequest
 from workflows.operator_updates import Reschedulable
 from workflows.provider_notices import NoticeBoard, ReceivesNotices
 from workflows.rebilly_billing import CompletedAtRebilly, RebillyBilling, when
-from workflows.steering import Refused, Steering
+from workflows.steering import Refused, RequestHandlers, Steering
 
 CONFIRM = OperatorRequestKind.CONFIRM
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -94,7 +95,9 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
         """Wait, then poll, until final; operator requests are applied between steps."""
         await self._steering.drive(
             self._advance,
-            {CONFIRM: self._confirm, REVOKE: self._revoke, RESCHEDULE: self._reschedule},
+            RequestHandlers(
+                confirm=self._confirm, revoke=self._revoke, reschedule=self._reschedule
+            ),
         )
 
     async def _advance(self) -> None:
@@ -141,15 +144,12 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
     def _after_put(self, cancellation: Cancellation) -> None:
         churn = when(cancellation.churn_time)
         if cancellation.status == RebillyStatus.DRAFT:
-            self._ledger.enter(
-                SagaPhase.WAITING,
+            self._steering.scheduled(
                 f"draft {cancellation.id} would churn at {churn}, subtotal "
-                f"{_money(cancellation)}; waiting for confirm or revoke",
+                f"{_money(cancellation)}; waiting for confirm or revoke"
             )
         elif cancellation.status == RebillyStatus.CONFIRMED:
-            self._ledger.enter(
-                SagaPhase.WAITING, f"cancellation {cancellation.id} confirmed; churns at {churn}"
-            )
+            self._steering.scheduled(f"cancellation {cancellation.id} confirmed; churns at {churn}")
         else:
             # Rebilly answered completed (churn now) or revoked: that is the outcome.
             self._settle(cancellation)
@@ -206,7 +206,7 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
 
     # -- operator requests ---------------------------------------------------
 
-    async def _confirm(self, _: None = None) -> None:
+    async def _confirm(self, _: ConfirmRequest) -> None:
         previous = self._ledger.phase
         try:
             await self._put(RebillyStatus.CONFIRMED, new_id=False)
@@ -276,7 +276,7 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
 
     @workflow.update(name=CONFIRM, description="Confirm the draft preview as the cancellation")
     async def confirm(self) -> OrderCancellationStatus:
-        return await self._steer(CONFIRM)
+        return await self._steer(ConfirmRequest())
 
     @confirm.validator
     def _validate_confirm(self) -> None:

@@ -39,7 +39,7 @@ from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
 from workflows.parts import ProviderPart, StepFailed
 from workflows.provider_notices import NoticeBoard, ReceivesNotices
-from workflows.steering import Refused, Steering
+from workflows.steering import Refused, RequestHandlers, Steering
 from workflows.stn_line import StnLine
 
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
@@ -80,7 +80,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         try:
             await self._prepare()
             await self._steering.drive(
-                self._advance, {REVOKE: self._revoke, RESCHEDULE: self._reschedule}
+                self._advance, RequestHandlers(revoke=self._revoke, reschedule=self._reschedule)
             )
             await self._attend()
         except BaseException as error:
@@ -102,8 +102,8 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         self._ledger.enter(SagaPhase.SUBMITTING, "preparing every part for the churn date")
         for part in self._parts:
             await self._step.run(self._prepare_part(part))
-        self._ledger.enter(
-            SagaPhase.WAITING, f"every part prepared; waiting until {self._wish_date.isoformat()}"
+        self._steering.scheduled(
+            f"every part prepared; waiting until {self._wish_date.isoformat()}"
         )
 
     async def _prepare_part(self, part: ProviderPart) -> None:
@@ -190,7 +190,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
                 f"reschedule from {old.isoformat()} failed: {describe_failure(error)}"
             )
             raise
-        self._ledger.enter(SagaPhase.WAITING, f"rescheduled to {new.isoformat()}")
+        self._steering.scheduled(f"rescheduled to {new.isoformat()}")
 
     # -- compensation ----------------------------------------------------------
 
@@ -292,7 +292,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         while self._pending:
             await self._steering.wait_for_request()
             await self._steering.apply_pending(
-                {RESOLVE: self._resolve},
+                RequestHandlers(resolve=self._resolve),
                 otherwise="the saga needs attention: only resolve is possible",
             )
 
@@ -361,7 +361,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         description="Answer NEEDS_ATTENTION: retry what is owed, or mark it handled with a note",
     )
     async def resolve(self, request: ResolveRequest) -> S:
-        return await self._steer(RESOLVE, request)
+        return await self._steer(request)
 
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:

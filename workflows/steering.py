@@ -8,51 +8,110 @@ a request and wait for its outcome (:meth:`~Steering.request`); the loop owns
 every provider call, so a revoke can never race a poll or a submit. Validators
 refuse what a settled saga can no longer do (:meth:`~Steering.refuse_if_settled`).
 
+The loop's own state is explicit (:class:`Stage`): whether it waits for the due
+date or follows the provider is changed only by :meth:`~Steering.scheduled` and the
+timer, never read back from the saga's phase (a refused request restores the phase
+it showed, which does not move the loop); it ends, or waits for an operator, when
+the ledger enters a final phase or ``NEEDS_ATTENTION``.
+
 Every saga has one Steering from its start to :meth:`~Steering.close`, so the
-saga metrics are counted here, once, for all four sagas (:class:`SagaMetrics`).
+saga metrics are counted here, once, for every saga (:class:`SagaMetrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from enum import Enum
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.common import OperatorRequestKind, SagaPhase
+    from domain.churn import ResolveRequest
+    from domain.common import OperatorRequestKind, RescheduleRequest, RevokeRequest, SagaPhase
 
-from workflows.ledger import SagaLedger, describe_failure
-from workflows.operator_inbox import OperatorInbox, OperatorRequest
+from workflows.ledger import LedgerWatcher, SagaLedger, describe_failure
+from workflows.operator_inbox import (
+    ConfirmRequest,
+    OperatorInbox,
+    OperatorPayload,
+    OperatorRequest,
+)
 from workflows.saga_metrics import SagaMetrics
 
 T = TypeVar("T")
-RequestHandler = Callable[[Any], Awaitable[None]]
 
 
 class Refused(Exception):
     """An operator request the saga cannot apply; the message is the reason."""
 
 
-class Steering:
+class Stage(Enum):
+    """Where the steering loop is (see the module docstring)."""
+
+    AWAITING_DUE = "awaiting the due date"
+    FOLLOWING = "following the provider"
+    NEEDS_OPERATOR = "waiting for an operator"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class RequestHandlers:
+    """What a saga does with each operator request it applies; ``None``: refused."""
+
+    revoke: Callable[[RevokeRequest], Awaitable[None]] | None = None
+    reschedule: Callable[[RescheduleRequest], Awaitable[None]] | None = None
+    confirm: Callable[[ConfirmRequest], Awaitable[None]] | None = None
+    resolve: Callable[[ResolveRequest], Awaitable[None]] | None = None
+
+    async def apply(self, payload: OperatorPayload, otherwise: str) -> None:
+        """Hand ``payload`` to its handler; :class:`Refused` with ``otherwise`` if none."""
+        match payload:
+            case RevokeRequest() if self.revoke is not None:
+                await self.revoke(payload)
+            case RescheduleRequest() if self.reschedule is not None:
+                await self.reschedule(payload)
+            case ConfirmRequest() if self.confirm is not None:
+                await self.confirm(payload)
+            case ResolveRequest() if self.resolve is not None:
+                await self.resolve(payload)
+            case _:
+                raise Refused(otherwise)
+
+
+class Steering(LedgerWatcher):
     """One saga's operator inbox and the loop that applies it (see the module docstring)."""
 
     def __init__(self, ledger: SagaLedger) -> None:
         self.ledger = ledger
         self.inbox = OperatorInbox()
+        self.stage = Stage.AWAITING_DUE
+        ledger.watch(self)
         self.metrics = SagaMetrics(ledger)
         self.metrics.started()
 
+    def phase_changed(self, previous: SagaPhase, phase: SagaPhase) -> None:
+        if phase.is_final:
+            self.stage = Stage.ENDED
+        elif phase == SagaPhase.NEEDS_ATTENTION:
+            self.stage = Stage.NEEDS_OPERATOR
+
+    def scheduled(self, detail: str) -> None:
+        """The provider holds the saga's effect for its due date: wait for it (``WAITING``)."""
+        self.stage = Stage.AWAITING_DUE
+        self.ledger.enter(SagaPhase.WAITING, detail)
+
     # -- the update handlers' side ---------------------------------------------
 
-    async def request(self, kind: OperatorRequestKind, payload: Any = None) -> None:
+    async def request(self, payload: OperatorPayload) -> None:
         """Queue a request and wait until the loop applied it (or raise its refusal)."""
-        await self.inbox.submit(kind, payload)
+        await self.inbox.submit(payload)
 
     def refuse_if_settled(
         self, kind: OperatorRequestKind, *, too_late: str | None = None, after_end: str = ""
@@ -72,12 +131,11 @@ class Steering:
 
     @property
     def settled(self) -> bool:
-        """Final, or waiting for an operator's ``resolve``: no step left to take."""
-        phase = self.ledger.phase
-        return phase.is_final or phase == SagaPhase.NEEDS_ATTENTION
+        """Ended, or waiting for an operator's ``resolve``: no step left to take."""
+        return self.stage in (Stage.ENDED, Stage.NEEDS_OPERATOR)
 
     async def drive(
-        self, advance: Callable[[], Awaitable[None]], handlers: Mapping[str, RequestHandler]
+        self, advance: Callable[[], Awaitable[None]], handlers: RequestHandlers
     ) -> None:
         """Take ``advance`` steps until settled; queued requests go first."""
         while not self.settled:
@@ -87,7 +145,7 @@ class Steering:
                 await advance()
 
     async def apply_pending(
-        self, handlers: Mapping[str, RequestHandler], *, otherwise: str | None = None
+        self, handlers: RequestHandlers, *, otherwise: str | None = None
     ) -> None:
         """Apply the oldest queued request; its refusal goes back to its caller.
 
@@ -95,10 +153,7 @@ class Steering:
         """
         request = self.inbox.take()
         try:
-            handler = handlers.get(request.kind)
-            if handler is None:
-                raise Refused(otherwise or f"cannot {request.kind} now")
-            await handler(request.payload)
+            await handlers.apply(request.payload, otherwise or f"cannot {request.kind} now")
             request.finish()
         except (ActivityError, Refused) as error:
             request.finish(describe_failure(error))
@@ -107,11 +162,8 @@ class Steering:
                 # Cancelled mid-request: release the waiting handler with the reason.
                 request.finish("the saga was cancelled while applying this request")
             self.inbox.release()
-            self.metrics.observe()
 
     async def wait_for_request(self) -> None:
-        # A saga in NEEDS_ATTENTION waits for an operator here: counted on arrival.
-        self.metrics.observe()
         await workflow.wait_condition(self.inbox.has_pending)
 
     async def when_requested(self, react: Callable[[OperatorRequest], None]) -> None:
@@ -140,12 +192,13 @@ class Steering:
     ) -> None:
         """One step of a saga that waits for its due date, then polls its provider.
 
-        ``WAITING``: the durable timer to ``due``, then ``POLLING`` (noting ``reached``)
-        unless a request came first; any later phase: ``poll``.
+        Awaiting the due date: the durable timer to ``due``, then following the provider
+        (``POLLING``, noting ``reached``) unless a request came first; following: ``poll``.
         """
-        if self.ledger.phase != SagaPhase.WAITING:
+        if self.stage is not Stage.AWAITING_DUE:
             await poll()
         elif await self.wait_until(due):
+            self.stage = Stage.FOLLOWING
             self.ledger.enter(SagaPhase.POLLING, reached)
 
     async def poll_interruptibly(
