@@ -13,11 +13,10 @@ part, :class:`workflows.stn_line.StnLine`; this saga decides what they mean.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import (
@@ -59,31 +58,20 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     @workflow.run
     async def run(self, request: TerminationRequest) -> LineTerminationStatus:
         self._ledger.open(self._wish_date, request.customer_id)
-        try:
-            await self._submit()
-            await self._drive()
-        except BaseException as error:
-            # Before the shielded-submit patch a cancelled submit activity counted
-            # as a failure; such runs must replay that way.
-            cancelled = is_cancelled_exception(error) and (
-                self._cancellation_compensates or not isinstance(error, ActivityError)
-            )
-            if cancelled:
-                # Undo even though we are being cancelled: shield the compensation.
-                await asyncio.shield(asyncio.ensure_future(self._compensate("workflow cancelled")))
-                raise
-            if not isinstance(error, ActivityError):
-                raise
-            self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
-        finally:
-            self._steering.close()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # Before the shielded-submit patch a cancelled submit activity counted as a
+        # failure; such runs must replay that way.
+        await self._steering.run(
+            self._steps,
+            compensate=self._compensate,
+            cancelled_calls_compensate=lambda: self._cancellation_compensates,
+        )
         return self.status()
 
     # -- the main loop -------------------------------------------------------
 
-    async def _drive(self) -> None:
-        """Wait, then poll, until final; operator requests are applied between steps."""
+    async def _steps(self) -> None:
+        """Submit, then wait and poll until final; operator requests between steps."""
+        await self._submit()
         await self._steering.drive(
             self._advance, RequestHandlers(revoke=self._revoke, reschedule=self._reschedule)
         )

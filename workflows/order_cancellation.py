@@ -16,11 +16,10 @@ with that reason. What Rebilly is asked and how its answers are read is the part
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import (
@@ -68,21 +67,7 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
     @workflow.run
     async def run(self, request: OrderCancellationRequest) -> OrderCancellationStatus:
         self._ledger.open(self._wish_date, request.customer_id)
-        try:
-            status = RebillyStatus.DRAFT if request.draft else RebillyStatus.CONFIRMED
-            await self._put(status, new_id=True)
-            await self._drive()
-        except ActivityError as error:
-            self._ledger.fail(SagaPhase.FAILED, describe_failure(error))
-        except BaseException as error:
-            if not is_cancelled_exception(error):
-                raise
-            # Undo even though we are being cancelled: shield the compensation.
-            await asyncio.shield(asyncio.ensure_future(self._compensate("workflow cancelled")))
-            raise
-        finally:
-            self._steering.close()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._steering.run(self._steps, compensate=self._compensate)
         return self.status()
 
     # -- the main loop -------------------------------------------------------
@@ -91,8 +76,10 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
     def _awaiting_confirmation(self) -> bool:
         return self._billing.status == RebillyStatus.DRAFT
 
-    async def _drive(self) -> None:
-        """Wait, then poll, until final; operator requests are applied between steps."""
+    async def _steps(self) -> None:
+        """Put, then wait and poll until final; operator requests between steps."""
+        status = RebillyStatus.DRAFT if self._request.draft else RebillyStatus.CONFIRMED
+        await self._put(status, new_id=True)
         await self._steering.drive(
             self._advance,
             RequestHandlers(

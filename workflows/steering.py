@@ -29,7 +29,7 @@ from enum import Enum
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -106,6 +106,38 @@ class Steering(LedgerWatcher):
         """The provider holds the saga's effect for its due date: wait for it (``WAITING``)."""
         self.stage = Stage.AWAITING_DUE
         self.ledger.enter(SagaPhase.WAITING, detail)
+
+    async def run(
+        self,
+        steps: Callable[[], Awaitable[None]],
+        *,
+        compensate: Callable[[str], Awaitable[None]],
+        cancelled_calls_compensate: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """A single-provider saga's life: ``steps`` until settled, then close.
+
+        A provider call that finally failed ends the saga ``FAILED`` with the
+        provider's words. A workflow cancellation runs ``compensate`` shielded (it
+        must finish although the run is being cancelled), then the run ends
+        cancelled. ``cancelled_calls_compensate``: whether a cancelled *activity*
+        counts as that cancellation, or (as in runs recorded before LineTermination's
+        shielded submit) as a failed call. Returns once every handler has finished.
+        """
+        try:
+            await steps()
+        except BaseException as error:
+            cancelled = is_cancelled_exception(error) and (
+                cancelled_calls_compensate() or not isinstance(error, ActivityError)
+            )
+            if cancelled:
+                await asyncio.shield(asyncio.ensure_future(compensate("workflow cancelled")))
+                raise
+            if not isinstance(error, ActivityError):
+                raise
+            self.ledger.fail(SagaPhase.FAILED, describe_failure(error))
+        finally:
+            self.close()
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # -- the update handlers' side ---------------------------------------------
 
