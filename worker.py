@@ -47,19 +47,12 @@ from config.telemetry import (
 )
 from config.temporal import connect
 from domain.common import Provider
-from workflows.customer_churn import CustomerChurnSaga
-from workflows.future_order_cancellation import FutureOrderCancellationSaga
-from workflows.line_termination import LineTerminationSaga
-from workflows.order_cancellation import OrderCancellationSaga
+from starter.kinds import KINDS
 
 log = logging.getLogger("worker")
 
-WORKFLOWS: Sequence[type] = (
-    LineTerminationSaga,
-    OrderCancellationSaga,
-    FutureOrderCancellationSaga,
-    CustomerChurnSaga,
-)
+#: Every saga kind's workflow (``starter.kinds``).
+WORKFLOWS: Sequence[type] = tuple(spec.workflow for spec in KINDS)
 
 #: Our packages a workflow imports, shared by all runs with ``share_workflow_modules``.
 WORKFLOW_PACKAGES = ("workflows", "domain")

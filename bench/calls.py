@@ -28,16 +28,20 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from pydantic import BaseModel
+
 from activities.provider_http import route_template
 from bench import cli, report
 from bench.measure import closed_runs, wait_for_count
 from bench.target import Bench, running
 from config.settings import OrchestratorSettings
 from domain.airalo import FutureOrderCancellationRequest
+from domain.common import SagaKind
 from domain.rebilly import OrderCancellationRequest
 from domain.stn import TerminationRequest
 from reliability.harness import TASK_QUEUE
 from starter import sagas
+from starter.kinds import KINDS
 
 SETTINGS = OrchestratorSettings(task_queue=TASK_QUEUE)
 STN_BUSY_SECONDS = 10.0
@@ -77,8 +81,13 @@ def naive_polls(busy_seconds: float) -> int:
     return math.ceil(busy_seconds) + 1
 
 
-async def wait_closed(bench: Bench, workflow_ids: set[str], workflow_type: str) -> None:
-    query = f"WorkflowType = '{workflow_type}'"
+async def started(bench: Bench, kind: SagaKind, request: BaseModel) -> str:
+    """Start a saga as cancelctl and the API do; its workflow id."""
+    return (await sagas.start(bench.client, kind, request, SETTINGS)).workflow_id
+
+
+async def wait_closed(bench: Bench, workflow_ids: set[str], kind: SagaKind) -> None:
+    query = f"WorkflowType = '{KINDS[kind].workflow_type}'"
     await closed_runs(bench.client, query, workflow_ids, within=600, health=bench.check_alive)
 
 
@@ -90,10 +99,8 @@ async def stn_busy(bench: Bench, count: int) -> Workload:
     try:
         for _ in range(count):
             request = TerminationRequest(subscription_id=f"SUB-C{uuid.uuid4().hex[:12]}")
-            ids.add(
-                (await sagas.start_line_termination(bench.client, request, SETTINGS)).workflow_id
-            )
-        await wait_closed(bench, ids, "LineTermination")
+            ids.add(await started(bench, SagaKind.LINE_TERMINATION, request))
+        await wait_closed(bench, ids, SagaKind.LINE_TERMINATION)
     finally:
         with bench.admin() as admin:
             admin.configure(stn_processing_delay_seconds=0.0)
@@ -111,17 +118,18 @@ async def stn_revoke(bench: Bench, count: int) -> Workload:
         request = TerminationRequest(
             subscription_id=f"SUB-R{uuid.uuid4().hex[:12]}", wish_date=tomorrow
         )
-        ids.append(
-            (await sagas.start_line_termination(bench.client, request, SETTINGS)).workflow_id
-        )
-    waiting = "WorkflowType = 'LineTermination' AND CancellationStatus = 'WAITING'"
+        ids.append(await started(bench, SagaKind.LINE_TERMINATION, request))
+    waiting = (
+        f"WorkflowType = '{KINDS[SagaKind.LINE_TERMINATION].workflow_type}' "
+        "AND CancellationStatus = 'WAITING'"
+    )
     await wait_for_count(
         bench.client, waiting, count, within=300, what="waiting", health=bench.check_alive
     )
     submitted = route_counts(bench)
     for workflow_id in ids:
         await sagas.revoke(bench.client, workflow_id, "bench: revoke")
-    await wait_closed(bench, set(ids), "LineTermination")
+    await wait_closed(bench, set(ids), SagaKind.LINE_TERMINATION)
     routes = route_counts(bench) - submitted
     with bench.admin() as admin:
         delay = float(admin.configure()["stnCancellationDelaySeconds"])
@@ -137,8 +145,8 @@ async def rebilly_now(bench: Bench, count: int) -> Workload:
         request = OrderCancellationRequest.model_validate(
             {"orderId": f"ORD-{uuid.uuid4().hex[:12]}", "churnTimePolicy": "now"}
         )
-        ids.add((await sagas.start_order_cancellation(bench.client, request, SETTINGS)).workflow_id)
-    await wait_closed(bench, ids, "OrderCancellation")
+        ids.add(await started(bench, SagaKind.ORDER_CANCELLATION, request))
+    await wait_closed(bench, ids, SagaKind.ORDER_CANCELLATION)
     # Naive: the PUT, then one poll (a "now" cancellation is final at once).
     return Workload("Rebilly cancellation, churn now", count, route_counts(bench), 2)
 
@@ -152,8 +160,8 @@ async def airalo_batch(bench: Bench, orders: int) -> Workload:
             for i in range(orders)
         ]
     request = FutureOrderCancellationRequest.model_validate({"requestIds": request_ids})
-    started = await sagas.start_future_order_cancellation(bench.client, request, SETTINGS)
-    await wait_closed(bench, {started.workflow_id}, "FutureOrderCancellation")
+    workflow_id = await started(bench, SagaKind.FUTURE_ORDER_CANCELLATION, request)
+    await wait_closed(bench, {workflow_id}, SagaKind.FUTURE_ORDER_CANCELLATION)
     routes = route_counts(bench)
     # Naive: a token, then per order a look-up and a cancel.
     return Workload(f"Airalo, {orders} future orders in one saga", 1, routes, 1 + 2 * orders)

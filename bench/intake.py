@@ -6,7 +6,7 @@ with 32 requests in flight, one way after another on the same stack:
 
 * **bare client start**: ``Client.start_workflow`` of the LineTermination alone, the
   floor: no look-up of the business key's latest run first;
-* **direct client starts**: ``starter.sagas.start_line_termination`` in the bench
+* **direct client starts**: ``starter.sagas.start`` of a LineTermination in the bench
   process (what ``cancelctl`` and the API both call: describe the latest run, then
   start);
 * **API, POST /v1/line-terminations** with an ``Idempotency-Key`` per request (as a
@@ -41,11 +41,11 @@ from bench.measure import cpu_of, cpu_used, start_all, wait_for_count
 from bench.target import Bench, running
 from config.settings import OrchestratorSettings
 from domain.common import SagaKind
-from domain.stn import TerminationRequest, termination_workflow_id
+from domain.stn import TerminationRequest
 from reliability.entrypoints import Api, api_body
 from reliability.harness import TASK_QUEUE
-from starter.sagas import start_line_termination
-from workflows.line_termination import LineTerminationSaga
+from starter import sagas
+from starter.kinds import KINDS
 
 SETTINGS = OrchestratorSettings(task_queue=TASK_QUEUE)
 
@@ -93,18 +93,18 @@ async def batch(bench: Bench, way: str, count: int, send: Send) -> Intake:
 
 async def measure(bench: Bench, count: int) -> list[Intake]:
     api = Api(bench)
-    key = SETTINGS.workflow_id_key.get_secret_value().encode()
+    termination = KINDS[SagaKind.LINE_TERMINATION]
 
     async def bare(request: TerminationRequest) -> None:
         await bench.client.start_workflow(
-            LineTerminationSaga.run,
+            termination.run,
             request,
-            id=termination_workflow_id(request, key),
+            id=termination.workflow_id(request, SETTINGS),
             task_queue=TASK_QUEUE,
         )
 
     async def direct(request: TerminationRequest) -> None:
-        await start_line_termination(bench.client, request, SETTINGS)
+        await sagas.start(bench.client, SagaKind.LINE_TERMINATION, request, SETTINGS)
 
     async def post(request: TerminationRequest) -> None:
         answer = await api.start(

@@ -23,9 +23,11 @@ from bench import bare, report
 from bench.measure import Run, closed_runs, cpu_of, cpu_used, start_all, throughput
 from bench.target import Bench
 from config.settings import OrchestratorSettings
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from reliability.harness import TASK_QUEUE
-from starter.sagas import start_line_termination
+from starter import sagas
+from starter.kinds import KINDS
 
 
 class Kind(StrEnum):
@@ -36,7 +38,8 @@ class Kind(StrEnum):
 
     @property
     def workflow_type(self) -> str:
-        return "LineTermination" if self is Kind.PRODUCT else "BareSaga"
+        product = KINDS[SagaKind.LINE_TERMINATION].workflow_type
+        return product if self is Kind.PRODUCT else "BareSaga"
 
 
 @dataclass
@@ -81,7 +84,8 @@ async def start_one(
 ) -> None:
     if kind is Kind.PRODUCT:
         request = TerminationRequest(subscription_id=subscription, wish_date=wish_date)
-        await start_line_termination(client, request, OrchestratorSettings(task_queue=TASK_QUEUE))
+        settings = OrchestratorSettings(task_queue=TASK_QUEUE)
+        await sagas.start(client, SagaKind.LINE_TERMINATION, request, settings)
         return
     await client.start_workflow(
         bare.BareSaga.run,

@@ -32,10 +32,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from config.settings import OrchestratorSettings
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from reliability.harness import TASK_QUEUE, Stack
 from sandbox.testing import SandboxAdmin
-from starter.sagas import start_line_termination
+from starter import sagas
 
 HELD_SECONDS = 20.0
 SAGA_DEADLINE = 900.0
@@ -61,7 +62,7 @@ async def start_terminations(client: Client, count: int) -> list[WorkflowHandle[
     handles = []
     for _ in range(count):
         request = TerminationRequest(subscription_id=f"SUB-BENCH-{uuid.uuid4().hex[:12]}")
-        started = await start_line_termination(client, request, settings)
+        started = await sagas.start(client, SagaKind.LINE_TERMINATION, request, settings)
         handles.append(client.get_workflow_handle(started.workflow_id))
     return handles
 

@@ -19,20 +19,10 @@ from pydantic import BaseModel
 
 from domain.airalo import FutureOrderCancellationRequest
 from domain.churn import CustomerChurnRequest
-from domain.common import SagaKind
 from domain.rebilly import OrderCancellationRequest
 from domain.stn import TerminationRequest
 from reliability.harness import ROOT, Stack
-from starter.api.events import EVENT_TYPES
-from starter.api.kinds import BY_KIND
-
-EVENT_TYPE_OF = {kind: event_type for event_type, kind in EVENT_TYPES.items()}
-KIND_OF: dict[type[BaseModel], SagaKind] = {
-    TerminationRequest: SagaKind.LINE_TERMINATION,
-    OrderCancellationRequest: SagaKind.ORDER_CANCELLATION,
-    FutureOrderCancellationRequest: SagaKind.FUTURE_ORDER_CANCELLATION,
-    CustomerChurnRequest: SagaKind.CUSTOMER_CHURN,
-}
+from starter.kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -135,21 +125,21 @@ class Api:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def start(self, kind: SagaKind, body: Any, idempotency_key: str | None = None) -> Answer:
-        """``POST /v1/<kind>`` with ``body`` as it is (any JSON)."""
+    async def start(self, kind: str, body: Any, idempotency_key: str | None = None) -> Answer:
+        """``POST /v1/<path>`` of the saga kind with ``body`` as it is (any JSON)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        path = f"/v1/{BY_KIND[kind].path}"
+        path = f"/v1/{KINDS[kind].api_path}"
         response = await self.http.post(
             path, content=json.dumps(body), headers={"Content-Type": "application/json", **headers}
         )
         return self._answer(f"api {path}", response)
 
-    async def event(self, kind: SagaKind, source: str, event_id: str, data: Any) -> Answer:
+    async def event(self, kind: str, source: str, event_id: str, data: Any) -> Answer:
         envelope = {
             "specversion": "1.0",
             "id": event_id,
             "source": source,
-            "type": EVENT_TYPE_OF[kind],
+            "type": KINDS[kind].event_type,
             "data": data,
         }
         response = await self.http.post(

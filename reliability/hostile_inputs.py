@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from domain.common import InvalidRequest, SagaKind
-from starter.api.kinds import BY_KIND
+from starter.kinds import KINDS
 
 UID, PHONE, PHONE_FULLWIDTH, ESIM = "⟪uid⟫", "⟪phone⟫", "⟪phonefw⟫", "⟪esim⟫"
 #: A 25-character id Airalo never issued (unique per input: the ids are the business key).
@@ -32,12 +32,6 @@ WISH_END = "⟪/wish⟫"
 PAST = "⟪past⟫"
 FULLWIDTH = str.maketrans(string.digits, "".join(chr(0xFF10 + n) for n in range(10)))
 
-SCHEMAS = {
-    SagaKind.LINE_TERMINATION: "TerminationRequest",
-    SagaKind.ORDER_CANCELLATION: "OrderCancellationRequest",
-    SagaKind.FUTURE_ORDER_CANCELLATION: "FutureOrderCancellationRequest",
-    SagaKind.CUSTOMER_CHURN: "CustomerChurnRequest",
-}
 
 # -- strategies ----------------------------------------------------------------------
 
@@ -179,7 +173,7 @@ def payloads(draw: st.DrawFn) -> tuple[SagaKind, Any]:
     kind = draw(st.sampled_from(list(SagaKind)))
     roll = draw(st.integers(0, 99))
     if roll < 12:
-        return kind, draw(body_for(SCHEMAS[kind]))
+        return kind, draw(body_for(KINDS[kind].model.__name__))
     body = draw(WELL_FORMED[kind])
     if roll < 40 and body:
         field_name = draw(st.sampled_from(sorted(body)))
@@ -397,7 +391,7 @@ def oracle(kind: SagaKind, body: Any, now: datetime) -> Verdict:
         except ValueError:
             pass
     try:
-        return Verdict(BY_KIND[kind].parse(data, now))
+        return Verdict(KINDS[kind].parse(data, now))
     except (InvalidRequest, ValidationError) as refused:
         return Verdict(None, str(refused))
     except Exception as error:  # a crash in the rules is what a caller would see as a 500

@@ -30,12 +30,14 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from domain.common import InvalidRequest, SagaPhase
-from reliability.entrypoints import KIND_OF, Answer, Api, CliBatch, api_body, cancelctl, cli_argv
+from reliability.entrypoints import Answer, Api, CliBatch, api_body, cancelctl, cli_argv
 from reliability.invariants import Violation
 from reliability.observe import RunRecord
 from reliability.provider_state import ProviderState
 from reliability.run import ScenarioContext
-from reliability.workload import SagaPlan, start_request, workflow_id_of
+from reliability.workload import SagaPlan, workflow_id_of
+from starter import sagas
+from starter.kinds import KINDS
 
 ENTRIES = ("direct", "api", "api-key", "event", "event-new-id", "cli-batch", "cancelctl")
 #: Relative weights: a real cancelctl process costs half a second of CPU.
@@ -141,10 +143,10 @@ class Storm:
         return "attached" if answer.attached else "started"
 
     async def send(self, entry: str, plan: SagaPlan, request: BaseModel, n: int) -> Answer:
-        kind = KIND_OF[type(request)]
+        kind = KINDS.for_request(request).kind
         body = api_body(request)
         if entry == "direct":
-            return await self._direct(request)
+            return await self._direct(kind, request)
         if entry == "api":
             return await self.api.start(kind, body)
         if entry == "api-key":
@@ -158,9 +160,9 @@ class Storm:
             return await self.batches[plan.index % len(self.batches)].run(cli_argv(request))
         return await cancelctl(self.ctx.stack, cli_argv(request))
 
-    async def _direct(self, request: BaseModel) -> Answer:
+    async def _direct(self, kind: str, request: BaseModel) -> Answer:
         try:
-            started = await start_request(self.ctx.client, request, self.ctx.settings)
+            started = await sagas.start(self.ctx.client, kind, request, self.ctx.settings)
         except InvalidRequest as refused:
             return Answer("starter.sagas", 2, None, text=str(refused))
         except RPCError as error:

@@ -21,18 +21,18 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from config.settings import OrchestratorSettings
-from domain.airalo import FutureOrderCancellationRequest, future_order_cancellation_workflow_id
-from domain.churn import CustomerChurnRequest, churn_workflow_id
+from domain.airalo import FutureOrderCancellationRequest
+from domain.churn import CustomerChurnRequest
 from domain.common import SagaKind
 from domain.rebilly import (
     CanceledBy,
     CancellationReason,
     OrderCancellationRequest,
-    order_cancellation_workflow_id,
 )
-from domain.stn import TerminationRequest, termination_workflow_id
+from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
+from starter.kinds import KINDS
 
 AIRALO_ID_ALPHABET = string.ascii_letters + string.digits
 AIRALO_ID_LENGTH = 25
@@ -157,16 +157,8 @@ class SagaPlan:
 
 
 def workflow_id_of(request: BaseModel, settings: OrchestratorSettings) -> str:
-    if isinstance(request, TerminationRequest):
-        return termination_workflow_id(
-            request, settings.workflow_id_key.get_secret_value().encode()
-        )
-    if isinstance(request, OrderCancellationRequest):
-        return order_cancellation_workflow_id(request)
-    if isinstance(request, FutureOrderCancellationRequest):
-        return future_order_cancellation_workflow_id(request)
-    assert isinstance(request, CustomerChurnRequest)
-    return churn_workflow_id(request)
+    """The business key a request's saga runs under (its kind's, in ``starter.kinds``)."""
+    return KINDS.for_request(request).workflow_id(request, settings)
 
 
 def _at(now: datetime, offset: float) -> datetime:
@@ -321,18 +313,5 @@ async def start(
     client: Client, plan: SagaPlan, settings: OrchestratorSettings, now: datetime | None = None
 ) -> sagas.StartedSaga:
     """Start the plan's saga through ``starter.sagas`` (what cancelctl and the API call)."""
-    return await start_request(client, plan.request(now or datetime.now(UTC)), settings)
-
-
-async def start_request(
-    client: Client, request: BaseModel, settings: OrchestratorSettings
-) -> sagas.StartedSaga:
-    """Start (or attach to) the saga a validated request describes."""
-    if isinstance(request, TerminationRequest):
-        return await sagas.start_line_termination(client, request, settings)
-    if isinstance(request, OrderCancellationRequest):
-        return await sagas.start_order_cancellation(client, request, settings)
-    if isinstance(request, FutureOrderCancellationRequest):
-        return await sagas.start_future_order_cancellation(client, request, settings)
-    assert isinstance(request, CustomerChurnRequest)
-    return await sagas.start_customer_churn(client, request, settings)
+    request = plan.request(now or datetime.now(UTC))
+    return await sagas.start(client, plan.kind, request, settings)

@@ -1,7 +1,8 @@
 """Start and steer sagas: the one implementation behind cancelctl (and the HTTP API).
 
 Everything here validates first and talks to Temporal second, so bad input
-never starts anything.
+never starts anything. :func:`start` starts a saga of any kind from its entry in
+:mod:`starter.kinds`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -19,43 +21,20 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
-from domain.airalo import FutureOrderCancellationRequest, future_order_cancellation_workflow_id
-from domain.churn import (
-    CustomerChurnRequest,
-    ResolveAction,
-    ResolveRequest,
-    check_customer_churn_request,
-    churn_workflow_id,
-)
+from domain.churn import ResolveAction, ResolveRequest
 from domain.common import (
     CamelModel,
     FieldProblem,
     InvalidRequest,
     OperatorRequestKind,
-    Provider,
-    ProviderNotice,
     RescheduleRequest,
     RevokeRequest,
     SagaPhase,
     SagaQuery,
-    SagaSignal,
     parse_request,
 )
-from domain.rebilly import (
-    OrderCancellationRequest,
-    check_order_cancellation_request,
-    order_cancellation_workflow_id,
-)
-from domain.stn import (
-    TerminationRequest,
-    check_future_wish_date,
-    check_termination_request,
-    termination_workflow_id,
-)
-from workflows.customer_churn import CustomerChurnSaga
-from workflows.future_order_cancellation import FutureOrderCancellationSaga
-from workflows.line_termination import LineTerminationSaga
-from workflows.order_cancellation import OrderCancellationSaga
+from domain.stn import check_future_wish_date
+from starter.kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -148,61 +127,6 @@ async def find_delivery(
     return None
 
 
-# -- provider webhooks: found by what the saga holds ----------------------------------
-
-#: A saga with more Airalo orders than this is not indexed by them (search attribute
-#: values are limited in size): their webhooks reach no saga, which still settles
-#: every order by lookup.
-MAX_ROUTED_REQUEST_IDS = 50
-_ROUTABLE_SUBJECT = re.compile(r"^[\w.@~-]{1,128}$")
-_ROUTED_BY = {
-    Provider.AIRALO: sa.AIRALO_REQUEST_IDS.name,
-    Provider.REBILLY: sa.REBILLY_ORDER_ID.name,
-}
-
-
-def routing_of(
-    *,
-    rebilly: OrderCancellationRequest | None = None,
-    airalo: FutureOrderCancellationRequest | None = None,
-) -> list[SearchAttributePair[Any]]:
-    """The search attributes a saga holding these parts is found by (not PII)."""
-    pairs: list[SearchAttributePair[Any]] = []
-    if rebilly is not None:
-        pairs.append(SearchAttributePair(sa.REBILLY_ORDER_ID, rebilly.order_id))
-    if airalo is not None and len(airalo.request_ids) <= MAX_ROUTED_REQUEST_IDS:
-        pairs.append(SearchAttributePair(sa.AIRALO_REQUEST_IDS, list(airalo.request_ids)))
-    return pairs
-
-
-async def route_notice(client: Client, notice: ProviderNotice) -> list[str]:
-    """Signal ``notice`` to every running saga that holds its subject; their ids.
-
-    Found through visibility (eventually consistent: a saga started a moment ago
-    may be missed; it settles its orders by lookup all the same). A subject that
-    cannot be one of ours reaches no saga.
-    """
-    names = {
-        Provider.AIRALO: sa.AIRALO_REQUEST_IDS.name,
-        Provider.REBILLY: sa.REBILLY_ORDER_ID.name,
-    }
-    name = names.get(notice.provider)
-    if name is None or not _ROUTABLE_SUBJECT.fullmatch(notice.subject):
-        return []
-    query = f"{name} = '{notice.subject}' AND ExecutionStatus = 'Running'"
-    routed = []
-    async for execution in client.list_workflows(query, limit=100):
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        try:
-            await handle.signal(SagaSignal.PROVIDER_NOTICE, notice)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:  # it ended meanwhile: fine
-                raise
-            continue
-        routed.append(execution.id)
-    return routed
-
-
 async def latest_run(client: Client, workflow_id: str) -> WorkflowExecution | None:
     """The business key's latest run, or None if it never had one."""
     try:
@@ -278,99 +202,37 @@ async def _start_or_attach(
     return StartedSaga(workflow_id, handle.result_run_id, already_running=False)
 
 
-async def start_line_termination(
+async def start(
     client: Client,
-    request: TerminationRequest,
+    kind: str,
+    request: BaseModel,
     settings: OrchestratorSettings,
+    *,
     now: datetime | None = None,
-    *,
     delivery: Delivery | None = None,
 ) -> StartedSaga:
-    check_termination_request(request, now or datetime.now(UTC))
-    workflow_id = termination_workflow_id(
-        request, settings.workflow_id_key.get_secret_value().encode()
-    )
-    return await _start_or_attach(
-        client,
-        LineTerminationSaga.run,
-        request,
-        workflow_id,
-        settings,
-        request.summary(),
-        delivery,
-    )
+    """Start (or attach to) the saga of ``kind`` (see :mod:`starter.kinds`) for ``request``.
 
-
-async def start_order_cancellation(
-    client: Client,
-    request: OrderCancellationRequest,
-    settings: OrchestratorSettings,
-    now: datetime | None = None,
-    *,
-    delivery: Delivery | None = None,
-) -> StartedSaga:
-    """Start (or attach to) the saga that cancels one Rebilly order."""
-    check_order_cancellation_request(request, now or datetime.now(UTC))
-    workflow_id = order_cancellation_workflow_id(request)
-    # A later run of the same order gets a new Rebilly cancellation id.
-    return await _start_or_attach(
-        client,
-        OrderCancellationSaga.run,
-        request,
-        workflow_id,
-        settings,
-        request.summary(),
-        delivery,
-        routing_of(rebilly=request),
-    )
-
-
-async def start_future_order_cancellation(
-    client: Client,
-    request: FutureOrderCancellationRequest,
-    settings: OrchestratorSettings,
-    *,
-    delivery: Delivery | None = None,
-) -> StartedSaga:
-    """Start (or attach to) the saga that cancels these Airalo future orders.
-
-    The workflow id hashes the sorted request ids, so the same set asked twice
-    (in any order) attaches to the running saga. Whether each order can still be
-    cancelled is Airalo's to say: the saga looks every order up first.
+    The kind's rules that depend on the clock first (``InvalidRequest``: nothing
+    starts), then its business key: :func:`_start_or_attach` does the rest, the same
+    for every kind, with the kind's summary and the search attributes its provider
+    webhooks are routed by. ``now``: the clock (default: the current time).
     """
-    workflow_id = future_order_cancellation_workflow_id(request)
-    # A later run for the same orders hears "already processed" for those cancelled.
+    spec = KINDS[kind]
+    if not isinstance(request, spec.model):
+        raise TypeError(
+            f"saga kind {kind} takes a {spec.model.__name__}, not a {type(request).__name__}"
+        )
+    spec.check(request, now or datetime.now(UTC))
     return await _start_or_attach(
         client,
-        FutureOrderCancellationSaga.run,
+        spec.run,
         request,
-        workflow_id,
+        spec.workflow_id(request, settings),
         settings,
-        request.summary(),
+        spec.summary(request),
         delivery,
-        routing_of(airalo=request),
-    )
-
-
-async def start_customer_churn(
-    client: Client,
-    request: CustomerChurnRequest,
-    settings: OrchestratorSettings,
-    now: datetime | None = None,
-    *,
-    delivery: Delivery | None = None,
-) -> StartedSaga:
-    """Start (or attach to) the churn of one customer: every part ends together."""
-    check_customer_churn_request(request, now or datetime.now(UTC))
-    return await _start_or_attach(
-        client,
-        CustomerChurnSaga.run,
-        request,
-        churn_workflow_id(request),
-        settings,
-        request.summary(),
-        delivery,
-        routing_of(rebilly=request.rebilly, airalo=request.airalo),
+        spec.routing(request),
     )
 
 

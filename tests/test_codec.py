@@ -41,6 +41,7 @@ from config.codec import (
 )
 from config.settings import CodecSettings, Environment, OrchestratorSettings
 from config.temporal import converter_with, data_converter
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from starter import sagas
 from tests.conftest import TEST_CODEC_CURRENT_KEY_ID, TestSandbox, provider_settings_for
@@ -334,8 +335,11 @@ async def test_history_written_under_key_a_decodes_and_replays_once_b_is_current
     settings: OrchestratorSettings,
 ) -> None:
     number = "06" + str(uuid.uuid4().int)[:8]
-    started = await sagas.start_line_termination(
-        client_under_key_a, TerminationRequest.model_validate({"phoneNumber": number}), settings
+    started = await sagas.start(
+        client_under_key_a,
+        SagaKind.LINE_TERMINATION,
+        TerminationRequest.model_validate({"phoneNumber": number}),
+        settings,
     )
     handle = client_under_key_a.get_workflow_handle(started.workflow_id)
     assert (await handle.result())["phase"] == "COMPLETED"
@@ -375,8 +379,9 @@ async def test_a_saga_started_before_encryption_finishes_under_the_codec(
     wish = datetime.now(UTC) + timedelta(seconds=4)
     async with provider_clients(provider_settings_for(sandbox)) as clients:
         async with build_worker(plain, settings.task_queue, clients):
-            started = await sagas.start_line_termination(
+            started = await sagas.start(
                 plain,
+                SagaKind.LINE_TERMINATION,
                 TerminationRequest(subscription_id=f"SUB-{uuid.uuid4().hex[:10]}", wish_date=wish),
                 settings,
             )

@@ -36,6 +36,7 @@ from config.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, load_codec
 from config.settings import CodecServerSettings, OrchestratorSettings
 from config.temporal import converter_with
 from config.temporal_cli import ensure_temporal_cli
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from starter import devstack, sagas
 from starter.codec_server import create_app
@@ -136,10 +137,14 @@ async def saga_history(
     )
     # Started as the API starts a delivery, so the run has a memo too.
     delivery = sagas.Delivery(key=uuid.uuid4().hex * 2, request_digest=uuid.uuid4().hex * 2)
-    started = await sagas.start_line_termination(client, request, settings, delivery=delivery)
+    started = await sagas.start(
+        client, SagaKind.LINE_TERMINATION, request, settings, delivery=delivery
+    )
     assert (await client.get_workflow_handle(started.workflow_id).result())["phase"] == "COMPLETED"
     # The redelivery is recognised: the encrypted memo reads back through the codec.
-    again = await sagas.start_line_termination(client, request, settings, delivery=delivery)
+    again = await sagas.start(
+        client, SagaKind.LINE_TERMINATION, request, settings, delivery=delivery
+    )
     assert again.duplicate_delivery and again.run_id == started.run_id
     keyless = client_with(client, converter_with(None))
     history = await keyless.get_workflow_handle(started.workflow_id).fetch_history()

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain.churn import CustomerChurnRequest, ResolveAction
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
@@ -104,7 +105,7 @@ class Parts:
 async def start(
     client: Client, settings: OrchestratorSettings, request: CustomerChurnRequest
 ) -> str:
-    started = await sagas.start_customer_churn(client, request, settings)
+    started = await sagas.start(client, SagaKind.CUSTOMER_CHURN, request, settings)
     assert not started.already_running
     return started.workflow_id
 
@@ -342,8 +343,9 @@ async def test_refused_line_is_undone_not_stuck(
     from sTN's message and must be fitted to sTN's limit, or the saga is stuck with
     the billing draft left behind."""
     parts = Parts(sandbox_admin, uid, [])
-    pending = await sagas.start_line_termination(
+    pending = await sagas.start(
         client,
+        SagaKind.LINE_TERMINATION,
         TerminationRequest(subscription_id=parts.subscription, wish_date=days(10)),
         settings,
     )

@@ -111,7 +111,7 @@ async def start(
     client: Client, settings: OrchestratorSettings, request_ids: list[str], **fields: Any
 ) -> sagas.StartedSaga:
     request = FutureOrderCancellationRequest.model_validate({"requestIds": request_ids, **fields})
-    return await sagas.start_future_order_cancellation(client, request, settings)
+    return await sagas.start(client, SagaKind.FUTURE_ORDER_CANCELLATION, request, settings)
 
 
 # -- batching and 422s -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
@@ -37,8 +38,8 @@ def cancelled_at_stn(state: dict[str, Any]) -> bool:
 
 
 async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -> sagas.StartedSaga:
-    return await sagas.start_line_termination(
-        client, TerminationRequest.model_validate(fields), settings
+    return await sagas.start(
+        client, SagaKind.LINE_TERMINATION, TerminationRequest.model_validate(fields), settings
     )
 
 

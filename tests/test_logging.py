@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from config.logs import JsonFormatter, LogFormat, PrettyFormatter, install, redact
 from config.settings import OrchestratorSettings
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
@@ -169,8 +170,9 @@ async def test_the_worker_logs_json_with_context_and_no_phone_number(
     with worker_process(
         client, sandbox, task_queue, CANCEL_LOG_LEVEL="info", CANCEL_METRICS_WORKER_ADDRESS=""
     ) as worker:
-        started = await sagas.start_line_termination(
+        started = await sagas.start(
             client,
+            SagaKind.LINE_TERMINATION,
             TerminationRequest(phone_number=f"06{digits}"),
             OrchestratorSettings(task_queue=task_queue),
         )

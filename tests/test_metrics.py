@@ -532,7 +532,7 @@ async def test_a_compensation_that_cannot_undo_counts_one_failure_despite_replay
     line = {"kind": "LINE_TERMINATION", "provider": "stn"}
     async with replaying_worker(client, task_queue, fakes) as counted:
         request = TerminationRequest(subscription_id=f"SUB-{uid}", wish_date=in_future(days=3))
-        started = await sagas.start_line_termination(client, request, settings)
+        started = await sagas.start(client, SagaKind.LINE_TERMINATION, request, settings)
         await wait_for_phase(client, started.workflow_id, "WAITING")
         fakes.on(StnActivity.CANCEL_TERMINATION, reject("Line is locked"))
 
@@ -561,8 +561,11 @@ async def test_an_order_not_recreated_by_a_revoke_is_a_compensation_failure(
     )
     fakes.on(AiraloActivity.CREATE_FUTURE_ORDER, reject("due_date must be two days ahead"))
     async with replaying_worker(client, task_queue, fakes) as counted:
-        started = await sagas.start_future_order_cancellation(
-            client, FutureOrderCancellationRequest(request_ids=[order]), settings
+        started = await sagas.start(
+            client,
+            SagaKind.FUTURE_ORDER_CANCELLATION,
+            FutureOrderCancellationRequest(request_ids=[order]),
+            settings,
         )
         await in_flight.entered.wait()
         update = await client.get_workflow_handle(started.workflow_id).start_update(

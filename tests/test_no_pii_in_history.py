@@ -27,6 +27,7 @@ from config.settings import (
     StnSettings,
 )
 from config.temporal import converter_with
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
@@ -85,8 +86,11 @@ async def test_a_line_termination_by_phone_number_leaves_no_pii_on_the_server(
 ) -> None:
     number, digits = random_phone()
     customer = f"CUST-{uid}"
-    started = await sagas.start_line_termination(
-        client, TerminationRequest(phone_number=number, customer_id=customer), settings
+    started = await sagas.start(
+        client,
+        SagaKind.LINE_TERMINATION,
+        TerminationRequest(phone_number=number, customer_id=customer),
+        settings,
     )
     assert (await result_of(client, started.workflow_id))["phase"] == "COMPLETED"
 
@@ -116,8 +120,8 @@ async def test_a_provider_rejection_quoting_the_number_is_not_stored_in_clear(
         body={"responseStatus": {"errorCode": "Refused", "message": f"line {number} is barred"}},
         count=1,
     )
-    started = await sagas.start_line_termination(
-        client, TerminationRequest(phone_number=number), settings
+    started = await sagas.start(
+        client, SagaKind.LINE_TERMINATION, TerminationRequest(phone_number=number), settings
     )
     final = await result_of(client, started.workflow_id)
     # The saga itself (through the codec) still reads the provider's words.
@@ -138,7 +142,7 @@ async def test_a_churn_with_every_provider_leaves_no_secret_on_the_server(
     number, digits = random_phone()
     wish = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
     request = parts.request(wish, stn={"phoneNumber": number})
-    started = await sagas.start_customer_churn(client, request, settings)
+    started = await sagas.start(client, SagaKind.CUSTOMER_CHURN, request, settings)
     final: dict[str, Any] = await result_of(client, started.workflow_id)
     assert final["phase"] == "COMPLETED", final.get("cause")
 

@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from activities.rebilly import rebilly_http_client
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
-from domain.common import RevokeRequest
+from domain.common import RevokeRequest, SagaKind
 from domain.rebilly import REBILLY_ID_PATTERN, OrderCancellationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
@@ -37,8 +37,11 @@ ANY_CANCELLATION = r"/order-cancellations/[^/]+"
 
 
 async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -> sagas.StartedSaga:
-    return await sagas.start_order_cancellation(
-        client, OrderCancellationRequest.model_validate(fields), settings
+    return await sagas.start(
+        client,
+        SagaKind.ORDER_CANCELLATION,
+        OrderCancellationRequest.model_validate(fields),
+        settings,
     )
 
 

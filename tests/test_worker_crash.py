@@ -13,6 +13,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 
 from config.settings import OrchestratorSettings
+from domain.common import SagaKind
 from domain.stn import StnActivity, TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
@@ -66,8 +67,11 @@ async def test_call_in_flight_when_worker_dies_is_retried_after_its_heartbeat_st
         count=1,
     )
     with worker_process(client, sandbox, settings.task_queue) as first:
-        started = await sagas.start_line_termination(
-            client, TerminationRequest(subscription_id=subscription), settings
+        started = await sagas.start(
+            client,
+            SagaKind.LINE_TERMINATION,
+            TerminationRequest(subscription_id=subscription),
+            settings,
         )
         await eventually(lambda: submit_in_flight(client, started.workflow_id), within=60)
         first.kill()

@@ -13,6 +13,7 @@ from temporalio.worker import PatchActivationInput, PollerBehaviorSimpleMaximum
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from config.settings import OrchestratorSettings, WorkerSettings
+from domain.common import SagaKind
 from domain.stn import TerminationRequest
 from starter import sagas
 from tests.conftest import SandboxEndpoint, provider_settings_for
@@ -101,8 +102,11 @@ async def test_shared_modules_without_cache_replay_a_saga_to_completion(
         provider_clients(provider_settings_for(sandbox)) as clients,
         build_worker(client, task_queue, clients, tuning),
     ):
-        started = await sagas.start_line_termination(
-            client, TerminationRequest(subscription_id=f"SUB-TUNE-{uid}"), settings
+        started = await sagas.start(
+            client,
+            SagaKind.LINE_TERMINATION,
+            TerminationRequest(subscription_id=f"SUB-TUNE-{uid}"),
+            settings,
         )
         final = await result_of(client, started.workflow_id)
 
@@ -158,8 +162,11 @@ async def _history_of_an_immediate_termination(
         provider_clients(provider_settings_for(sandbox)) as clients,
         build_worker(client, task_queue, clients, tuning),
     ):
-        started = await sagas.start_line_termination(
-            client, TerminationRequest(subscription_id=subscription_id), settings
+        started = await sagas.start(
+            client,
+            SagaKind.LINE_TERMINATION,
+            TerminationRequest(subscription_id=subscription_id),
+            settings,
         )
         final = await result_of(client, started.workflow_id)
     assert final["phase"] == "COMPLETED"

@@ -21,7 +21,6 @@ import contextlib
 import functools
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,12 +38,13 @@ from config.settings import ApiSettings, OrchestratorSettings
 from config.telemetry import Tracing, tracing_interceptors
 from config.temporal import connect
 from domain import search_attributes as sa
-from domain.common import SagaKind, SagaPhase
+from domain.common import SagaPhase
 from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
 from starter.api.routes import events, health, sagas, starts, webhooks
+from starter.kinds import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def create_app(
     app.state.orchestrator_settings = orchestrator_settings or OrchestratorSettings()
     app.state.authenticator = Authenticator(api_settings.keys)
     app.state.gateway = gateway
-    for router in (starts.router, events.router, sagas.router, webhooks.router, health.router):
+    routers = (starts.build_router(), events.build_router(), sagas.router, webhooks.router)
+    for router in (*routers, health.router):
         app.include_router(router)
     errors.install(app, api_settings.retry_after_seconds)
     openapi.install(app)
@@ -214,9 +215,10 @@ class RequestMetrics:
 
 
 def kind_of(workflow_type: str) -> str:
-    """``LineTermination`` → ``LINE_TERMINATION`` (the ``CancellationKind`` values)."""
-    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", workflow_type).upper()
-    return kind if kind in {k.value for k in SagaKind} else workflow_type
+    """``LineTermination`` → ``LINE_TERMINATION`` (the ``CancellationKind`` values); a
+    workflow type that is no saga kind's stays as it is."""
+    spec = KINDS.by_workflow_type(workflow_type)
+    return str(spec.kind) if spec is not None else workflow_type
 
 
 class CountSagaStarts(temporal_client.Interceptor):
@@ -248,10 +250,10 @@ class _CountingStarts(temporal_client.OutboundInterceptor):
 # -- sagas needing attention ---------------------------------------------------------------
 
 
-def attention_query(kind: SagaKind) -> str:
+def attention_query(kind: str) -> str:
     return (
         f'{sa.CANCELLATION_STATUS.name} = "{SagaPhase.NEEDS_ATTENTION.value}" '
-        f'AND {sa.CANCELLATION_KIND.name} = "{kind.value}" AND ExecutionStatus = "Running"'
+        f'AND {sa.CANCELLATION_KIND.name} = "{kind}" AND ExecutionStatus = "Running"'
     )
 
 
@@ -274,9 +276,10 @@ def _counting_attention(
         while True:
             try:
                 client = await gateway.client()
-                for kind in SagaKind:
-                    found = await client.count_workflows(attention_query(kind), rpc_timeout=timeout)
-                    gauge.set(found.count, {"kind": kind.value})
+                for spec in KINDS:
+                    query = attention_query(spec.kind)
+                    found = await client.count_workflows(query, rpc_timeout=timeout)
+                    gauge.set(found.count, {"kind": str(spec.kind)})
                 failing = False
             except Exception as error:  # Temporal down: keep the last values, try again
                 # Said once per outage, not every period.

@@ -9,8 +9,10 @@ CloudEvent ``type``                    saga                     ``data``
 ``customer.churned``                   CustomerChurn            ``CustomerChurnRequest``
 ====================================== ======================== ==================================
 
-``data`` is exactly the body of that saga's start endpoint. The pair (``source``,
-``id``) identifies the delivery: a redelivered event never starts a second saga.
+The types are the ``event_type`` of each kind in :mod:`starter.kinds` (a test keeps
+this table true to them). ``data`` is exactly the body of that saga's start endpoint.
+The pair (``source``, ``id``) identifies the delivery: a redelivered event never
+starts a second saga.
 """
 
 from __future__ import annotations
@@ -19,15 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.common import SagaKind
-from starter.api.kinds import BY_KIND, SagaStarter
-
-EVENT_TYPES: dict[str, SagaKind] = {
-    "line.termination_requested": SagaKind.LINE_TERMINATION,
-    "billing.order_cancel_requested": SagaKind.ORDER_CANCELLATION,
-    "esim.future_orders_cancel_requested": SagaKind.FUTURE_ORDER_CANCELLATION,
-    "customer.churned": SagaKind.CUSTOMER_CHURN,
-}
+from starter.kinds import KINDS, SagaKindSpec
 
 #: Content types of a structured-mode CloudEvent we accept.
 EVENT_CONTENT_TYPES = ("application/cloudevents+json", "application/json")
@@ -54,10 +48,11 @@ class CloudEvent(BaseModel):
     time: str | None = None
 
 
-def starter_for(event_type: str) -> SagaStarter | None:
-    kind = EVENT_TYPES.get(event_type)
-    return BY_KIND[kind] if kind is not None else None
+def kind_for(event_type: str) -> SagaKindSpec[Any] | None:
+    """The saga kind an event of this type starts (None: not one we take)."""
+    return KINDS.by_event_type(event_type)
 
 
-def supported_types() -> str:
-    return ", ".join(EVENT_TYPES)
+def event_types() -> list[str]:
+    """Every event type we take, in the registry's order."""
+    return [spec.event_type for spec in KINDS]

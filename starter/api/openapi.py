@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 from domain.churn import ResolveRequest
 from domain.common import RescheduleRequest, RevokeRequest
 from starter.api.events import CloudEvent
-from starter.api.kinds import STARTERS
+from starter.kinds import KINDS
 
 TITLE = "cancellation-orchestrator"
 VERSION = "1"
@@ -31,8 +31,8 @@ DESCRIPTION = (
     "`sagas:write` (start, steer), `sagas:read` (status, list), `events:write` (events)."
 )
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (
-    *(starter.model for starter in STARTERS),
+#: The request models besides each saga kind's.
+OTHER_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CloudEvent,
     RevokeRequest,
     RescheduleRequest,
@@ -43,7 +43,10 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes)
     _, definitions = models_json_schema(
-        [(model, "validation") for model in REQUEST_MODELS],
+        [
+            (model, "validation")
+            for model in (*(spec.model for spec in KINDS), *OTHER_REQUEST_MODELS)
+        ],
         ref_template="#/components/schemas/{model}",
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -15,15 +15,15 @@ from fastapi import Request, Response, status
 from domain.common import InvalidRequest
 from starter import sagas
 from starter.api.idempotency import delivery_for
-from starter.api.kinds import SagaStarter
 from starter.api.models import SagaAccepted
 from starter.api.routes.common import orchestrator_settings, status_url, temporal
+from starter.kinds import SagaKindSpec
 
 
 async def start(
     request: Request,
     response: Response,
-    starter: SagaStarter,
+    spec: SagaKindSpec[Any],
     data: dict[str, Any],
     delivery_key: str | None,
 ) -> SagaAccepted:
@@ -34,22 +34,22 @@ async def start(
     """
     data = _with_wish_date_read(data)
     try:
-        saga_request = starter.parse(data, datetime.now(UTC))
+        saga_request = spec.parse(data, datetime.now(UTC))
     except InvalidRequest:
-        redelivered = await _redelivered(request, starter, data, delivery_key)
+        redelivered = await _redelivered(request, spec, data, delivery_key)
         if redelivered is None:
             raise
         return await _answer(request, response, redelivered)
     delivery = delivery_for(delivery_key, saga_request) if delivery_key else None
     client = await temporal(request)
-    started = await starter.start(
-        client, saga_request, orchestrator_settings(request), delivery=delivery
+    started = await sagas.start(
+        client, spec.kind, saga_request, orchestrator_settings(request), delivery=delivery
     )
     return await _answer(request, response, started)
 
 
 async def _redelivered(
-    request: Request, starter: SagaStarter, data: dict[str, Any], delivery_key: str | None
+    request: Request, spec: SagaKindSpec[Any], data: dict[str, Any], delivery_key: str | None
 ) -> sagas.StartedSaga | None:
     """The run a keyed delivery started, for a request that only today's clock refuses.
 
@@ -66,11 +66,11 @@ async def _redelivered(
     if delivery_key is None:
         return None
     try:
-        timeless = starter.parse(data, None)
+        timeless = spec.parse(data, None)
     except InvalidRequest:
         return None
     client = await temporal(request)
-    workflow_id = starter.workflow_id(timeless, orchestrator_settings(request))
+    workflow_id = spec.workflow_id(timeless, orchestrator_settings(request))
     latest = await sagas.latest_run(client, workflow_id)
     return await sagas.find_delivery(client, latest, delivery_for(delivery_key, timeless))
 

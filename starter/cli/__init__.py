@@ -4,8 +4,9 @@ Exit codes: 0 ok; 1 Temporal or the saga refused (unreachable server, unknown
 workflow, refused update); 2 bad input (the field and the rule are printed,
 nothing was started).
 
-``parser`` builds the arguments, ``requests`` reads saga requests from them,
-``runner`` validates and runs a command, ``output`` prints the results.
+``parser`` builds the arguments (a sub-command per saga kind of ``starter.kinds``,
+whose flags and request readers are in ``starter.kind_flags``), ``runner`` validates
+and runs a command, ``output`` prints the results.
 """
 
 from __future__ import annotations

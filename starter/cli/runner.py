@@ -25,32 +25,14 @@ from domain.common import (
 )
 from starter import sagas
 from starter.cli import output
-from starter.cli.parser import ControlCommand, StartCommand
-from starter.cli.requests import (
-    churn_request,
-    future_order_request,
-    order_cancellation_request,
-    parse_datetime,
-    termination_request,
-)
+from starter.cli.parser import ControlCommand
+from starter.kind_flags import parse_datetime
+from starter.kinds import KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 #: What a validated command does once connected; returns the exit code.
 Command = Callable[[Client], Awaitable[int]]
-_ReadRequest = Callable[[argparse.Namespace], Any]
-_StartSaga = Callable[[Client, Any, OrchestratorSettings], Awaitable[sagas.StartedSaga]]
-
-# How each start command reads its request (before connecting) and which saga it starts.
-STARTERS: dict[str, tuple[_ReadRequest, _StartSaga]] = {
-    StartCommand.TERMINATE: (termination_request, sagas.start_line_termination),
-    StartCommand.CANCEL_ORDER: (order_cancellation_request, sagas.start_order_cancellation),
-    StartCommand.CANCEL_FUTURE_ORDERS: (
-        future_order_request,
-        sagas.start_future_order_cancellation,
-    ),
-    StartCommand.CHURN: (churn_request, sagas.start_customer_churn),
-}
 
 
 class TemporalUnreachable(Exception):
@@ -65,10 +47,10 @@ async def run(args: argparse.Namespace) -> int:
 def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command:
     """Validate the command's input (``InvalidRequest``) and return what to run."""
     workflow_id: str = getattr(args, "workflow_id", "")
-    if args.command in STARTERS:
-        read_request, start_saga = STARTERS[args.command]
-        request = read_request(args)
-        return lambda client: _start(start_saga(client, request, settings))
+    spec = KINDS.by_command(args.command)
+    if spec is not None:  # a saga kind's sub-command: its request is read before connecting
+        request = spec.cli.read(args)
+        return lambda client: _start(sagas.start(client, spec.kind, request, settings))
     match args.command:
         case OperatorRequestKind.REVOKE:
             parse_request(RevokeRequest, {"reason": args.reason})  # refused before connecting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,11 @@ from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
-from starter.api.events import EVENT_TYPES
+from starter.api import events
+from starter.api.events import event_types
 from starter.api.idempotency import event_key
+from starter.kinds import KINDS
+from tests.api.conftest import ROOT
 from tests.helpers import eventually, wait_for_phase
 
 CLOUDEVENTS = {"Content-Type": "application/cloudevents+json"}
@@ -67,7 +71,21 @@ CASES: dict[str, tuple[Callable[[str], dict[str, Any]], str]] = {
 
 
 def test_every_event_type_is_covered() -> None:
-    assert set(CASES) == set(EVENT_TYPES)
+    assert set(CASES) == set(event_types())
+
+
+def test_the_event_tables_in_the_docs_are_the_registrys() -> None:
+    """starter/api/events.py's docstring and the README list each kind's event type."""
+    docstring = events.__doc__ or ""
+    readme = (ROOT / "README.md").read_text()
+    for spec in KINDS:
+        event_type, model = re.escape(spec.event_type), spec.model.__name__
+        row = rf"^``{event_type}``\s+{spec.workflow_type}\s+``{model}``$"
+        assert re.search(row, docstring, re.MULTILINE), spec.event_type
+        assert f"| `{spec.event_type}` | {spec.workflow_type} |" in readme
+    assert len(re.findall(r"^``[a-z_]+\.[a-z_]+``", docstring, re.MULTILINE)) == len(KINDS)
+    readme_rows = re.findall(r"^\s*\| `[a-z_]+\.[a-z_]+` \| [A-Za-z]+ \|$", readme, re.MULTILINE)
+    assert len(readme_rows) == len(KINDS)
 
 
 @pytest.mark.parametrize("event_type", list(CASES))
@@ -218,7 +236,7 @@ async def test_an_unknown_event_type_is_422_listing_the_supported_ones(
     assert response.status_code == 422
     [problem] = response.json()["detail"]
     assert problem["field"] == "type"
-    assert all(name in problem["rule"] for name in EVENT_TYPES)
+    assert all(name in problem["rule"] for name in event_types())
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from starter.api.events import EVENT_TYPES
+from starter.api.events import event_types
 from tests.api.conftest import ADMIN_TOKEN, ApiProcess, bearer
 
 # Hypothesis keeps caches in ./.hypothesis; keep the work tree clean.
@@ -132,7 +132,7 @@ def calls(draw: st.DrawFn) -> tuple[str, str, Any, dict[str, str]]:
                 "specversion": st.sampled_from(["1.0", "1.0", "0.3"]) | json_values,
                 "id": st.text(max_size=20) | json_values,
                 "source": st.just("/fuzz") | json_values,
-                "type": st.sampled_from([*EVENT_TYPES, "unknown.type"]) | json_values,
+                "type": st.sampled_from([*event_types(), "unknown.type"]) | json_values,
             },
             optional={
                 "data": st.one_of(*(body_for(s) for s in properties_by_event()), json_values),

@@ -10,9 +10,9 @@ from openapi_spec_validator import validate
 
 from config.settings import ApiSettings
 from starter.api.app import create_app
-from starter.api.events import EVENT_TYPES
-from starter.api.kinds import STARTERS
+from starter.api.events import event_types
 from starter.api.openapi import build_openapi
+from starter.kinds import KINDS
 from tests.api.conftest import ApiProcess
 
 COMMITTED = Path(__file__).parent.parent.parent / "docs" / "openapi.json"
@@ -39,13 +39,13 @@ async def test_served_document_is_the_committed_one_and_docs_are_served(api: Api
 
 def test_every_start_body_is_its_domain_model() -> None:
     document = json.loads(COMMITTED.read_text())
-    for starter in STARTERS:
-        body = document["paths"][f"/v1/{starter.path}"]["post"]["requestBody"]
+    for spec in KINDS:
+        body = document["paths"][f"/v1/{spec.api_path}"]["post"]["requestBody"]
         ref = body["content"]["application/json"]["schema"]["$ref"]
-        assert ref == f"#/components/schemas/{starter.model.__name__}"
-        properties = document["components"]["schemas"][starter.model.__name__]["properties"]
+        assert ref == f"#/components/schemas/{spec.model.__name__}"
+        properties = document["components"]["schemas"][spec.model.__name__]["properties"]
         assert set(properties) == {
-            field.alias or name for name, field in starter.model.model_fields.items()
+            field.alias or name for name, field in spec.model.model_fields.items()
         }
     description = document["paths"]["/v1/events"]["post"]["description"]
-    assert all(event_type in description for event_type in EVENT_TYPES)
+    assert all(event_type in description for event_type in event_types())

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
 from domain.churn import CustomerChurnRequest
+from domain.common import SagaKind
 from domain.rebilly import OrderCancellationRequest
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin
@@ -60,7 +61,9 @@ async def start_churn_holding(
     request = CustomerChurnRequest.model_validate(
         {"customerId": f"C-{uid}", "wishDate": days(3), "airalo": {"requestIds": [kept]}}
     )
-    workflow_id = (await sagas.start_customer_churn(client, request, settings)).workflow_id
+    workflow_id = (
+        await sagas.start(client, SagaKind.CUSTOMER_CHURN, request, settings)
+    ).workflow_id
     await wait_for_phase(client, workflow_id, "WAITING")
     await visible(client, sa.AIRALO_REQUEST_IDS.name, kept, workflow_id)
     return workflow_id, kept
@@ -137,7 +140,9 @@ async def test_a_reactivation_behind_our_back_is_shown_once_however_often_delive
     order = f"ord-{uid}"
     sandbox_admin.rebilly_seed_order(order)
     request = OrderCancellationRequest.model_validate({"orderId": order, "churnTime": days(5)})
-    workflow_id = (await sagas.start_order_cancellation(client, request, settings)).workflow_id
+    workflow_id = (
+        await sagas.start(client, SagaKind.ORDER_CANCELLATION, request, settings)
+    ).workflow_id
     await wait_for_phase(client, workflow_id, "WAITING")
     await visible(client, sa.REBILLY_ORDER_ID.name, order, workflow_id)
     sandbox_admin.set_webhook_targets(

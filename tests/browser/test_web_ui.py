@@ -75,7 +75,7 @@ def make_run(data_dir: Path, *, ui_codec: bool) -> Iterator[Banner]:
     assert not still_open, f"ports still served after the stop: {still_open}\n{output}"
 
 
-def start_line_termination(banner: Banner) -> Saga:
+def start_waiting_termination(banner: Banner) -> Saga:
     """A termination for a phone number a month ahead: the saga waits on its timer."""
     phone = f"06-{secrets.randbelow(10**8):08d}"
     wish_date = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
@@ -157,7 +157,7 @@ def test_run_page_of_a_saga_in_the_web_ui(case: Case, tmp_path: Path) -> None:
         assert banner.codec_endpoint and banner.codec_token, (
             "`make run`'s banner announces no codec server (Codec server / Codec token lines)"
         )
-        saga = start_line_termination(banner)
+        saga = start_waiting_termination(banner)
         page = open_run_page(
             ui_url=banner.ui_url,
             workflow_id=saga.workflow_id,

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from config.settings import OrchestratorSettings
 from domain.airalo import AiraloActivity
 from domain.churn import CustomerChurnRequest, ResolveAction
+from domain.common import SagaKind
 from domain.rebilly import Cancellation, PutCancellation, PutResult, RebillyActivity, RebillyStatus
 from domain.stn import StnActivity
 from starter import sagas
@@ -66,7 +67,7 @@ async def start(
     }
     data.update(overrides)
     request = CustomerChurnRequest.model_validate({k: v for k, v in data.items() if v})
-    started = await sagas.start_customer_churn(client, request, settings)
+    started = await sagas.start(client, SagaKind.CUSTOMER_CHURN, request, settings)
     return started.workflow_id
 
 

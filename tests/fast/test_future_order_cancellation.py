@@ -19,7 +19,7 @@ from domain.airalo import (
     FutureOrderCancellationRequest,
     RejectionKind,
 )
-from domain.common import NoticeEvent, Provider, ProviderNotice, RevokeRequest, SagaSignal
+from domain.common import NoticeEvent, Provider, ProviderNotice, RevokeRequest, SagaKind, SagaSignal
 from starter import sagas
 from tests.fast.fakes import FakeProviders, Gate, reject, request_id, unavailable
 from tests.fast.polling import INTERVAL, wait_for_phase
@@ -34,7 +34,7 @@ async def start(
     client: Client, settings: OrchestratorSettings, ids: list[str], **fields: Any
 ) -> str:
     request = FutureOrderCancellationRequest.model_validate({"requestIds": ids, **fields})
-    started = await sagas.start_future_order_cancellation(client, request, settings)
+    started = await sagas.start(client, SagaKind.FUTURE_ORDER_CANCELLATION, request, settings)
     return started.workflow_id
 
 

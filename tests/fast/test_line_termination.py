@@ -17,7 +17,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
-from domain.common import RevokeRequest
+from domain.common import RevokeRequest, SagaKind
 from domain.stn import CancelTermination, StnActivity, SubmitTermination, TerminationRequest
 from starter import sagas
 from tests.fast.fakes import FakeProviders, Gate, reject
@@ -31,7 +31,7 @@ CANCEL = StnActivity.CANCEL_TERMINATION
 
 async def start(client: Client, settings: OrchestratorSettings, uid: str, **fields: Any) -> str:
     request = TerminationRequest.model_validate({"subscriptionId": f"SUB-{uid}", **fields})
-    started = await sagas.start_line_termination(client, request, settings)
+    started = await sagas.start(client, SagaKind.LINE_TERMINATION, request, settings)
     return started.workflow_id
 
 

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
-from domain.common import NoticeEvent, Provider, ProviderNotice, SagaSignal
+from domain.common import NoticeEvent, Provider, ProviderNotice, SagaKind, SagaSignal
 from domain.rebilly import (
     OrderCancellationRequest,
     PutCancellation,
@@ -33,7 +33,7 @@ DELETE = RebillyActivity.DELETE_DRAFT
 
 async def start(client: Client, settings: OrchestratorSettings, uid: str, **fields: Any) -> str:
     request = OrderCancellationRequest.model_validate({"orderId": f"ORD-{uid}", **fields})
-    started = await sagas.start_order_cancellation(client, request, settings)
+    started = await sagas.start(client, SagaKind.ORDER_CANCELLATION, request, settings)
     return started.workflow_id
 
 

@@ -1,8 +1,11 @@
-"""``POST /v1/<kind>``: start one saga of each kind (202), idempotent with a header."""
+"""``POST /v1/<path>``: start a saga of each kind (202), idempotent with a header.
+
+One route per entry of :mod:`starter.kinds`, built when the app is created.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
@@ -10,12 +13,10 @@ from config.settings import ApiKey, ApiScope
 from domain.common import FieldProblem, InvalidRequest
 from starter.api import idempotency
 from starter.api.auth import require
-from starter.api.kinds import STARTERS, SagaStarter
 from starter.api.models import InvalidInput, Refusal, SagaAccepted
 from starter.api.routes.common import json_object, orchestrator_settings, request_body
 from starter.api.starting import start
-
-router = APIRouter(prefix="/v1", tags=["start"])
+from starter.kinds import KINDS, SagaKindSpec
 
 IDEMPOTENCY_HEADER_HELP = (
     "Identifies this delivery: a retry with the same key and the same body never "
@@ -34,7 +35,15 @@ RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _add_start_route(starter: SagaStarter) -> None:
+def build_router() -> APIRouter:
+    """One start route per saga kind registered now (``create_app`` calls this)."""
+    router = APIRouter(prefix="/v1", tags=["start"])
+    for spec in KINDS:
+        _add_start_route(router, spec)
+    return router
+
+
+def _add_start_route(router: APIRouter, spec: SagaKindSpec[Any]) -> None:
     async def start_saga(
         request: Request,
         response: Response,
@@ -51,21 +60,17 @@ def _add_start_route(starter: SagaStarter) -> None:
             secret = orchestrator_settings(request).workflow_id_key.get_secret_value().encode()
             key = idempotency.header_key(secret, caller.name, idempotency_key)
         data = await json_object(request)
-        return await start(request, response, starter, data, key)
+        return await start(request, response, spec, data, key)
 
     router.add_api_route(
-        f"/{starter.path}",
+        f"/{spec.api_path}",
         start_saga,
         methods=["POST"],
         status_code=202,
         response_model=SagaAccepted,
         responses=RESPONSES,
-        summary=starter.summary,
-        operation_id=f"start_{starter.kind.value.lower()}",
-        name=f"start_{starter.kind.value.lower()}",
-        openapi_extra=request_body(starter.model.__name__),
+        summary=spec.title,
+        operation_id=f"start_{spec.kind.lower()}",
+        name=f"start_{spec.kind.lower()}",
+        openapi_extra=request_body(spec.model.__name__),
     )
-
-
-for _starter in STARTERS:
-    _add_start_route(_starter)

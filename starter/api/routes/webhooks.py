@@ -18,7 +18,7 @@ from pydantic import Field
 
 from config.settings import ApiSettings
 from domain.common import CamelModel, NoticeEvent, Provider, ProviderNotice
-from starter import sagas
+from starter import routing
 from starter.api import airalo_signature
 from starter.api.errors import ApiError
 from starter.api.routes.common import temporal
@@ -58,7 +58,7 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 async def _route(request: Request, notice: ProviderNotice) -> NoticeRouted:
-    routed = await sagas.route_notice(await temporal(request), notice)
+    routed = await routing.route_notice(await temporal(request), notice)
     return NoticeRouted(event=notice.event, subject=notice.subject, routed_to=routed)
 
 
