@@ -350,7 +350,7 @@ class FakeRebilly:
         return httpx.Response(
             status,
             json=body,
-            headers={"Content-Type": "application/problem+json"} if status >= 400 else None,
+            headers={"Content-Type": "application/json"} if status >= 400 else None,
         )
 
     def activities(self) -> RebillyActivities:
