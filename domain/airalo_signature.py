@@ -1,12 +1,17 @@
 """Airalo's ``airalo-signature``: the bytes its official SDK signs, and the HMAC over them.
 
-The official SDKs (``airalo-sdk`` 1.0.3 on PyPI, ``airalo/helpers/signature.py``; the PHP
-and Node SDKs alike) sign a *payload*, not the bytes on the wire: the payload as compact
-JSON (``separators=(",", ":")``, non-ASCII kept) with every ``/`` escaped as ``\\/``
-(PHP's ``json_encode``), HMAC-SHA512 keyed with the partner's client secret, in hex.
-The SDK sends that header on ``POST /v2/token`` (the payload is the form's fields, in
-their order, though the body is form-encoded), ``POST /v2/future-orders`` and
-``POST /v2/cancel-future-orders``; Airalo signs its webhooks the same way.
+The official Python SDK (``airalo-sdk`` 1.0.3 on PyPI, ``airalo/helpers/signature.py``,
+pinned as a dev dependency and the reference here) signs a *payload*, not the bytes on
+the wire: the payload as compact JSON (``separators=(",", ":")``, non-ASCII kept) with
+every ``/`` escaped as ``\\/`` (PHP's ``json_encode``), HMAC-SHA512 keyed with the
+partner's client secret, in hex. It sends that header on ``POST /v2/token`` (the payload
+is the form's fields, in their order, though the body is form-encoded),
+``POST /v2/future-orders`` and ``POST /v2/cancel-future-orders``; Airalo signs its
+webhooks the same way.
+
+The PHP and Node SDKs sign the same requests but not always the same text: PHP's
+``json_encode`` also escapes non-ASCII as ``\\uXXXX``, Node's ``JSON.stringify``
+escapes neither that nor ``/``. For ASCII payloads without ``/`` all three agree.
 """
 
 from __future__ import annotations
