@@ -563,7 +563,9 @@ async def test_error_fault_in_problem_shape(client: httpx.AsyncClient) -> None:
 def record_events(state: Sandbox) -> list[tuple[str, str | None]]:
     """``(event, cancellation id)`` of every subscription event from now on."""
     events: list[tuple[str, str | None]] = []
-    state.rebilly.on_event = lambda event, _order, c: events.append((event, c and c.id))
+    state.rebilly.on_event = lambda event, _order, c: events.append(
+        (event, c.id if c is not None else None)
+    )
     return events
 
 
