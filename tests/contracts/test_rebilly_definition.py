@@ -42,6 +42,7 @@ from tests.contracts.openapi_definition import (
     response_problems,
     schema_errors,
 )
+from tests.contracts.rebilly_requests import every_settable_field
 
 CANCELLATION = "openapi/paths/order-cancellations@{id}.yaml"
 REACTIVATIONS = "openapi/paths/order-reactivations.yaml"
@@ -112,26 +113,9 @@ def settings_for(server: SandboxServer, **changes: Any) -> RebillySettings:
 ITEM = {"type": "debit", "unitPriceAmount": 49.95, "unitPriceCurrency": "EUR", "quantity": 1}
 
 
-def cancellation(order_id: str, **fields: Any) -> OrderCancellationRequest:
-    """A request using every field a caller may set, or ``fields`` instead."""
-    every = {
-        "orderId": order_id,
-        "churnTime": "2030-07-10T13:55:51Z",
-        "reason": "too-expensive",
-        "canceledBy": "merchant",
-        "prorated": True,
-        "description": "Customer moved abroad",
-        "lineItems": [
-            {
-                **ITEM,
-                "description": "Early termination fee / " + "d" * 900,
-                "periodStartTime": "2030-07-10T13:55:51Z",
-                "periodEndTime": "2030-08-10T13:55:51Z",
-            },
-            {**ITEM, "type": "credit", "quantity": 2},
-        ],
-    }
-    return OrderCancellationRequest.model_validate(fields or every)
+def plain(order_id: str, **fields: Any) -> OrderCancellationRequest:
+    """A request for ``order_id`` with only ``fields`` set."""
+    return OrderCancellationRequest.model_validate({"orderId": order_id, **fields})
 
 
 def test_the_definition_catches_what_rebilly_would_refuse() -> None:
@@ -170,8 +154,8 @@ async def test_our_requests_and_the_sandboxs_answers_fit_rebillys_definition(
             )
 
         # A draft, confirmed in place; read; reactivated (GET, POST, GET).
-        await put("oc-def-1", cancellation("ord-1"), RebillyStatus.DRAFT)
-        await put("oc-def-1", cancellation("ord-1"), RebillyStatus.CONFIRMED)
+        await put("oc-def-1", every_settable_field("ord-1"), RebillyStatus.DRAFT)
+        await put("oc-def-1", every_settable_field("ord-1"), RebillyStatus.CONFIRMED)
         await env.run(rebilly.find_cancellation, CancellationRef(cancellation_id="oc-def-1"))
         await env.run(
             rebilly.reactivate_order,
@@ -179,9 +163,9 @@ async def test_our_requests_and_the_sandboxs_answers_fit_rebillys_definition(
         )
         # Unknown id: 404. A draft deleted: 204; a confirmed one refused: 409.
         await env.run(rebilly.find_cancellation, CancellationRef(cancellation_id="oc-none"))
-        await put("oc-def-2", cancellation("ord-2", orderId="ord-2"), RebillyStatus.DRAFT)
+        await put("oc-def-2", plain("ord-2"), RebillyStatus.DRAFT)
         await env.run(rebilly.delete_draft, CancellationRef(cancellation_id="oc-def-2"))
-        now = cancellation("ord-3", orderId="ord-3", churnTimePolicy="now")
+        now = plain("ord-3", churnTimePolicy="now")
         await put("oc-def-3", now, RebillyStatus.CONFIRMED)
         conflict = await refused(rebilly.delete_draft, CancellationRef(cancellation_id="oc-def-3"))
         # A PUT the completed cancellation refuses: 422 (then read, and settled as refused).
@@ -189,7 +173,7 @@ async def test_our_requests_and_the_sandboxs_answers_fit_rebillys_definition(
             rebilly.put_cancellation,
             PutCancellation(
                 cancellation_id="oc-def-3",
-                body=cancellation("ord-9", orderId="ord-9").body(RebillyStatus.CONFIRMED),
+                body=plain("ord-9").body(RebillyStatus.CONFIRMED),
             ),
         )
         # Rate limited: 429 with the retry moment.
@@ -198,7 +182,7 @@ async def test_our_requests_and_the_sandboxs_answers_fit_rebillys_definition(
             rebilly.put_cancellation,
             PutCancellation(
                 cancellation_id="oc-def-4",
-                body=cancellation("ord-4", orderId="ord-4").body(RebillyStatus.CONFIRMED),
+                body=plain("ord-4").body(RebillyStatus.CONFIRMED),
             ),
         )
     async with rebilly_http_client(
@@ -265,7 +249,7 @@ async def test_the_client_slows_down_before_the_sandboxs_429(
         http.pacer = pacer
         rebilly = RebillyActivities(http)
         for n in range(20):
-            request = cancellation(f"ord-p{n}", orderId=f"ord-p{n}")
+            request = plain(f"ord-p{n}")
             put = PutCancellation(
                 cancellation_id=f"oc-p{n}", body=request.body(RebillyStatus.DRAFT)
             )
@@ -274,7 +258,7 @@ async def test_the_client_slows_down_before_the_sandboxs_429(
             rebilly.put_cancellation,
             PutCancellation(
                 cancellation_id="oc-p20",
-                body=cancellation("ord-p20", orderId="ord-p20").body(RebillyStatus.DRAFT),
+                body=plain("ord-p20").body(RebillyStatus.DRAFT),
             ),
         )
 
