@@ -3,11 +3,16 @@
 The httpx client (base URL, timeouts) is injected by the worker, and so is one
 :class:`AiraloTokens` per worker process: the client credentials and the bearer
 token stay in the worker's memory, never in workflow input, history or logs.
+
+Every request the official SDK signs is signed the same way here
+(:mod:`domain.airalo_signature`): ``POST /v2/token``, ``POST /v2/future-orders`` and
+``POST /v2/cancel-future-orders`` carry ``airalo-signature``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -27,6 +32,7 @@ from activities.provider_http import (
     unavailable,
 )
 from config.settings import AiraloSettings
+from domain import airalo_signature
 from domain.airalo import (
     TRANSIENT_BUSINESS_CODES,
     AiraloActivity,
@@ -55,10 +61,12 @@ MAX_PAGES = 1000
 MAX_LISTINGS = 3
 
 # Token lifetime: Airalo's docs say both 24 h and one year, so we trust neither.
-# A token is used for at most an hour (what the official SDK caches), and always
-# refreshed before ``expires_in`` runs out (5 minutes early, or halfway for very
-# short lifetimes). The rate limit on /v2/token (3-5 per minute) makes this one
-# fetch per hour per worker process, plus one after a 401.
+# A token is used for at most an hour (what the official SDK caches, ignoring
+# ``expires_in``), and always refreshed before ``expires_in`` runs out (5 minutes
+# early, or halfway for very short lifetimes). An answer without a usable
+# ``expires_in`` (the SDK's own test fixture has none) gets the hour. The rate limit
+# on /v2/token (3-5 per minute) makes this one fetch per hour per worker process,
+# plus one after a 401.
 TOKEN_MAX_AGE = timedelta(hours=1)
 TOKEN_EARLY_REFRESH = timedelta(minutes=5)
 
@@ -104,14 +112,36 @@ def raise_for_airalo(response: httpx.Response) -> None:
     raise_for_provider(response, PROVIDER, airalo_message)
 
 
-def token_lifetime(expires_in: float) -> timedelta:
-    """How long a freshly issued token is used before it is replaced."""
+def token_lifetime(expires_in: float | None) -> timedelta:
+    """How long a freshly issued token is used before it is replaced.
+
+    ``None`` (Airalo stated no lifetime) is the SDK's hour.
+    """
+    if expires_in is None:
+        return TOKEN_MAX_AGE
     expires = timedelta(seconds=max(expires_in, 0))
     return min(TOKEN_MAX_AGE, max(expires - TOKEN_EARLY_REFRESH, expires / 2))
 
 
+def stated_expiry(value: Any) -> float | None:
+    """``expires_in`` as seconds, or ``None`` when the answer states no usable lifetime.
+
+    Missing, ``null``, not a number, or not positive: a token that claims to be
+    expired already would otherwise be fetched again for every call, against the
+    token rate limit; a token Airalo really revoked earns a 401, and one refresh.
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
 class AiraloTokens:
-    """The bearer token of one worker process: fetched once, shared, refreshed early.
+    """The credentials of one worker process: the bearer token (fetched once, shared,
+    refreshed early) and the client secret that signs requests.
 
     Concurrent activities wait on one lock, so a cold cache or an expired token
     costs one ``POST /v2/token`` however many calls need it.
@@ -155,7 +185,13 @@ class AiraloTokens:
             assert self._token is not None
             return self._token
 
+    def signature(self, payload: dict[str, Any]) -> dict[str, str]:
+        """The ``airalo-signature`` header for ``payload``, as the official SDK signs it."""
+        secret = self._client_secret.get_secret_value()
+        return {airalo_signature.HEADER: airalo_signature.sign(payload, secret)}
+
     async def _fetch(self) -> None:
+        # The SDK's token payload, in its order; signed as JSON, sent as a form.
         form = {
             "client_id": self._client_id,
             "client_secret": self._client_secret.get_secret_value(),
@@ -163,7 +199,7 @@ class AiraloTokens:
         }
         try:
             # httpx form-encodes ``data=`` (application/x-www-form-urlencoded).
-            response = await self._http.post(TOKEN_PATH, data=form)
+            response = await self._http.post(TOKEN_PATH, data=form, headers=self.signature(form))
         except httpx.HTTPError as error:
             raise unavailable(PROVIDER, error) from error
         raise_for_airalo(response)
@@ -176,7 +212,7 @@ class AiraloTokens:
                 non_retryable=True,
             )
         self._token = str(token)
-        lifetime = token_lifetime(float(data.get("expires_in") or 0))
+        lifetime = token_lifetime(stated_expiry(data.get("expires_in")))
         self._refresh_at = self._clock() + lifetime.total_seconds()
         self.fetches += 1
         if activity.in_activity():
@@ -205,10 +241,31 @@ class AiraloActivities:
             response = await self._request(method, path, token, **kwargs)
         return response
 
-    async def _request(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+    async def _send_signed(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+        """``POST`` a JSON ``payload`` signed as the official SDK signs it.
+
+        The body is the signed text itself (:func:`airalo_signature.canonical`): valid
+        JSON for the same payload, so the signature matches whether Airalo checks the
+        bytes or re-encodes the parsed body as the SDK's own check does.
+        """
+        headers = {"Content-Type": "application/json", **self._tokens.signature(payload)}
+        content = airalo_signature.canonical(payload)
+        return await self._send("POST", path, content=content, headers=headers)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         try:
             return await self._http.request(
-                method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+                method,
+                path,
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                **kwargs,
             )
         except httpx.HTTPError as error:
             raise unavailable(PROVIDER, error) from error
@@ -272,7 +329,7 @@ class AiraloActivities:
         5xx, 429 and lost responses are retried by the activity's policy.
         """
         attempt = activity.info().attempt
-        response = await self._send("POST", CANCEL_PATH, json={"request_ids": request.request_ids})
+        response = await self._send_signed(CANCEL_PATH, {"request_ids": request.request_ids})
         if response.status_code == 422:
             rejections = parse_cancel_rejections(request.request_ids, body_of(response))
             if rejections:
@@ -311,7 +368,7 @@ class AiraloActivities:
             body["description"] = order.description
         if self._webhook_url:
             body["webhook_url"] = self._webhook_url
-        response = await self._send("POST", FUTURE_ORDERS_PATH, json=body)
+        response = await self._send_signed(FUTURE_ORDERS_PATH, body)
         raise_for_airalo(response)
         data = response.json()["data"]
         return CreatedFutureOrder(

@@ -16,6 +16,8 @@ Every call is measured in one place, :class:`ProviderClient` (the client
 :func:`json_http_client` builds): ``cancel_provider_call_duration_seconds`` by
 provider, route template, status and outcome, through the running activity's metric
 meter, so it reaches the worker's Prometheus endpoint beside the SDK's own metrics.
+A client built with a :class:`~activities.rate_pacing.RateLimitPacer` also slows down
+while the provider's announced quota (``X-RateLimit-Remaining``) is low, before a 429.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.rate_pacing import RateLimitPacer
 from config.logs import provider_of
 from config.telemetry import PROVIDER_CALL_SECONDS
 from domain.common import ErrorType
@@ -91,11 +94,17 @@ class ProviderClient(httpx.AsyncClient):
     the label, else the activity type's prefix (``stn.submit_termination`` → ``stn``).
     """
 
-    def __init__(self, *, provider: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, provider: str | None = None, pacer: RateLimitPacer | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.provider = provider
+        self.pacer = pacer
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if self.pacer is not None:
+            # Before the clock starts: the wait is ours, not the provider's latency.
+            await self.pacer.wait(request)
         started = time.monotonic()
         try:
             response = await super().send(request, **kwargs)
@@ -106,6 +115,8 @@ class ProviderClient(httpx.AsyncClient):
             self._observe(request, started, "error", Outcome.UNAVAILABLE)
             raise
         self._observe(request, started, str(response.status_code), outcome_of(response.status_code))
+        if self.pacer is not None:
+            self.pacer.observe(request, response)
         return response
 
     def _observe(self, request: httpx.Request, started: float, status: str, outcome: str) -> None:
@@ -133,14 +144,17 @@ def json_http_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     provider: str | None = None,
+    pacer: RateLimitPacer | None = None,
 ) -> httpx.AsyncClient:
     """A provider client: base URL from settings, JSON by default, bounded time,
-    every call measured (:class:`ProviderClient`, labelled ``provider``).
+    every call measured (:class:`ProviderClient`, labelled ``provider``), and paced
+    by ``pacer`` when given.
 
     ``transport`` is for tests (``httpx.MockTransport``): the same client as production.
     """
     return ProviderClient(
         provider=provider,
+        pacer=pacer,
         base_url=base_url,
         headers={"Accept": "application/json", **(headers or {})},
         timeout=timeout_seconds,

@@ -28,6 +28,7 @@ from activities.provider_http import (
     raise_for_provider,
     unavailable,
 )
+from activities.rate_pacing import RateLimitPacer
 from config.settings import RebillySettings
 from domain.common import ErrorType
 from domain.rebilly import (
@@ -67,11 +68,20 @@ def problem_details_message(body: Any) -> str | None:
     return "; ".join(parts) or None
 
 
-def rebilly_http_client(settings: RebillySettings) -> httpx.AsyncClient:
+def rebilly_http_client(
+    settings: RebillySettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The worker's Rebilly client: the key header, and paced by the quota Rebilly
+    announces on its writes (``REBILLY_RATE_LIMIT_*``, :class:`RateLimitPacer`)."""
     return json_http_client(
         settings.base_url,
         settings.timeout_seconds,
         {API_KEY_HEADER: settings.api_key.get_secret_value()},
+        transport=transport,
+        pacer=RateLimitPacer(
+            slow_below=settings.rate_limit_slow_below,
+            max_wait=settings.rate_limit_max_wait_seconds,
+        ),
     )
 
 

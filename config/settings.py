@@ -112,13 +112,21 @@ class WorkerSettings(BaseSettings):
 class RebillySettings(BaseSettings):
     """Rebilly. Env: ``REBILLY_BASE_URL`` (organization-scoped, e.g.
     ``https://api-sandbox.rebilly.com/organizations/<org>``), ``REBILLY_API_KEY``,
-    ``REBILLY_TIMEOUT_SECONDS``."""
+    ``REBILLY_TIMEOUT_SECONDS``, ``REBILLY_RATE_LIMIT_SLOW_BELOW``,
+    ``REBILLY_RATE_LIMIT_MAX_WAIT_SECONDS``.
+
+    The last two pace writes while Rebilly's ``X-RateLimit-Remaining`` is below that
+    share of ``X-RateLimit-Limit``, each request waiting at most that long
+    (``activities.rate_pacing.RateLimitPacer``; 0 s turns pacing off).
+    """
 
     model_config = SettingsConfigDict(env_prefix="REBILLY_", extra="ignore")
 
     base_url: str = f"{DEFAULT_SANDBOX_URL}/rebilly/organizations/org-sandbox"
     api_key: SecretStr = SecretStr("sk_sandbox_rebilly")
     timeout_seconds: float = 15.0
+    rate_limit_slow_below: float = Field(default=0.1, ge=0.0, le=1.0)
+    rate_limit_max_wait_seconds: float = Field(default=2.0, ge=0.0, le=30.0)
 
 
 class AiraloSettings(BaseSettings):

@@ -32,6 +32,8 @@ from domain.common import (
 REBILLY_ID_MAX_LENGTH = 50
 REBILLY_ID_PATTERN = r"^[@~\-\.\w]+$"
 DESCRIPTION_MAX_LENGTH = 255
+# OrderCancellation.yaml: lineItems[].description has maxLength 1000.
+LINE_ITEM_DESCRIPTION_MAX_LENGTH = 1000
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
 
 _REBILLY_ID = re.compile(REBILLY_ID_PATTERN)
@@ -98,7 +100,7 @@ class LineItem(CamelModel):
     unit_price_amount: float = Field(allow_inf_nan=False)
     unit_price_currency: str = Field(pattern=CURRENCY_PATTERN)
     quantity: int = Field(ge=1)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=LINE_ITEM_DESCRIPTION_MAX_LENGTH)
     period_start_time: datetime | None = None
     period_end_time: datetime | None = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,9 +21,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse, Response
 
+from sandbox.airalo_signature import AIRALO_SIGNATURE_HEADER, airalo_signature_matches
 from sandbox.clock import as_utc, format_ms
 from sandbox.common import ALPHANUMERIC, SandboxContext, random_id, read_payload
 from sandbox.errors import FieldError, ProviderError, ProviderProfile, retry_after_header
+from sandbox.rate_limits import SlidingWindow
 
 DUE_DATE_FORMAT = "%Y-%m-%d %H:%M"
 DATE_FORMAT = "%Y-%m-%d"
@@ -396,7 +398,7 @@ class AiraloStore:
 
     def reset(self) -> None:
         self._tokens: dict[str, datetime] = {}
-        self._token_requests: deque[datetime] = deque()
+        self._token_requests = SlidingWindow()
         self._orders: dict[str, FutureOrder] = {}
 
     def snapshot(self) -> AiraloState:
@@ -411,17 +413,14 @@ class AiraloStore:
     def throttle_token_request(self) -> None:
         """Sliding-window limit on ``/v2/token``; every request that passes it counts."""
         now = self.context.now()
-        while self._token_requests and self._token_requests[0] <= now - TOKEN_WINDOW:
-            self._token_requests.popleft()
         limit = self.context.settings.airalo_token_rate_limit_per_minute
-        if len(self._token_requests) >= limit:
-            wait = (self._token_requests[0] + TOKEN_WINDOW - now).total_seconds()
+        admission = self._token_requests.admit(now, limit, TOKEN_WINDOW)
+        if admission.retry_after is not None:
             raise ProviderError(
                 status=429,
                 message=PROFILE.rate_limit_message,
-                headers=retry_after_header(max(wait, 1), now),
+                headers=retry_after_header(max(admission.retry_after.total_seconds(), 1), now),
             )
-        self._token_requests.append(now)
 
     def issue_token(self, credentials: Credentials) -> dict[str, Any]:
         settings = self.context.settings
@@ -439,6 +438,17 @@ class AiraloStore:
         scheme, _, token = (authorization or "").partition(" ")
         expires_at = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expires_at is None or self.context.now() >= expires_at:
+            raise unauthorized()
+
+    def check_signature(self, payload: Any, signature: str | None) -> None:
+        """With ``airalo_require_signature``: ``signature`` must sign the parsed body as the
+        official SDK signs it, else the documented 401 (an unparsable body never matches)."""
+        settings = self.context.settings
+        if not settings.airalo_require_signature:
+            return
+        if payload is None or not airalo_signature_matches(
+            settings.airalo_client_secret, payload, signature
+        ):
             raise unauthorized()
 
     def revoke_tokens(self) -> int:
@@ -590,19 +600,25 @@ def build_router(store: AiraloStore) -> APIRouter:
     async def authenticate(request: Request) -> None:
         store.check_token(request.headers.get("authorization"))
 
+    async def signed_payload(request: Request) -> Any:
+        """The parsed body, once its ``airalo-signature`` passed (when one is required)."""
+        payload = await read_payload(request)
+        store.check_signature(payload, request.headers.get(AIRALO_SIGNATURE_HEADER))
+        return payload
+
     router = APIRouter()
     protected = APIRouter(dependencies=[Depends(authenticate)])
 
     @router.post("/v2/token")
     async def request_token(request: Request) -> dict[str, Any]:
-        payload = await read_payload(request)
         store.throttle_token_request()
+        payload = await signed_payload(request)
         return success(store.issue_token(parse_credentials(payload)))
 
     @protected.post("/v2/future-orders")
     async def create_future_order(request: Request) -> dict[str, Any]:
         settings = store.context.settings
-        payload = await read_payload(request)
+        payload = await signed_payload(request)
         command = parse_future_order(
             payload, store.context.now(), settings.airalo_opted_in_webhook_url
         )
@@ -621,7 +637,7 @@ def build_router(store: AiraloStore) -> APIRouter:
 
     @protected.post("/v2/cancel-future-orders")
     async def cancel_future_orders(request: Request) -> dict[str, Any]:
-        store.cancel(parse_request_ids(await read_payload(request)))
+        store.cancel(parse_request_ids(await signed_payload(request)))
         return success([], CANCELLED_MESSAGE)
 
     router.include_router(protected)

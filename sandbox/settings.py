@@ -28,11 +28,20 @@ class SandboxSettings(BaseSettings):
     rebilly_organization_id: str = "org-sandbox"
     #: Renewal period of implicit orders; also the proration denominator.
     rebilly_default_renewal_days: int = 30
+    #: Writes (every method but GET) per sliding window: Rebilly's documented sandbox
+    #: limit, "3000 requests per 10 minutes" for non-GET endpoints. Successful writes
+    #: carry ``X-RateLimit-Limit``/``-Remaining``; one over the limit gets 429.
+    rebilly_write_rate_limit: int = Field(default=3000, ge=1)
+    rebilly_write_rate_limit_window_seconds: float = Field(default=600.0, gt=0.0)
 
     airalo_client_id: str = "sandbox-airalo-client"
     airalo_client_secret: str = "sandbox-airalo-secret"
     airalo_token_expires_in: int = 86400
     airalo_token_rate_limit_per_minute: int = 5
+    #: Refuse (401) a ``POST`` whose ``airalo-signature`` does not sign its body as the
+    #: official SDK does. Off: Airalo documents no such check (its own examples send
+    #: none); the test suite turns it on, so every Airalo call of every test is checked.
+    airalo_require_signature: bool = False
     #: The partner's opted-in ``async_orders`` webhook URL; ``None``: not opted in, so a
     #: future order without ``webhook_url`` is refused (422). Fired future orders without
     #: their own ``webhook_url`` are POSTed here. The default is under the reserved

@@ -70,9 +70,15 @@ OWN_SANDBOX = "own_sandbox"
 
 def sandbox_settings() -> SandboxSettings:
     # Every test's worker fetches its own Airalo token: lift the sandbox's token
-    # rate limit for the run (tests/sandbox checks the limit itself).
+    # rate limit for the run (tests/sandbox checks the limit itself), and Rebilly's
+    # write limit (tests/sandbox and tests/contracts check it with small ones).
+    # Airalo requires the SDK's signature, so every Airalo call of every test
+    # proves our client signs as the official SDK does.
     return SandboxSettings(
-        stn_processing_delay_seconds=1.0, airalo_token_rate_limit_per_minute=1000
+        stn_processing_delay_seconds=1.0,
+        airalo_token_rate_limit_per_minute=1000,
+        airalo_require_signature=True,
+        rebilly_write_rate_limit=1_000_000,
     )
 
 

@@ -22,6 +22,7 @@ from activities.airalo import (
     AiraloActivities,
     AiraloTokens,
     airalo_message,
+    stated_expiry,
     token_lifetime,
 )
 from config.settings import AiraloSettings
@@ -258,8 +259,9 @@ def test_airalo_error_messages() -> None:
 class FakeAiralo:
     """A MockTransport handler: issues numbered tokens, checks bearer auth."""
 
-    def __init__(self, expires_in: int = 86400) -> None:
+    def __init__(self, expires_in: Any = 86400, *, state_expiry: bool = True) -> None:
         self.expires_in = expires_in
+        self.state_expiry = state_expiry
         self.token_requests: list[httpx.Request] = []
         self.valid: set[str] = set()
         self.calls: list[httpx.Request] = []
@@ -273,6 +275,8 @@ class FakeAiralo:
             token = f"token-{len(self.token_requests)}"
             self.valid.add(token)
             data = {"token_type": "Bearer", "expires_in": self.expires_in, "access_token": token}
+            if not self.state_expiry:
+                del data["expires_in"]
             return httpx.Response(200, json={"data": data, "meta": {"message": "success"}})
         self.calls.append(request)
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -329,6 +333,35 @@ def test_token_lifetime_is_at_most_an_hour_and_ends_before_expiry() -> None:
     assert token_lifetime(31_536_000) == timedelta(hours=1)
     assert token_lifetime(1200) == timedelta(minutes=15)
     assert token_lifetime(60) == timedelta(seconds=30)
+
+
+def test_a_token_answer_without_a_usable_expires_in_gets_the_sdks_hour() -> None:
+    assert token_lifetime(None) == TOKEN_MAX_AGE == timedelta(hours=1)
+    assert [stated_expiry(v) for v in (None, "", "soon", True, 0, -5, float("nan"))] == [None] * 7
+    assert (stated_expiry(3600), stated_expiry("120"), stated_expiry(1.5)) == (3600, 120, 1.5)
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [FakeAiralo(state_expiry=False), FakeAiralo(expires_in=None), FakeAiralo(expires_in=0)],
+    ids=["missing", "null", "zero"],
+)
+async def test_without_expires_in_one_token_serves_every_call_for_an_hour(
+    fake: FakeAiralo,
+) -> None:
+    # The SDK's own fixture of the token answer has no expires_in: before, every call
+    # fetched a token, against Airalo's limit of a few token requests a minute.
+    now = [1000.0]
+    http, tokens = tokens_for(fake, clock=lambda: now[0])
+    async with http:
+        activities = AiraloActivities(http, tokens)
+        for _ in range(5):
+            await ActivityEnvironment().run(activities.list_future_orders, ListFutureOrders())
+            now[0] += 60
+        assert len(fake.token_requests) == 1
+        now[0] = 1000.0 + TOKEN_MAX_AGE.total_seconds()
+        await tokens.token()
+    assert len(fake.token_requests) == 2 and len(fake.calls) == 15
 
 
 async def test_refresh_after_a_401_happens_once_for_everyone() -> None:

@@ -230,6 +230,22 @@ async def test_a_date_more_than_two_years_ahead_starts_nothing(
     assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
+async def test_a_line_item_description_over_1000_characters_exits_2_and_starts_nothing(
+    cli_env: None, client: Client, capsys: pytest.CaptureFixture[str], uid: str
+) -> None:
+    item = {"type": "debit", "unitPriceAmount": 5, "unitPriceCurrency": "EUR", "quantity": 1}
+    long = json.dumps({**item, "description": "d" * 1001})
+
+    code = await cancelctl("cancel-order", f"ord-{uid}", "--line-item", long)
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "invalid lineItems.0.description: String should have at most 1000 characters" in err
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(f"cancel-order-ord-{uid}").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -186,6 +186,24 @@ def test_line_items_need_their_required_fields(item: dict[str, Any], fields: set
     assert {f"lineItems.0.{name}" for name in fields} <= set(problems)
 
 
+def test_a_line_item_description_is_at_most_rebillys_1000_characters() -> None:
+    def item(description: str) -> dict[str, Any]:
+        return {
+            "type": "debit",
+            "unitPriceAmount": 1,
+            "unitPriceCurrency": "EUR",
+            "quantity": 1,
+            "description": description,
+        }
+
+    accepted = parse_order_cancellation_request(
+        {"orderId": "o", "lineItems": [item("d" * 1000)]}, NOW
+    )
+    assert accepted.line_items[0].description == "d" * 1000
+    problems = problems_of({"orderId": "o", "lineItems": [item("ok"), item("d" * 1001)]})
+    assert problems == {"lineItems.1.description": "String should have at most 1000 characters"}
+
+
 def test_a_line_item_period_must_not_end_before_it_starts() -> None:
     problems = problems_of(
         {
@@ -350,7 +368,7 @@ class FakeRebilly:
         return httpx.Response(
             status,
             json=body,
-            headers={"Content-Type": "application/problem+json"} if status >= 400 else None,
+            headers={"Content-Type": "application/json"} if status >= 400 else None,
         )
 
     def activities(self) -> RebillyActivities:

@@ -24,6 +24,7 @@ from sandbox.rebilly.model import (
     DRAFT,
     LINE_ITEM_TYPES,
     REASONS,
+    REVOKED,
     LineItem,
 )
 from sandbox.rebilly.problems import invalid
@@ -33,7 +34,8 @@ MAX_ID_LENGTH = 50
 MAX_DESCRIPTION_LENGTH = 255
 MAX_LINE_ITEM_DESCRIPTION_LENGTH = 1000
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
-REQUEST_STATUSES = (DRAFT, CONFIRMED)
+#: ``completed`` is the one read-only status of the OrderCancellation schema.
+REQUEST_STATUSES = (DRAFT, CONFIRMED, REVOKED)
 PATCHABLE_FIELDS = frozenset({"reason", "description"})
 FILTERABLE_FIELDS = frozenset({"id", "orderId", "status", "reason", "canceledBy"})
 SORTS = ("createdTime", "-createdTime")
@@ -119,10 +121,12 @@ class FieldReader:
 
 
 def json_object(payload: Any) -> dict[str, Any]:
+    """The body as an object; anything else is a 422 (the operations we serve document
+    no 400)."""
     if payload is None:
         return {}
     if not isinstance(payload, dict):
-        raise ProviderError(status=400, message="The request body must be a JSON object.")
+        raise ProviderError(status=422, message="The request body must be a JSON object.")
     return payload
 
 

@@ -1,4 +1,9 @@
-"""Rebilly's error bodies: RFC 9457 problem details, and its epoch retry header."""
+"""Rebilly's error bodies: RFC 9457 problem details, and its epoch retry header.
+
+The bodies have the problem-details shape, but Rebilly's OpenAPI definition documents
+every error response of the operations we use as ``application/json`` (not
+``application/problem+json``), so that is the media type they are sent with.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from sandbox.errors import FieldError, ProviderError, ProviderProfile, status_phrase
 
 ERROR_TYPE_BASE = "https://www.rebilly.com/catalog/all/section/errors/"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_MEDIA_TYPE = "application/json"
 
 _PROBLEM_TYPES: dict[int, tuple[str, str]] = {
     400: ("bad-request", "Bad Request"),
@@ -41,6 +46,13 @@ def render_error(error: ProviderError, path: str) -> Response:
         ]
     return JSONResponse(
         body, status_code=error.status, headers=error.headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def rate_limited(seconds: float, now: datetime) -> ProviderError:
+    """429 until ``now + seconds``, announced in ``X-RateLimit-Retry-After``."""
+    return ProviderError(
+        status=429, message=PROFILE.rate_limit_message, headers=retry_headers(seconds, now)
     )
 
 

@@ -22,7 +22,7 @@ from sandbox.rebilly.parsing import (
     parse_patch,
     parse_reactivation,
 )
-from sandbox.rebilly.problems import not_found
+from sandbox.rebilly.problems import not_found, rate_limited
 from sandbox.rebilly.rendering import cancellation_json, order_json, reactivation_json
 from sandbox.rebilly.store import RebillyStore
 
@@ -53,13 +53,33 @@ def build_router(store: RebillyStore) -> APIRouter:
         if organization != settings.rebilly_organization_id:
             raise not_found(f"Organization {organization} not found")
 
+    def write_quota() -> dict[str, str]:
+        """Count a write (routes call it first, after authentication); the rate-limit
+        headers for its success.
+
+        The definition documents ``X-RateLimit-Limit``/``-Remaining`` on every successful
+        write of the operations we use, and 429 with ``X-RateLimit-Retry-After``.
+        """
+        admission = store.admit_write()
+        if admission.retry_after is not None:
+            raise rate_limited(admission.retry_after.total_seconds(), store.context.now())
+        return {
+            "X-RateLimit-Limit": str(admission.limit),
+            "X-RateLimit-Remaining": str(admission.remaining),
+        }
+
     router = APIRouter(dependencies=[Depends(authenticate)])
 
     def cancellation_response(
-        request: Request, cancellation: Cancellation, status: int, *, location: bool = False
+        request: Request,
+        cancellation: Cancellation,
+        status: int,
+        *,
+        location: bool = False,
+        quota: dict[str, str] | None = None,
     ) -> JSONResponse:
         href = _cancellation_href(request, cancellation.id)
-        headers = {"Location": href} if location else None
+        headers = {**(quota or {}), **({"Location": href} if location else {})}
         return JSONResponse(
             cancellation_json(cancellation, href), status_code=status, headers=headers
         )
@@ -78,16 +98,19 @@ def build_router(store: RebillyStore) -> APIRouter:
 
     @router.post("/order-cancellations")
     async def create_cancellation(request: Request) -> Response:
+        quota = write_quota()
         command = parse_cancellation(await read_payload(request))
-        return cancellation_response(request, store.post(command), 201, location=True)
+        cancellation = store.post(command)
+        return cancellation_response(request, cancellation, 201, location=True, quota=quota)
 
     @router.put("/order-cancellations/{cancellation_id}")
     async def put_cancellation(request: Request, cancellation_id: str) -> Response:
+        quota = write_quota()
         payload = await read_payload(request)
         command = parse_cancellation(payload, id_errors(cancellation_id))
         cancellation, created = store.put(cancellation_id, command)
         return cancellation_response(
-            request, cancellation, 201 if created else 200, location=created
+            request, cancellation, 201 if created else 200, location=created, quota=quota
         )
 
     @router.get("/order-cancellations/{cancellation_id}")
@@ -96,20 +119,26 @@ def build_router(store: RebillyStore) -> APIRouter:
 
     @router.patch("/order-cancellations/{cancellation_id}")
     async def patch_cancellation(request: Request, cancellation_id: str) -> Response:
+        quota = write_quota()
         command = parse_patch(await read_payload(request))
-        return cancellation_response(request, store.patch(cancellation_id, command), 200)
+        cancellation = store.patch(cancellation_id, command)
+        return cancellation_response(request, cancellation, 200, quota=quota)
 
     @router.delete("/order-cancellations/{cancellation_id}", status_code=204)
     async def delete_cancellation(cancellation_id: str) -> Response:
+        quota = write_quota()
         store.delete(cancellation_id)
-        return Response(status_code=204)
+        return Response(status_code=204, headers=quota)
 
     @router.post("/order-reactivations")
     async def reactivate(request: Request) -> Response:
+        quota = write_quota()
         reactivation = store.reactivate(parse_reactivation(await read_payload(request)))
         href = _reactivation_href(request, reactivation.id)
         return JSONResponse(
-            reactivation_json(reactivation, href), status_code=201, headers={"Location": href}
+            reactivation_json(reactivation, href),
+            status_code=201,
+            headers={**quota, "Location": href},
         )
 
     @router.get("/order-reactivations/{reactivation_id}")

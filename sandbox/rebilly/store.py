@@ -20,6 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.common import SandboxContext
+from sandbox.errors import FieldError
+from sandbox.rate_limits import Admission, SlidingWindow
 from sandbox.rebilly.model import (
     ACTIVE,
     COMPLETED,
@@ -38,7 +40,7 @@ from sandbox.rebilly.parsing import (
     PatchRequest,
     ReactivationRequest,
 )
-from sandbox.rebilly.problems import conflict, not_found, unprocessable
+from sandbox.rebilly.problems import conflict, invalid, not_found, unprocessable
 
 SUBSCRIPTION_CANCELED = "subscription-canceled"
 SUBSCRIPTION_CHURNED = "subscription-churned"
@@ -63,11 +65,20 @@ class RebillyStore:
     _cancellations: dict[str, Cancellation] = field(default_factory=dict)
     _reactivations: dict[str, Reactivation] = field(default_factory=dict)
     _seq: int = 0
+    #: Admitted writes (not persisted: a restart starts a fresh window).
+    _writes: SlidingWindow = field(default_factory=SlidingWindow, repr=False, compare=False)
 
     def reset(self) -> None:
         self._orders.clear()
         self._cancellations.clear()
         self._reactivations.clear()
+        self._writes.clear()
+
+    def admit_write(self) -> Admission:
+        """Count one write against ``rebilly_write_rate_limit`` per sliding window."""
+        settings = self.context.settings
+        window = timedelta(seconds=settings.rebilly_write_rate_limit_window_seconds)
+        return self._writes.admit(self.context.now(), settings.rebilly_write_rate_limit, window)
 
     def snapshot(self) -> RebillyState:
         """The live state (shares the objects: serialise it right away)."""
@@ -214,6 +225,8 @@ class RebillyStore:
         now = self.now()
         self._settle(now)
         existing = self._cancellations.get(cancellation_id)
+        if request.status == REVOKED:
+            return self._revoke(cancellation_id, existing, request, now), False
         if existing is None:
             cancellation = self._create(cancellation_id, request, now)
             created = True
@@ -229,6 +242,35 @@ class RebillyStore:
             )
         self._settle(now)
         return cancellation, created
+
+    def _revoke(
+        self,
+        cancellation_id: str,
+        existing: Cancellation | None,
+        request: CancellationRequest,
+        now: datetime,
+    ) -> Cancellation:
+        """``PUT`` with ``status: revoked`` ("Revokes an order cancellation").
+
+        A draft or confirmed cancellation of the same order is revoked (a confirmed one
+        lets the order continue, as a reactivation would: ``subscription-reactivated``);
+        a revoked one is answered unchanged. There is nothing to revoke under an unknown
+        id, and a completed cancellation may not be changed: 422 either way.
+        """
+        if existing is None:
+            raise invalid([FieldError("status", "Only an existing cancellation can be revoked.")])
+        if existing.status == REVOKED and existing.order_id == request.order_id:
+            return existing
+        if existing.status not in ACTIVE or existing.order_id != request.order_id:
+            raise unprocessable(
+                f"Cancellation {cancellation_id} is {existing.status} and can not be changed"
+            )
+        was_confirmed = existing.status == CONFIRMED
+        existing.status = REVOKED
+        existing.updated_time = now
+        if was_confirmed:
+            self.on_event(SUBSCRIPTION_REACTIVATED, self.order(existing.order_id), existing)
+        return existing
 
     def post(self, request: CancellationRequest) -> Cancellation:
         now = self.now()

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from typing import Any
 
-AIRALO_SIGNATURE_HEADER = "airalo-signature"
+from sandbox.airalo_signature import (
+    AIRALO_SIGNATURE_HEADER,
+    airalo_canonical_json,
+    airalo_signature,
+)
 
-
-def airalo_canonical_json(payload: Any) -> str:
-    """The text the official SDK (``airalo-sdk`` 1.0.3, ``helpers/signature.py``) signs for
-    a parsed payload: compact JSON, non-ASCII kept, every ``/`` escaped as ``\\/``."""
-    encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return encoded.replace("/", "\\/")
-
-
-def airalo_signature(secret: str, payload: Any) -> str:
-    """Hex HMAC-SHA512 of :func:`airalo_canonical_json` keyed with the client secret."""
-    message = airalo_canonical_json(payload).encode("utf-8")
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha512).hexdigest()
+__all__ = [
+    "AIRALO_SIGNATURE_HEADER",
+    "airalo_body",
+    "airalo_canonical_json",
+    "airalo_signature",
+    "basic_authorization",
+]
 
 
 def airalo_body(payload: Any, *, pretty: bool = False) -> bytes:

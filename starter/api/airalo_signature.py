@@ -15,22 +15,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
 
-HEADER = "airalo-signature"
+from domain.airalo_signature import HEADER, canonical, sign
 
-
-def _compact(payload: Any) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical(payload: Any) -> bytes:
-    """The bytes Airalo's SDK signs for a parsed ``payload``."""
-    return _compact(payload).replace("/", "\\/").encode()
-
-
-def sign(payload: Any, secret: str) -> str:
-    return _hmac(canonical(payload), secret)
+__all__ = ["HEADER", "canonical", "sign", "verify"]
 
 
 def _hmac(data: bytes, secret: str) -> str:
@@ -45,6 +33,7 @@ def verify(body: bytes, signature: str | None, secret: str) -> bool:
         payload = json.loads(body)
     except ValueError:
         return False
-    forms = (canonical(payload), _compact(payload).encode(), body)
+    compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    forms = (canonical(payload), compact, body)
     given = signature.strip().lower().encode()  # bytes: compare_digest refuses non-ASCII str
     return any(hmac.compare_digest(_hmac(form, secret).encode(), given) for form in forms)

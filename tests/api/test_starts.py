@@ -213,6 +213,24 @@ async def test_a_date_more_than_two_years_ahead_is_422_and_starts_nothing(
     assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
+async def test_a_line_item_description_over_1000_characters_is_422_and_starts_nothing(
+    http: httpx.AsyncClient, client: Client, uid: str
+) -> None:
+    """Rebilly's definition allows 1,000 characters: longer would fail at Rebilly."""
+    item = {"type": "debit", "unitPriceAmount": 5, "unitPriceCurrency": "EUR", "quantity": 1}
+    body = {"orderId": f"ord-{uid}", "lineItems": [item, {**item, "description": "d" * 1001}]}
+
+    response = await http.post("/v1/order-cancellations", json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {"field": "lineItems.1.description", "rule": "String should have at most 1000 characters"}
+    ]
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(f"cancel-order-ord-{uid}").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
 async def test_churn_parts_follow_the_churn_rules(http: httpx.AsyncClient, uid: str) -> None:
     wish = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     response = await http.post(

@@ -32,7 +32,6 @@ from domain.rebilly import (
     Cancellation,
     CancellationBody,
     CancellationRef,
-    OrderCancellationRequest,
     PutCancellation,
     ReactivateOrder,
     ReactivationOutcome,
@@ -41,11 +40,11 @@ from domain.rebilly import (
 from sandbox.app import create_app
 from sandbox.clock import ManualClock
 from sandbox.settings import SandboxSettings
+from tests.contracts.rebilly_requests import ORDER, every_settable_field
 from tests.sandbox.conftest import REBILLY_BASE, REBILLY_HEADERS, START
 
 FIXTURES = Path(__file__).parent / "rebilly"
 OUR_ID = "oc-contract-1"
-ORDER = "ord_01HRF27SATGE4Z6PBJE6PD8328"
 
 Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
 
@@ -176,32 +175,6 @@ class DocumentedRebilly:
 
 
 MINE = f"/order-cancellations/{OUR_ID}"
-
-
-def every_settable_field() -> OrderCancellationRequest:
-    return OrderCancellationRequest.model_validate(
-        {
-            "orderId": ORDER,
-            "churnTime": "2030-07-10T13:55:51Z",
-            "reason": "too-expensive",
-            "canceledBy": "merchant",
-            "prorated": True,
-            "description": "Customer moved abroad",
-            "lineItems": [
-                {
-                    "type": "debit",
-                    "unitPriceAmount": 49.95,
-                    "unitPriceCurrency": "USD",
-                    "quantity": 1,
-                    "description": "Early termination fee",
-                    "periodStartTime": "2030-07-10T13:55:51Z",
-                    "periodEndTime": "2030-08-10T13:55:51Z",
-                }
-            ],
-            "draft": True,
-            "customerId": "C-1",
-        }
-    )
 
 
 def test_the_documented_cancellation_parses() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from airalo.helpers.signature import Signature
 
 from sandbox.clock import ManualClock
 from tests.sandbox.conftest import START
@@ -543,3 +545,72 @@ async def test_rate_limit_and_error_faults_in_airalo_shape(
     assert failed.status_code == 502
     assert failed.json()["data"] == []
     assert "message" in failed.json()["meta"]
+
+
+# ------------------------------------------------------------------ required signature
+
+
+SECRET = "sandbox-airalo-secret"
+
+
+def sdk_signed(payload: dict[str, Any], secret: str = SECRET) -> dict[str, str]:
+    """The header Airalo's official SDK sends with ``payload``."""
+    return {"airalo-signature": Signature(secret).get_signature(payload)}
+
+
+async def test_a_required_signature_is_checked_as_the_sdk_signs(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    assert (
+        await client.post("/_sandbox/config", json={"airalo_require_signature": True})
+    ).is_success
+    order = (await seed(client, due_date=due(timedelta(days=3))))["request_id"]
+    create = {"package_id": "pkg-1", "quantity": 1, "due_date": "2030-01-20 10:00"}
+    create["webhook_url"] = "https://example.test/hook"  # a "/" the SDK escapes as "\/"
+
+    # The SDK's own requests: the token as a form, the others as its spaced JSON.
+    token = await client.post(TOKEN, data=CREDENTIALS, headers=sdk_signed(CREDENTIALS))
+    assert token.status_code == 200, token.text
+    auth = {"Authorization": f"Bearer {token.json()['data']['access_token']}"}
+    created = await client.post(
+        FUTURE_ORDERS,
+        content=json.dumps(create),
+        headers={**auth, "Content-Type": "application/json", **sdk_signed(create)},
+    )
+    cancelled = await client.post(
+        CANCEL,
+        json={"request_ids": [order]},
+        headers={**auth, **sdk_signed({"request_ids": [order]})},
+    )
+    assert (created.status_code, cancelled.status_code) == (200, 200), created.text
+    # Reads carry no body and no signature.
+    assert (await client.get(FUTURE_ORDERS, headers=auth)).status_code == 200
+
+
+async def test_a_missing_or_wrong_signature_is_the_documented_401_and_changes_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    await client.post("/_sandbox/config", json={"airalo_require_signature": True})
+    order = (await seed(client, due_date=due(timedelta(days=3))))["request_id"]
+    cancel_body = {"request_ids": [order]}
+    refused = [
+        await client.post(TOKEN, data=CREDENTIALS),
+        await client.post(TOKEN, data=CREDENTIALS, headers=sdk_signed(CREDENTIALS, "other")),
+        await client.post(CANCEL, json=cancel_body, headers=auth),
+        await client.post(
+            CANCEL, json=cancel_body, headers={**auth, **sdk_signed({"request_ids": ["x" * 25]})}
+        ),
+        await client.post(
+            CANCEL, json=cancel_body, headers={**auth, **sdk_signed(cancel_body, "other")}
+        ),
+    ]
+    assert [(r.status_code, r.json()) for r in refused] == [(401, UNAUTHORIZED)] * 5
+    assert (await internal(client, order))["status"] == "pending"
+
+
+async def test_signatures_are_not_required_by_default(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # Airalo's documented examples send none.
+    order = (await seed(client, due_date=due(timedelta(days=3))))["request_id"]
+    assert (await cancel(client, auth, [order])).status_code == 200

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from sandbox.clock import ManualClock
+from sandbox.state import Sandbox
 from tests.sandbox.conftest import REBILLY_BASE, REBILLY_HEADERS, START
 
 CANCELLATIONS = REBILLY_BASE + "/order-cancellations"
@@ -32,7 +33,8 @@ async def get(client: httpx.AsyncClient, cancellation_id: str) -> httpx.Response
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
+    # Rebilly documents its problem details as application/json.
+    assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     return body
@@ -78,6 +80,7 @@ async def test_unknown_organization(client: httpx.AsyncClient) -> None:
         ({"orderId": 7}, "orderId"),
         ({"orderId": "o", "churnTimePolicy": "later"}, "churnTimePolicy"),
         ({"orderId": "o", "status": "completed"}, "status"),
+        # Nothing to revoke under an id that holds no cancellation.
         ({"orderId": "o", "status": "revoked"}, "status"),
         ({"orderId": "o", "reason": "bored"}, "reason"),
         ({"orderId": "o", "canceledBy": "robot"}, "canceledBy"),
@@ -552,3 +555,130 @@ async def test_error_fault_in_problem_shape(client: httpx.AsyncClient) -> None:
     body = problem(await get(client, "x"), 503)
     assert body["title"] == "Service Unavailable"
     assert body["type"].endswith("/service-unavailable")
+
+
+# ------------------------------------------------------------------ PUT as an upsert that revokes
+
+
+def record_events(state: Sandbox) -> list[tuple[str, str | None]]:
+    """``(event, cancellation id)`` of every subscription event from now on."""
+    events: list[tuple[str, str | None]] = []
+    state.rebilly.on_event = lambda event, _order, c: events.append(
+        (event, c.id if c is not None else None)
+    )
+    return events
+
+
+async def test_put_revoked_revokes_a_confirmed_cancellation_once(
+    client: httpx.AsyncClient, clock: ManualClock, state: Sandbox
+) -> None:
+    assert (await put(client, "c-1", orderId="o", churnTime=LATER)).status_code == 201
+    events = record_events(state)
+    clock.advance(minutes=5)
+
+    revoked = await put(client, "c-1", orderId="o", status="revoked")
+    again = await put(client, "c-1", orderId="o", status="revoked")
+
+    assert revoked.status_code == 200 and "Location" not in revoked.headers
+    assert (revoked.json()["status"], revoked.json()["updatedTime"]) == (
+        "revoked",
+        "2030-01-15T12:05:00Z",
+    )
+    assert again.status_code == 200 and again.json() == revoked.json()
+    # The order is active again: one event, and it churns at no time.
+    assert events == [("subscription-reactivated", "c-1")]
+    clock.advance(days=30)
+    assert (await get(client, "c-1")).json()["status"] == "revoked"
+    # ...and can be cancelled anew.
+    assert (
+        await put(client, "c-2", orderId="o", churnTime="2030-03-01T00:00:00Z")
+    ).status_code == 201
+
+
+async def test_put_revoked_on_a_draft_sends_no_event(
+    client: httpx.AsyncClient, state: Sandbox
+) -> None:
+    await put(client, "c-1", orderId="o", status="draft")
+    events = record_events(state)
+    revoked = await put(client, "c-1", orderId="o", status="revoked")
+    assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+    assert events == []
+
+
+async def test_put_revoked_refuses_what_can_not_be_revoked(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await put(client, "done", orderId="o1", churnTimePolicy="now")
+    await put(client, "held", orderId="o2", churnTime=LATER)
+
+    completed = await put(client, "done", orderId="o1", status="revoked")
+    other_order = await put(client, "held", orderId="o3", status="revoked")
+
+    assert (
+        problem(completed, 422)["detail"] == "Cancellation done is completed and can not be changed"
+    )
+    assert problem(other_order, 422)["detail"] == (
+        "Cancellation held is confirmed and can not be changed"
+    )
+    assert (await get(client, "held")).json()["status"] == "confirmed"
+
+
+async def test_a_body_that_is_not_an_object_is_a_documented_422(client: httpx.AsyncClient) -> None:
+    response = await client.put(f"{CANCELLATIONS}/c-1", json=["orderId"], headers=REBILLY_HEADERS)
+    assert problem(response, 422)["detail"] == "The request body must be a JSON object."
+
+
+# ------------------------------------------------------------------ rate limit on writes
+
+
+def quota(response: httpx.Response) -> tuple[int, int]:
+    return int(response.headers["X-RateLimit-Limit"]), int(
+        response.headers["X-RateLimit-Remaining"]
+    )
+
+
+async def test_successful_writes_carry_the_rate_limit_headers_reads_do_not(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/_sandbox/config", json={"rebilly_write_rate_limit": 10})
+    written = [
+        await put(client, "c-1", orderId="o", status="draft"),
+        await client.patch(
+            f"{CANCELLATIONS}/c-1", json={"reason": "other"}, headers=REBILLY_HEADERS
+        ),
+        await client.delete(f"{CANCELLATIONS}/c-1", headers=REBILLY_HEADERS),
+        await put(client, "c-2", orderId="o", churnTime=LATER),
+        await client.post(REACTIVATIONS, json={"orderId": "o"}, headers=REBILLY_HEADERS),
+        await client.post(CANCELLATIONS, json={"orderId": "p"}, headers=REBILLY_HEADERS),
+    ]
+    read = await get(client, "c-2")
+
+    assert [r.status_code for r in written] == [201, 200, 204, 201, 201, 201]
+    assert [quota(r) for r in written] == [(10, 9), (10, 8), (10, 7), (10, 6), (10, 5), (10, 4)]
+    assert read.status_code == 200 and "X-RateLimit-Remaining" not in read.headers
+    # A refused write counts too, but its problem carries no quota headers.
+    refused = await put(client, "c-3", reason="bored")
+    assert problem(refused, 422) and "X-RateLimit-Remaining" not in refused.headers
+    assert quota(await put(client, "c-3", orderId="q", status="draft")) == (10, 2)
+
+
+async def test_a_write_over_the_limit_is_refused_until_the_window_slides(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await client.post(
+        "/_sandbox/config",
+        json={"rebilly_write_rate_limit": 2, "rebilly_write_rate_limit_window_seconds": 60},
+    )
+    await put(client, "c-1", orderId="o1", status="draft")
+    clock.advance(seconds=10)
+    assert quota(await put(client, "c-2", orderId="o2", status="draft")) == (2, 0)
+
+    limited = await put(client, "c-3", orderId="o3", status="draft")
+
+    body = problem(limited, 429)
+    assert body["type"].endswith("/too-many-requests")
+    # The oldest admitted write leaves the window at START + 60 s.
+    assert limited.headers["X-RateLimit-Retry-After"] == str(int(START.timestamp()) + 60)
+    assert (await get(client, "c-3")).status_code == 404
+    clock.advance(seconds=50)
+    assert quota(await put(client, "c-3", orderId="o3", status="draft")) == (2, 0)
