@@ -14,29 +14,20 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.airalo import AiraloActivities, AiraloTokens
 from activities.heartbeat import HeartbeatingActivities
-from activities.provider_http import json_http_client
-from activities.rebilly import RebillyActivities, rebilly_http_client
-from activities.stn import StnActivities, stn_http_client
+from activities.providers import PROVIDERS
 from config.codec import CodecConfigurationError
-from config.settings import (
-    AiraloSettings,
-    OrchestratorSettings,
-    RebillySettings,
-    StnSettings,
-    WorkerSettings,
-)
+from config.settings import OrchestratorSettings, WorkerSettings
 from config.telemetry import (
     TelemetrySettings,
     Tracing,
@@ -46,7 +37,6 @@ from config.telemetry import (
     tracing_interceptors,
 )
 from config.temporal import connect
-from domain.common import Provider
 from starter.kinds import KINDS
 
 log = logging.getLogger("worker")
@@ -58,72 +48,40 @@ WORKFLOWS: Sequence[type] = tuple(spec.workflow for spec in KINDS)
 WORKFLOW_PACKAGES = ("workflows", "domain")
 
 
+#: Each provider's settings (``activities.providers``); one not given is read from the
+#: environment (``STN_*``, ``REBILLY_*``, ``AIRALO_*``).
+ProviderSettings = Mapping[str, BaseSettings]
+
+
 @dataclass(frozen=True)
 class ProviderClients:
-    """One configured httpx client per provider, owned by the worker process."""
+    """Every provider's activities, bound to its HTTP client (owned by the worker process)."""
 
-    stn: httpx.AsyncClient
-    rebilly: httpx.AsyncClient
-    airalo: httpx.AsyncClient
-    # Airalo's bearer token, cached for the worker's lifetime (never per call).
-    airalo_tokens: AiraloTokens
-    # ``webhook_url`` sent when a future order is re-created (AIRALO_WEBHOOK_URL).
-    airalo_webhook_url: str | None = None
+    by_provider: Mapping[str, list[Callable[..., Any]]]
 
-
-@dataclass(frozen=True)
-class ProviderSettings:
-    stn: StnSettings = field(default_factory=StnSettings)
-    rebilly: RebillySettings = field(default_factory=RebillySettings)
-    airalo: AiraloSettings = field(default_factory=AiraloSettings)
-
-
-def activities_of(clients: ProviderClients) -> list[Any]:
-    """Every activity, bound to the injected provider HTTP clients."""
-    stn = StnActivities(clients.stn)
-    rebilly = RebillyActivities(clients.rebilly)
-    airalo = AiraloActivities(clients.airalo, clients.airalo_tokens, clients.airalo_webhook_url)
-    return [
-        stn.submit_termination,
-        stn.await_activation_final,
-        stn.cancel_termination,
-        stn.get_activation,
-        rebilly.put_cancellation,
-        rebilly.find_cancellation,
-        rebilly.await_cancellation_completed,
-        rebilly.reactivate_order,
-        rebilly.delete_draft,
-        airalo.list_future_orders,
-        airalo.cancel_future_orders,
-        airalo.create_future_order,
-    ]
+    def activities(self) -> list[Callable[..., Any]]:
+        return [bound for activities in self.by_provider.values() for bound in activities]
 
 
 @contextlib.asynccontextmanager
 async def provider_clients(
     settings: ProviderSettings | None = None, *, tracing: Tracing | None = None
 ) -> AsyncIterator[ProviderClients]:
-    """The provider clients; with ``tracing``, each HTTP call gets a client span."""
-    settings = settings or ProviderSettings()
-    async with (
-        stn_http_client(settings.stn) as stn_http,
-        rebilly_http_client(settings.rebilly) as rebilly,
-        json_http_client(
-            settings.airalo.api_root, settings.airalo.timeout_seconds, provider=Provider.AIRALO
-        ) as airalo,
-    ):
-        if tracing is not None:
-            for http in (stn_http, rebilly, airalo):
+    """Each provider's client, opened once; with ``tracing``, each HTTP call gets a span.
+
+    Credentials live in these clients (sTN's and Rebilly's key headers) or in the
+    activities (Airalo's cached bearer token), never in workflows.
+    """
+    given = settings or {}
+    async with contextlib.AsyncExitStack() as stack:
+        bound: dict[str, list[Callable[..., Any]]] = {}
+        for entry in PROVIDERS:
+            provider_settings = given.get(entry.provider) or entry.settings()
+            http = await stack.enter_async_context(entry.http_client(provider_settings))
+            if tracing is not None:
                 tracing.instrument_provider_client(http)
-        # Credentials live in these clients (sTN's and Rebilly's key headers) or
-        # in the activities (Airalo's cached bearer token), never in workflows.
-        yield ProviderClients(
-            stn=stn_http,
-            rebilly=rebilly,
-            airalo=airalo,
-            airalo_tokens=AiraloTokens.from_settings(airalo, settings.airalo),
-            airalo_webhook_url=settings.airalo.webhook_url,
-        )
+            bound[entry.provider] = entry.bind(http, provider_settings)
+        yield ProviderClients(bound)
 
 
 def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
@@ -164,7 +122,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities_of(clients),
+        activities=clients.activities(),
         interceptors=[HeartbeatingActivities()],
         **tuning_options(tuning or WorkerSettings()),
     )

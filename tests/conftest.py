@@ -41,6 +41,7 @@ from config.settings import AiraloSettings, OrchestratorSettings, RebillySetting
 from config.temporal import data_converter
 from config.temporal_cli import ensure_temporal_cli
 from domain import search_attributes as sa
+from domain.common import Provider
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin, SandboxServer
 from worker import ProviderSettings, build_worker, provider_clients
@@ -350,11 +351,11 @@ def settings(task_queue: str) -> OrchestratorSettings:
 
 def provider_settings_for(sandbox: SandboxEndpoint) -> ProviderSettings:
     """Production settings classes, pointed at the test sandbox."""
-    return ProviderSettings(
-        stn=StnSettings(base_url=sandbox.stn_url),
-        rebilly=RebillySettings(base_url=sandbox.rebilly_url),
-        airalo=AiraloSettings(base_url=sandbox.airalo_url),
-    )
+    return {
+        Provider.STN: StnSettings(base_url=sandbox.stn_url),
+        Provider.REBILLY: RebillySettings(base_url=sandbox.rebilly_url),
+        Provider.AIRALO: AiraloSettings(base_url=sandbox.airalo_url),
+    }
 
 
 @pytest.fixture

@@ -11,19 +11,20 @@ import inspect
 import typing
 from typing import Any
 
+import httpx
 import pytest
 from temporalio import activity
 
-from activities.airalo import AiraloActivities
-from activities.rebilly import RebillyActivities
-from activities.stn import StnActivities
-from domain.provider_activities import AiraloCalls, RebillyCalls, StnCalls
+from activities.providers import PROVIDERS, ProviderEntry
 
-PAIRS = [
-    (StnCalls, StnActivities),
-    (RebillyCalls, RebillyActivities),
-    (AiraloCalls, AiraloActivities),
-]
+
+def implementation_of(entry: ProviderEntry[Any]) -> type:
+    """The activity class the worker binds for ``entry`` (built on an unused client)."""
+    return type(entry.activities(httpx.AsyncClient(), entry.settings()))
+
+
+#: Each provider's declarations and the class the worker registers for them.
+PAIRS = [(entry.calls, implementation_of(entry)) for entry in PROVIDERS]
 
 
 def activities_of(cls: type) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import sagas
 from tests.conftest import provider_settings_for
 from tests.helpers import eventually, record_history, result_of, status_of
-from worker import activities_of, build_worker, provider_clients
+from worker import build_worker, provider_clients
 from workflows import airalo_steps
 from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
@@ -719,7 +719,7 @@ async def probe_worker(
             client,
             task_queue=task_queue,
             workflows=[RecreateFutureOrdersProbe, FutureOrderCancellerProbe],
-            activities=activities_of(clients),
+            activities=clients.activities(),
             # Sandboxed like production, but this test module (pytest, the
             # sandbox server...) is passed through instead of re-imported.
             workflow_runner=SandboxedWorkflowRunner(

@@ -21,13 +21,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.rebilly import rebilly_http_client
-from config.settings import OrchestratorSettings
+from config.settings import OrchestratorSettings, RebillySettings
 from domain import search_attributes as sa
 from domain.common import RevokeRequest, SagaKind
 from domain.rebilly import REBILLY_ID_PATTERN, OrderCancellationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
-from tests.conftest import provider_settings_for
 from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
 
 # Paths in the sandbox's call log are relative to the organization's base URL.
@@ -71,7 +70,7 @@ def calls_mentioning(admin: SandboxAdmin, order_id: str) -> list[dict[str, Any]]
 
 async def rebilly_cancellations(sandbox: SandboxServer, order_id: str) -> list[dict[str, Any]]:
     """What Rebilly itself lists for the order (GET /order-cancellations?filter=orderId:…)."""
-    async with rebilly_http_client(provider_settings_for(sandbox).rebilly) as http:
+    async with rebilly_http_client(RebillySettings(base_url=sandbox.rebilly_url)) as http:
         response = await http.get(CANCELLATIONS, params={"filter": f"orderId:{order_id}"})
     response.raise_for_status()
     listed: list[dict[str, Any]] = response.json()
@@ -426,7 +425,7 @@ async def test_rebillys_own_conflict_fails_with_its_reason(
 ) -> None:
     order = f"ORD-{uid}"
     # The order was churned outside the product: another cancellation, at Rebilly itself.
-    async with rebilly_http_client(provider_settings_for(sandbox).rebilly) as http:
+    async with rebilly_http_client(RebillySettings(base_url=sandbox.rebilly_url)) as http:
         churned = await http.put(
             f"{CANCELLATIONS}/elsewhere-{uid}",
             json={"orderId": order, "status": "confirmed", "churnTimePolicy": "now"},
