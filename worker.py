@@ -1,6 +1,7 @@
-"""The Temporal worker: every saga workflow and provider activity, one task queue.
+"""The Temporal worker: the saga workflows on their task queue, each provider on its lane.
 
-Run it with ``python worker.py`` (``make run`` does). Connection comes from
+Run it with ``python worker.py`` (``make run`` does); ``CANCEL_WORKER_SERVES`` picks
+what one process polls (``docs/lanes``: README "Sizing"). Connection comes from
 Temporal's environment configuration (``TEMPORAL_ADDRESS``, ...); provider URLs
 and keys from ``STN_*``, ``REBILLY_*``, ``AIRALO_*`` (see ``config/settings.py``);
 logs, metrics (Prometheus on ``CANCEL_METRICS_WORKER_ADDRESS``, default
@@ -14,12 +15,13 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -27,7 +29,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.heartbeat import HeartbeatingActivities
 from activities.providers import PROVIDERS
 from config.codec import CodecConfigurationError
-from config.settings import OrchestratorSettings, WorkerSettings
+from config.settings import (
+    SERVES_WORKFLOWS,
+    OrchestratorSettings,
+    WorkerSettings,
+    lane_limits,
+)
 from config.telemetry import (
     TelemetrySettings,
     Tracing,
@@ -37,7 +44,9 @@ from config.telemetry import (
     tracing_interceptors,
 )
 from config.temporal import connect
+from domain.lanes import lane_queue, provider_of
 from starter.kinds import KINDS
+from workflows import patches
 
 log = logging.getLogger("worker")
 
@@ -55,12 +64,26 @@ ProviderSettings = Mapping[str, BaseSettings]
 
 @dataclass(frozen=True)
 class ProviderClients:
-    """Every provider's activities, bound to its HTTP client (owned by the worker process)."""
+    """Every provider's activities, bound to its HTTP client (owned by the worker process),
+    and each provider lane's limit in calls per second (``None``: no limit)."""
 
     by_provider: Mapping[str, list[Callable[..., Any]]]
+    limits: Mapping[str, float | None] = field(default_factory=dict)
 
     def activities(self) -> list[Callable[..., Any]]:
         return [bound for activities in self.by_provider.values() for bound in activities]
+
+    @classmethod
+    def of(
+        cls, activities: Iterable[Callable[..., Any]], limits: Mapping[str, float | None] = {}
+    ) -> ProviderClients:
+        """Activity implementations (e.g. a test's fakes) grouped into their providers'
+        lanes by their names (``provider.call``)."""
+        by_provider: dict[str, list[Callable[..., Any]]] = {}
+        for implementation in activities:
+            name = activity._Definition.must_from_callable(implementation).name or ""
+            by_provider.setdefault(provider_of(name), []).append(implementation)
+        return cls(by_provider, dict(limits))
 
 
 @contextlib.asynccontextmanager
@@ -70,9 +93,12 @@ async def provider_clients(
     """Each provider's client, opened once; with ``tracing``, each HTTP call gets a span.
 
     Credentials live in these clients (sTN's and Rebilly's key headers) or in the
-    activities (Airalo's cached bearer token), never in workflows.
+    activities (Airalo's cached bearer token), never in workflows. The lanes' limits
+    come from ``CANCEL_<PROVIDER>_MAX_CALLS_PER_SECOND`` (``LaneLimitError`` names a
+    wrong one).
     """
     given = settings or {}
+    limits = lane_limits(entry.provider for entry in PROVIDERS)
     async with contextlib.AsyncExitStack() as stack:
         bound: dict[str, list[Callable[..., Any]]] = {}
         for entry in PROVIDERS:
@@ -81,14 +107,25 @@ async def provider_clients(
             if tracing is not None:
                 tracing.instrument_provider_client(http)
             bound[entry.provider] = entry.bind(http, provider_settings)
-        yield ProviderClients(bound)
+        yield ProviderClients(bound, limits)
 
 
-def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
+def check_held_patches(held: frozenset[str]) -> None:
+    """``CANCEL_WORKER_HOLD_PATCHES`` names only patches the sagas know (else ValueError)."""
+    unknown = sorted(held - patches.ALL)
+    if unknown:
+        raise ValueError(
+            f"CANCEL_WORKER_HOLD_PATCHES: unknown patch id(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(patches.ALL))}"
+        )
+
+
+def tuning_options(tuning: WorkerSettings, passthrough: Sequence[str] = ()) -> dict[str, Any]:
     """The ``Worker`` options ``CANCEL_WORKER_*`` set; an unset one keeps the SDK's default."""
     options: dict[str, Any] = {"max_cached_workflows": tuning.max_cached_workflows}
-    if tuning.share_workflow_modules:
-        restrictions = SandboxRestrictions.default.with_passthrough_modules(*WORKFLOW_PACKAGES)
+    shared = (*(WORKFLOW_PACKAGES if tuning.share_workflow_modules else ()), *passthrough)
+    if shared:
+        restrictions = SandboxRestrictions.default.with_passthrough_modules(*shared)
         options["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
     if tuning.max_concurrent_workflow_tasks is not None:
         options["max_concurrent_workflow_tasks"] = tuning.max_concurrent_workflow_tasks
@@ -112,20 +149,92 @@ def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
     return options
 
 
+# Options of a worker that runs activities only (a provider lane).
+_ACTIVITY_OPTIONS = frozenset({"max_concurrent_activities", "activity_task_poller_behavior"})
+
+
+class ProductWorkers:
+    """The sagas' worker and one worker per provider lane, run together (``async with``).
+
+    ``main`` polls the sagas' task queue: every workflow, and every activity for runs
+    started before lanes. Each lane worker polls its provider's queue with the lane's
+    limit, which the server enforces for all workers of that lane together.
+    """
+
+    def __init__(self, main: Worker | None, lanes: Mapping[str, Worker]) -> None:
+        self.main = main
+        self.lanes = dict(lanes)
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def task_queues(self) -> list[str]:
+        workers = ([self.main] if self.main else []) + list(self.lanes.values())
+        return [worker.task_queue for worker in workers]
+
+    async def __aenter__(self) -> ProductWorkers:
+        for worker in ([self.main] if self.main else []) + list(self.lanes.values()):
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+
 def build_worker(
     client: Client,
     task_queue: str,
     clients: ProviderClients,
     tuning: WorkerSettings | None = None,
-) -> Worker:
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=clients.activities(),
-        interceptors=[HeartbeatingActivities()],
-        **tuning_options(tuning or WorkerSettings()),
-    )
+    *,
+    workflows: Sequence[type] | None = None,
+    passthrough: Sequence[str] = (),
+) -> ProductWorkers:
+    """The workers this process runs for ``task_queue`` (``CANCEL_WORKER_SERVES``).
+
+    ``workflows``: the saga workflows (default: every kind in ``starter.kinds``);
+    ``passthrough``: more modules the workflow sandbox shares instead of re-importing
+    (a test's own workflows).
+    """
+    tuning = tuning or WorkerSettings()
+    check_held_patches(tuning.hold_patches)
+    options = tuning_options(tuning, passthrough)
+    known = {SERVES_WORKFLOWS, *clients.by_provider}
+    unknown = sorted(tuning.serves - known)
+    if unknown:
+        raise ValueError(
+            f"CANCEL_WORKER_SERVES: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    serves = tuning.serves or known
+    main = None
+    if SERVES_WORKFLOWS in serves:
+        main = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=list(workflows if workflows is not None else WORKFLOWS),
+            # Runs started before lanes still call every provider on this queue.
+            activities=clients.activities(),
+            interceptors=[HeartbeatingActivities()],
+            # An activity on the sagas' own queue would otherwise start at once on this
+            # worker, past any limit: every provider call goes through a lane.
+            disable_eager_activity_execution=True,
+            **options,
+        )
+    lanes = {}
+    for provider, activities in clients.by_provider.items():
+        if provider not in serves:
+            continue
+        lane_options = {name: value for name, value in options.items() if name in _ACTIVITY_OPTIONS}
+        limit = clients.limits.get(provider)
+        if limit is not None:
+            lane_options["max_task_queue_activities_per_second"] = limit
+        lanes[provider] = Worker(
+            client,
+            task_queue=lane_queue(task_queue, provider),
+            activities=activities,
+            interceptors=[HeartbeatingActivities()],
+            **lane_options,
+        )
+    return ProductWorkers(main, lanes)
 
 
 async def main() -> None:
@@ -140,17 +249,18 @@ async def main() -> None:
     try:
         client = await connect(runtime=process_runtime, interceptors=tracing_interceptors(tracing))
         async with provider_clients(tracing=tracing) as clients:
-            worker = build_worker(client, settings.task_queue, clients, WorkerSettings())
+            workers = build_worker(client, settings.task_queue, clients, WorkerSettings())
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             log.info(
-                "Worker polling task queue %r; tracing %s",
-                settings.task_queue,
+                "Worker polling task queue(s) %s; lane limits %s; tracing %s",
+                ", ".join(repr(queue) for queue in workers.task_queues),
+                {lane: clients.limits.get(lane) for lane in workers.lanes} or "none served",
                 telemetry.tracing_exporter.value,
             )
-            async with worker:
+            async with workers:
                 await stop.wait()
                 log.info("Shutting down: finishing in-flight tasks")
     finally:
@@ -161,7 +271,7 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except (CodecConfigurationError, ValidationError) as error:
+    except (CodecConfigurationError, ValidationError, ValueError) as error:
         # Production without a payload key (docs/security.md), a setting out of range:
         # said, not a traceback.
         sys.exit(f"error: {error}")

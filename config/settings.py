@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import os
 import re
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -86,27 +89,62 @@ class WorkerSettings(BaseSettings):
     # Patch ids (workflows/patches.py, comma-separated) that new runs on this worker do
     # not take yet: during a rolling upgrade, until no worker of the release before is
     # left, a new run must not record a patch that an old worker would fail to replay.
-    # Runs that already took a patch keep it; replay is never affected.
+    # Runs that already took a patch keep it; replay is never affected. The worker
+    # checks the ids against the patches it knows at start-up (worker.py).
     hold_patches: Annotated[frozenset[str], NoDecode] = frozenset()
+    # What this process polls (comma-separated): "workflows" (the sagas' task queue)
+    # and provider names (each provider's lane, domain/lanes.py). Empty: everything.
+    # A deployment can give a busy lane workers of its own.
+    serves: Annotated[frozenset[str], NoDecode] = frozenset()
 
-    @field_validator("hold_patches", mode="before")
+    @field_validator("hold_patches", "serves", mode="before")
     @classmethod
-    def _split_patch_ids(cls, value: object) -> object:
+    def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("hold_patches")
-    @classmethod
-    def _known_patch_ids(cls, value: frozenset[str]) -> frozenset[str]:
-        from workflows.patches import ALL  # the one list of patch ids
 
-        unknown = sorted(value - ALL)
-        if unknown:
-            raise ValueError(
-                f"unknown patch id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL))}"
+#: What a worker's ``CANCEL_WORKER_SERVES`` names for the sagas' own task queue.
+SERVES_WORKFLOWS = "workflows"
+
+
+class LaneLimitError(ValueError):
+    """A ``CANCEL_<PROVIDER>_MAX_CALLS_PER_SECOND`` that is no limit (said by its name)."""
+
+
+def lane_limit_variable(provider: str) -> str:
+    """The setting of a provider lane's limit, e.g. ``CANCEL_STN_MAX_CALLS_PER_SECOND``."""
+    return f"CANCEL_{provider.upper()}_MAX_CALLS_PER_SECOND"
+
+
+def lane_limits(
+    providers: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, float | None]:
+    """Each provider lane's limit in calls per second (unset or empty: no limit).
+
+    The server enforces it on the lane's task queue for all workers together
+    (``domain/lanes.py``); ``cancelctl lanes set`` overrides it at run time.
+    """
+    environ = os.environ if environ is None else environ
+    limits: dict[str, float | None] = {}
+    for provider in providers:
+        name = lane_limit_variable(provider)
+        raw = environ.get(name, "").strip()
+        if not raw:
+            limits[provider] = None
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise LaneLimitError(
+                f"{name}={raw!r}: must be a number of calls per second above 0 "
+                "(leave it unset for no limit)"
             )
-        return value
+        limits[provider] = value
+    return limits
 
 
 class RebillySettings(BaseSettings):

@@ -31,12 +31,34 @@ CLI_VERSION = "v1.5.1"
 DEV_SERVER_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
+#: Dynamic configuration the product relies on, for every dev server (``make run``, the
+#: test, reliability and benchmark stacks); the cluster's is deploy/temporal/dynamicconfig.yaml.
+#: Temporal Server 1.29 hands out tasks by priority (a provider lane's deadline calls
+#: before its bulk work, ``domain/lanes.py``) only with its new matcher, and within one
+#: task-queue partition: one partition per queue makes the order, and a lane's limit,
+#: exact (a single dev server gains nothing from more; tests/fast/test_lanes.py).
+DEV_SERVER_DYNAMIC_CONFIG = {
+    "matching.useNewMatcher": "true",
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
+
+def dev_server_config_flags() -> list[str]:
+    """``temporal server start-dev`` arguments for :data:`DEV_SERVER_DYNAMIC_CONFIG`."""
+    flags = []
+    for key, value in DEV_SERVER_DYNAMIC_CONFIG.items():
+        flags += ["--dynamic-config-value", f"{key}={value}"]
+    return flags
+
+
 def dev_server_database_flags(path: Path) -> list[str]:
-    """``temporal server start-dev`` arguments for a database file at ``path``."""
+    """``temporal server start-dev`` arguments for a database file at ``path`` (and the
+    product's dynamic configuration, :func:`dev_server_config_flags`)."""
     flags = ["--db-filename", str(path)]
     for pragma in DEV_SERVER_SQLITE_PRAGMAS:
         flags += ["--sqlite-pragma", pragma]
-    return flags
+    return flags + dev_server_config_flags()
 
 
 class TemporalCliUnavailable(RuntimeError):

@@ -35,16 +35,15 @@ from typing import Any, NoReturn, Protocol
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from config.settings import AiraloSettings, OrchestratorSettings, RebillySettings, StnSettings
 from config.temporal import data_converter
-from config.temporal_cli import ensure_temporal_cli
+from config.temporal_cli import dev_server_config_flags, ensure_temporal_cli
 from domain import search_attributes as sa
 from domain.common import Provider
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin, SandboxServer
-from worker import ProviderSettings, build_worker, provider_clients
+from worker import ProductWorkers, ProviderSettings, build_worker, provider_clients
 
 # Payload encryption on, as in production, with fixed test keys set before any fixture
 # runs: xdist workers, the API processes and cancelctl inherit them. The current key
@@ -89,6 +88,7 @@ async def start_dev_server() -> WorkflowEnvironment:
         search_attributes=sa.ALL,
         data_converter=data_converter(),
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_config_flags(),
     )
 
 
@@ -359,8 +359,10 @@ def provider_settings_for(sandbox: SandboxEndpoint) -> ProviderSettings:
 
 
 @pytest.fixture
-async def worker(client: Client, sandbox: TestSandbox, task_queue: str) -> AsyncIterator[Worker]:
-    """The production worker (same workflows, activities, options) on a fresh queue."""
+async def worker(
+    client: Client, sandbox: TestSandbox, task_queue: str
+) -> AsyncIterator[ProductWorkers]:
+    """The production workers (same workflows, activities, lanes, options) on a fresh queue."""
     async with (
         provider_clients(provider_settings_for(sandbox)) as clients,
         build_worker(client, task_queue, clients) as running,

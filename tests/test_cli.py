@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
 from sandbox.testing import SandboxAdmin
 from starter import cli
 from tests.helpers import eventually, status_of, wait_for_phase
+from worker import ProductWorkers
 
 
 @pytest.fixture
@@ -30,7 +30,11 @@ async def cancelctl(*argv: str) -> int:
 
 
 async def test_terminate_status_list_via_cli(
-    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+    cli_env: None,
+    client: Client,
+    worker: ProductWorkers,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
 ) -> None:
     code = await cancelctl(
         "terminate", "--subscription-id", f"SUB-{uid}", "--customer-id", f"C-{uid}"
@@ -65,7 +69,11 @@ async def test_terminate_status_list_via_cli(
 
 
 async def test_revoke_and_reschedule_via_cli(
-    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+    cli_env: None,
+    client: Client,
+    worker: ProductWorkers,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
 ) -> None:
     wish = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     assert await cancelctl("terminate", "--subscription-id", f"SUB-{uid}", "--wish-date", wish) == 0
@@ -92,7 +100,7 @@ async def test_revoke_and_reschedule_via_cli(
 async def test_a_request_already_carried_out_answers_with_its_saga_and_starts_nothing(
     cli_env: None,
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     sandbox_admin: SandboxAdmin,
     capsys: pytest.CaptureFixture[str],
     uid: str,
@@ -121,7 +129,11 @@ async def test_a_request_already_carried_out_answers_with_its_saga_and_starts_no
 
 
 async def test_a_request_after_a_revoked_saga_starts_a_new_one(
-    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+    cli_env: None,
+    client: Client,
+    worker: ProductWorkers,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
 ) -> None:
     """A new request after a saga that did not carry it out (REVOKED, FAILED) is legitimate."""
     wish = (datetime.now(UTC) + timedelta(days=2)).isoformat()
@@ -168,7 +180,7 @@ async def test_a_request_after_a_revoked_saga_starts_a_new_one(
 async def test_invalid_input_starts_nothing(
     cli_env: None,
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     sandbox_admin: SandboxAdmin,
     capsys: pytest.CaptureFixture[str],
     uid: str,

@@ -27,6 +27,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from activities.providers import PROVIDERS
 from config import settings as settings_module
 from config.codec import (
     ENCODING,
@@ -39,7 +40,7 @@ from config.codec import (
     load_codec,
     resolve_keys,
 )
-from config.settings import CodecSettings, Environment, OrchestratorSettings
+from config.settings import CodecSettings, Environment, OrchestratorSettings, lane_limit_variable
 from config.temporal import converter_with, data_converter
 from domain.common import SagaKind
 from domain.stn import TerminationRequest
@@ -419,6 +420,8 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
         and settings is not BaseSettings
         for field in settings.model_fields
     }
+    # Each provider lane's limit, read by name (config.settings.lane_limits).
+    expected |= {lane_limit_variable(entry.provider) for entry in PROVIDERS}
 
     assert set(listed) == expected
     assert "CANCEL_CODEC_KEYS" in expected and "CANCEL_CODEC_SERVER_TOKENS" in expected

@@ -30,7 +30,6 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from config.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, load_codec
 from config.settings import CodecServerSettings, OrchestratorSettings
@@ -44,6 +43,7 @@ from starter.codec_server.credentials import SESSION_COOKIE, Credentials
 from tests.conftest import TEST_CODEC_CURRENT_KEY_ID
 from tests.helpers import eventually_sync
 from tests.test_codec import client_with
+from worker import ProductWorkers
 
 ROOT = Path(__file__).parent.parent
 TOKEN = "codec-test-token-" + uuid.uuid4().hex
@@ -125,7 +125,7 @@ def phone_digits() -> str:
 @pytest.fixture
 async def saga_history(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     phone_digits: str,
     uid: str,

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain.churn import CustomerChurnRequest, ResolveAction
@@ -23,6 +22,7 @@ from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
 from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
 from tests.worker_process import worker_process
+from worker import ProductWorkers
 
 ROOT = Path(__file__).parent.parent
 TERMINATE = "/api/TerminateSubscription"
@@ -114,7 +114,7 @@ async def start(
 # HTTP, then sTN's 1 s delay; 2-3 s would likely do. Step order: tests/fast.
 async def test_happy_path_ends_every_part_at_the_churn_date(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -147,7 +147,7 @@ async def test_happy_path_ends_every_part_at_the_churn_date(
 # Wall clock ~5 s: the churn date 4 s ahead, then sTN's delay; 2-3 s would likely do.
 async def test_stn_error_after_the_date_undoes_billing_and_esims(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -173,7 +173,7 @@ async def test_stn_error_after_the_date_undoes_billing_and_esims(
 
 async def test_revoke_before_the_date_undoes_each_part_once(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -206,7 +206,7 @@ async def test_revoke_before_the_date_undoes_each_part_once(
 @pytest.mark.own_sandbox  # a fault on sTN's QueryActivation
 async def test_a_revoke_after_stn_executed_the_line_finishes_the_churn_instead(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -250,7 +250,7 @@ async def test_a_revoke_after_stn_executed_the_line_finishes_the_churn_instead(
 
 async def test_revoke_whose_line_cancellation_stn_fails_needs_attention(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -285,7 +285,7 @@ async def test_revoke_whose_line_cancellation_stn_fails_needs_attention(
 
 async def test_failed_and_retry_esim_orders_are_recorded_and_recreated_on_undo(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -313,7 +313,7 @@ async def test_failed_and_retry_esim_orders_are_recorded_and_recreated_on_undo(
 
 async def test_revoke_with_the_longest_reason_reaches_stn_fitted(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -334,7 +334,7 @@ async def test_revoke_with_the_longest_reason_reaches_stn_fitted(
 
 async def test_refused_line_is_undone_not_stuck(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -367,7 +367,7 @@ async def test_refused_line_is_undone_not_stuck(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_failing_compensation_needs_attention_until_resolved(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -400,7 +400,7 @@ async def test_failing_compensation_needs_attention_until_resolved(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_mark_handled_closes_the_saga_with_the_note(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -428,7 +428,7 @@ async def test_mark_handled_closes_the_saga_with_the_note(
 
 async def test_workflow_cancellation_compensates(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -451,7 +451,7 @@ async def test_workflow_cancellation_compensates(
 
 async def test_reschedule_moves_every_part(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -496,7 +496,7 @@ async def test_reschedule_moves_every_part(
 )
 async def test_invalid_churn_starts_nothing(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     sandbox_admin: SandboxAdmin,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -558,7 +558,7 @@ async def test_worker_killed_mid_saga_changes_nothing(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancelled(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,

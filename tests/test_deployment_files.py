@@ -11,12 +11,14 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+from activities.providers import PROVIDERS
 from config.settings import (
     AiraloSettings,
     ApiSettings,
     OrchestratorSettings,
     RebillySettings,
     StnSettings,
+    lane_limit_variable,
 )
 from config.temporal_server import SERVER_VERSION, UI_SERVER_VERSION
 from domain.search_attributes import dev_server_flags
@@ -45,6 +47,8 @@ def test_worker_is_configured_for_every_setting_without_defaults_leaking() -> No
         for name in settings.model_fields:
             if name != "timeout_seconds":
                 assert f"{prefix}{name}".upper() in env, f"{prefix}{name} missing in compose"
+    for entry in PROVIDERS:
+        assert lane_limit_variable(entry.provider) in env, f"{entry.provider}'s lane limit"
     assert env["CANCEL_TASK_QUEUE"] == OrchestratorSettings().task_queue
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
 
@@ -198,6 +202,8 @@ def test_production_workers_reach_the_frontend_with_every_setting() -> None:
         for name in settings.model_fields:
             if name != "timeout_seconds":
                 assert f"{prefix}{name}".upper() in env, f"{prefix}{name} missing in production"
+    for entry in PROVIDERS:
+        assert lane_limit_variable(entry.provider) in env, f"{entry.provider}'s lane limit"
     assert env["TEMPORAL_ADDRESS"] == FRONTEND
     assert env["CANCEL_TASK_QUEUE"] == OrchestratorSettings().task_queue
     assert env["CANCEL_ENVIRONMENT"] == "production"

@@ -24,8 +24,6 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import starter.cli
 from activities.airalo import AiraloActivities, AiraloTokens
@@ -51,7 +49,7 @@ from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import sagas
 from tests.conftest import provider_settings_for
 from tests.helpers import eventually, record_history, result_of, status_of
-from worker import build_worker, provider_clients
+from worker import ProductWorkers, build_worker, provider_clients
 from workflows import airalo_steps
 from workflows.airalo_canceller import FutureOrderCanceller
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
@@ -119,7 +117,7 @@ async def start(
 
 async def test_twenty_five_ids_take_three_cancel_calls(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -145,7 +143,7 @@ async def test_twenty_five_ids_take_three_cancel_calls(
 
 async def test_unknown_and_processed_ids_are_reported_and_the_rest_resent_once(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -204,7 +202,7 @@ async def test_partial_422_whose_other_ids_were_cancelled_is_settled_by_lookup(
 
 async def test_order_inside_its_24_hour_window_is_refused_without_a_call(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -227,7 +225,7 @@ async def test_order_inside_its_24_hour_window_is_refused_without_a_call(
 
 async def test_only_late_orders_means_completed_with_reasons_and_no_call(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -247,7 +245,7 @@ async def test_only_late_orders_means_completed_with_reasons_and_no_call(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_lost_response_is_settled_by_the_listing_without_double_effects(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -279,7 +277,7 @@ async def test_lost_response_is_settled_by_the_listing_without_double_effects(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_rate_limited_cancel_is_retried_after_retry_after(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -305,7 +303,7 @@ async def test_rate_limited_cancel_is_retried_after_retry_after(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_provider_down_until_the_cutoff_misses_the_deadline_others_retried(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -345,7 +343,7 @@ async def test_provider_down_until_the_cutoff_misses_the_deadline_others_retried
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancelling_the_workflow_stops_it_and_says_what_is_unknown(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -378,7 +376,7 @@ async def test_cancelling_the_workflow_stops_it_and_says_what_is_unknown(
 @pytest.mark.own_sandbox  # sandbox-wide faults
 async def test_revoke_mid_run_recreates_the_first_batch_and_never_cancels_the_second(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -459,7 +457,7 @@ async def test_revoke_mid_run_recreates_the_first_batch_and_never_cancels_the_se
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_revoke_during_a_call_lets_its_answer_count_and_sends_nothing_more(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -506,7 +504,7 @@ async def test_revoke_during_a_call_lets_its_answer_count_and_sends_nothing_more
 
 async def test_revoke_of_a_finished_saga_is_refused(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -545,7 +543,7 @@ def test_revoke_validator_explains_why_it_refuses() -> None:
 @pytest.mark.own_sandbox  # revokes every token; counts every Airalo call
 async def test_token_fetched_once_refreshed_after_401(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -592,7 +590,7 @@ async def test_token_fetched_once_refreshed_after_401(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_the_same_ids_in_any_order_attach_to_the_running_saga(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -643,7 +641,7 @@ async def test_invalid_inputs_are_rejected_with_nothing_started(
 
 async def test_cli_starts_the_saga_and_status_lists_every_outcome(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     monkeypatch: pytest.MonkeyPatch,
@@ -711,20 +709,18 @@ class FutureOrderCancellerProbe:
 @asynccontextmanager
 async def probe_worker(
     client: Client, sandbox: SandboxServer, task_queue: str
-) -> AsyncIterator[Worker]:
-    """The production activities, with the probe workflows, on their own worker."""
+) -> AsyncIterator[ProductWorkers]:
+    """The production activities and lanes, with the probe workflows, on their own worker."""
     async with (
         provider_clients(provider_settings_for(sandbox)) as clients,
-        Worker(
+        build_worker(
             client,
-            task_queue=task_queue,
+            task_queue,
+            clients,
             workflows=[RecreateFutureOrdersProbe, FutureOrderCancellerProbe],
-            activities=clients.activities(),
             # Sandboxed like production, but this test module (pytest, the
             # sandbox server...) is passed through instead of re-imported.
-            workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules("tests")
-            ),
+            passthrough=["tests"],
         ) as running,
     ):
         yield running
@@ -780,7 +776,7 @@ async def test_canceller_keeps_orders_due_at_or_before_the_churn_date(
 
 async def test_compensation_recreates_cancelled_orders_through_a_worker(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -817,7 +813,7 @@ async def test_compensation_recreates_cancelled_orders_through_a_worker(
 
 async def test_compensation_refused_by_airalo_is_reported_per_order(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain.common import SagaKind
@@ -16,6 +15,7 @@ from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
 from tests.helpers import record_history, result_of, status_of, wait_for_phase
+from worker import ProductWorkers
 
 TERMINATE = "/api/TerminateSubscription"
 CANCEL = "/api/CancelTerminateSubscription"
@@ -45,7 +45,7 @@ async def start(client: Client, settings: OrchestratorSettings, **fields: Any) -
 
 async def test_immediate_termination_completes(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -80,7 +80,7 @@ async def test_immediate_termination_completes(
 # do. The timer logic itself is in tests/fast.
 async def test_termination_waits_for_wish_date(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -100,7 +100,10 @@ async def test_termination_waits_for_wish_date(
 
 
 async def test_phone_number_is_sent_dashed_and_kept_out_of_ids(
-    client: Client, worker: Worker, settings: OrchestratorSettings, sandbox_admin: SandboxAdmin
+    client: Client,
+    worker: ProductWorkers,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
 ) -> None:
     number = f"06{uuid_digits()}"
     started = await start(client, settings, phoneNumber=number)
@@ -126,7 +129,7 @@ def uuid_digits() -> str:
 
 async def test_revoke_before_wish_date(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -161,7 +164,7 @@ async def test_revoke_before_wish_date(
 
 async def test_revoke_whose_cancellation_stn_fails_is_refused_and_the_line_terminated(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -192,7 +195,7 @@ async def test_revoke_whose_cancellation_stn_fails_is_refused_and_the_line_termi
 
 
 async def test_revoke_refused_once_final(
-    client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
+    client: Client, worker: ProductWorkers, settings: OrchestratorSettings, uid: str
 ) -> None:
     started = await start(client, settings, subscriptionId=f"SUB-{uid}")
     await result_of(client, started.workflow_id)
@@ -208,7 +211,7 @@ async def test_revoke_refused_once_final(
 # resubmitted date over HTTP; 1-2 s would do (the logic is in tests/fast).
 async def test_reschedule_moves_the_termination(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -245,7 +248,7 @@ async def test_reschedule_moves_the_termination(
 
 
 async def test_reschedule_to_the_past_is_refused(
-    client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
+    client: Client, worker: ProductWorkers, settings: OrchestratorSettings, uid: str
 ) -> None:
     started = await start(
         client,
@@ -269,7 +272,7 @@ async def test_reschedule_to_the_past_is_refused(
 
 async def test_provider_error_fails_with_reason(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -289,7 +292,7 @@ async def test_provider_error_fails_with_reason(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_provider_rejection_fails_without_retrying(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -313,7 +316,7 @@ async def test_provider_rejection_fails_without_retrying(
 # request; a date days ahead and a revoke at the end would not wait at all.
 async def test_duplicate_request_attaches_to_the_running_saga(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -334,7 +337,7 @@ async def test_duplicate_request_attaches_to_the_running_saga(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_lost_response_still_terminates_exactly_once(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -358,7 +361,7 @@ async def test_lost_response_still_terminates_exactly_once(
 @pytest.mark.own_sandbox  # sandbox-wide faults; counts every QueryActivation
 async def test_transient_faults_are_retried(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -382,7 +385,7 @@ async def test_transient_faults_are_retried(
 
 async def test_workflow_cancellation_compensates(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -416,7 +419,7 @@ async def test_workflow_cancellation_compensates(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancellation_during_submit_undoes_what_stn_created(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,

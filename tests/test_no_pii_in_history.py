@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from config.settings import (
     AiraloSettings,
@@ -33,6 +32,7 @@ from sandbox.testing import SandboxAdmin
 from starter import sagas
 from tests.helpers import result_of
 from tests.test_customer_churn import Parts, days
+from worker import ProductWorkers
 
 TERMINATE = "/api/TerminateSubscription"
 
@@ -82,7 +82,7 @@ def assert_clean(stored: bytes, pii: dict[str, str]) -> None:
 
 
 async def test_a_line_termination_by_phone_number_leaves_no_pii_on_the_server(
-    client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
+    client: Client, worker: ProductWorkers, settings: OrchestratorSettings, uid: str
 ) -> None:
     number, digits = random_phone()
     customer = f"CUST-{uid}"
@@ -105,7 +105,7 @@ async def test_a_line_termination_by_phone_number_leaves_no_pii_on_the_server(
 @pytest.mark.own_sandbox
 async def test_a_provider_rejection_quoting_the_number_is_not_stored_in_clear(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
 ) -> None:
@@ -132,7 +132,7 @@ async def test_a_provider_rejection_quoting_the_number_is_not_stored_in_clear(
 
 async def test_a_churn_with_every_provider_leaves_no_secret_on_the_server(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,

@@ -18,7 +18,6 @@ from temporalio.client import (
 )
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
 from activities.rebilly import rebilly_http_client
 from config.settings import OrchestratorSettings, RebillySettings
@@ -28,6 +27,7 @@ from domain.rebilly import REBILLY_ID_PATTERN, OrderCancellationRequest
 from sandbox.testing import SandboxAdmin, SandboxServer
 from starter import cli, sagas
 from tests.helpers import eventually, record_history, result_of, status_of, wait_for_phase
+from worker import ProductWorkers
 
 # Paths in the sandbox's call log are relative to the organization's base URL.
 CANCELLATIONS = "/order-cancellations"
@@ -86,7 +86,7 @@ def at(call: dict[str, Any]) -> datetime:
 
 async def test_churn_now_completes(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -134,7 +134,7 @@ async def test_churn_now_completes(
 # the churn time in the call log; 2 s would do.
 async def test_waits_for_the_churn_time_then_completes(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -170,7 +170,7 @@ async def test_waits_for_the_churn_time_then_completes(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_lost_put_response_makes_exactly_one_cancellation(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -196,7 +196,7 @@ async def test_lost_put_response_makes_exactly_one_cancellation(
 
 async def test_duplicate_request_attaches_to_the_running_saga(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -217,7 +217,7 @@ async def test_duplicate_request_attaches_to_the_running_saga(
 
 async def test_revoke_of_a_confirmed_cancellation_reactivates_once(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -248,7 +248,7 @@ async def test_revoke_of_a_confirmed_cancellation_reactivates_once(
 
 
 async def test_revoke_refused_once_completed(
-    client: Client, worker: Worker, settings: OrchestratorSettings, uid: str
+    client: Client, worker: ProductWorkers, settings: OrchestratorSettings, uid: str
 ) -> None:
     started = await start(client, settings, orderId=f"ORD-{uid}")
     await result_of(client, started.workflow_id)
@@ -265,7 +265,7 @@ async def test_revoke_refused_once_completed(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_revoke_refused_with_a_reason_when_rebilly_completed_first(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -306,7 +306,7 @@ async def test_revoke_refused_with_a_reason_when_rebilly_completed_first(
 
 async def test_draft_reports_the_proration_and_completes_on_confirm(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -347,7 +347,7 @@ async def test_draft_reports_the_proration_and_completes_on_confirm(
 
 async def test_revoked_draft_is_deleted_once(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -377,7 +377,7 @@ async def test_revoked_draft_is_deleted_once(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_rejection_fails_with_the_providers_reason_without_retrying(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -398,7 +398,7 @@ async def test_rejection_fails_with_the_providers_reason_without_retrying(
 
 async def test_a_repeat_after_the_order_churned_answers_with_that_saga(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -417,7 +417,7 @@ async def test_a_repeat_after_the_order_churned_answers_with_that_saga(
 
 async def test_rebillys_own_conflict_fails_with_its_reason(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -445,7 +445,7 @@ async def test_rebillys_own_conflict_fails_with_its_reason(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_rate_limit_is_retried_after_rebillys_epoch(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -476,7 +476,7 @@ async def test_rate_limit_is_retried_after_rebillys_epoch(
 
 async def test_workflow_cancellation_compensates(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -508,7 +508,7 @@ async def test_workflow_cancellation_compensates(
 @pytest.mark.own_sandbox  # a sandbox-wide fault
 async def test_cancellation_during_an_in_flight_put_undoes_what_it_made(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -547,7 +547,7 @@ async def test_cancellation_during_an_in_flight_put_undoes_what_it_made(
 
 async def test_reschedule_revokes_and_creates_a_new_cancellation(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: SandboxServer,
     sandbox_admin: SandboxAdmin,
@@ -584,7 +584,7 @@ async def test_reschedule_revokes_and_creates_a_new_cancellation(
 
 async def test_rescheduling_a_draft_updates_it_in_place(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
@@ -620,7 +620,11 @@ async def cancelctl(*argv: str) -> int:
 
 
 async def test_draft_confirm_status_via_cli(
-    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+    cli_env: None,
+    client: Client,
+    worker: ProductWorkers,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
 ) -> None:
     order = f"ORD-{uid}"
     code = await cancelctl(
@@ -666,7 +670,11 @@ async def test_draft_confirm_status_via_cli(
 
 
 async def test_revoke_and_reschedule_via_cli(
-    cli_env: None, client: Client, worker: Worker, capsys: pytest.CaptureFixture[str], uid: str
+    cli_env: None,
+    client: Client,
+    worker: ProductWorkers,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
 ) -> None:
     churn = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     assert await cancelctl("cancel-order", f"ORD-{uid}", "--churn-time", churn) == 0
@@ -716,7 +724,7 @@ async def test_revoke_and_reschedule_via_cli(
 async def test_invalid_input_starts_nothing(
     cli_env: None,
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     sandbox_admin: SandboxAdmin,
     capsys: pytest.CaptureFixture[str],
     uid: str,

@@ -13,12 +13,19 @@ from temporalio.worker import PatchActivationInput, PollerBehaviorSimpleMaximum
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from config.settings import OrchestratorSettings, WorkerSettings
-from domain.common import SagaKind
+from domain.common import Provider, SagaKind
+from domain.lanes import lane_queue
 from domain.stn import TerminationRequest
 from starter import sagas
 from tests.conftest import SandboxEndpoint, provider_settings_for
 from tests.helpers import result_of
-from worker import WORKFLOW_PACKAGES, build_worker, provider_clients, tuning_options
+from worker import (
+    WORKFLOW_PACKAGES,
+    build_worker,
+    check_held_patches,
+    provider_clients,
+    tuning_options,
+)
 from workflows import patches
 
 
@@ -131,13 +138,13 @@ def test_held_patches_are_read_from_a_comma_separated_list(
 
 
 def test_an_unknown_patch_id_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ValidationError) as refused:
-        WorkerSettings(hold_patches="ledger-one-upsert-per-tusk")
+    with pytest.raises(ValueError) as refused:
+        check_held_patches(WorkerSettings(hold_patches="ledger-one-upsert-per-tusk").hold_patches)
 
     message = str(refused.value)
-    assert "hold_patches" in message
+    assert "CANCEL_WORKER_HOLD_PATCHES" in message
     assert "unknown patch id(s) ledger-one-upsert-per-tusk" in message
-    assert patches.GENERATION in message
+    assert patches.GENERATION in message and patches.ONE_UPSERT_PER_TASK in message
 
 
 def test_without_held_patches_every_patch_activates() -> None:
@@ -155,8 +162,9 @@ async def _history_of_an_immediate_termination(
     task_queue: str,
     subscription_id: str,
     tuning: WorkerSettings,
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The patch ids recorded and the search attributes upserted, in order."""
+) -> tuple[list[str], list[dict[str, Any]], set[str]]:
+    """The patch ids recorded, the search attributes upserted (in order) and the task
+    queues the provider calls were scheduled on."""
     settings = OrchestratorSettings(task_queue=task_queue)
     async with (
         provider_clients(provider_settings_for(sandbox)) as clients,
@@ -171,8 +179,10 @@ async def _history_of_an_immediate_termination(
         final = await result_of(client, started.workflow_id)
     assert final["phase"] == "COMPLETED"
     history = await client.get_workflow_handle(started.workflow_id).fetch_history()
-    markers, upserts = [], []
+    markers, upserts, queues = [], [], set()
     for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            queues.add(event.activity_task_scheduled_event_attributes.task_queue.name)
         if event.HasField("marker_recorded_event_attributes"):
             patch = event.marker_recorded_event_attributes.details["patch-data"].payloads[0]
             markers.append(json.loads(patch.data)["id"])
@@ -181,15 +191,16 @@ async def _history_of_an_immediate_termination(
             upserts.append(
                 {name: json.loads(value.data) for name, value in fields.indexed_fields.items()}
             )
-    return markers, upserts
+    return markers, upserts, queues
 
 
 async def test_a_new_run_records_one_patch_marker_and_upserts_once_per_task(
     client: Client, sandbox, task_queue: str, uid: str
 ) -> None:
     """Immediate termination, three workflow tasks: RECEIVED merges into SUBMITTING,
-    WAITING into POLLING; the shielded-submit patch is implied by the generation."""
-    markers, upserts = await _history_of_an_immediate_termination(
+    WAITING into POLLING; every earlier patch is implied by the generation, and sTN
+    is called on its lane."""
+    markers, upserts, queues = await _history_of_an_immediate_termination(
         client, sandbox, task_queue, f"SUB-GEN-{uid}", WorkerSettings()
     )
 
@@ -200,19 +211,39 @@ async def test_a_new_run_records_one_patch_marker_and_upserts_once_per_task(
     # The marker's own upsert, added by sdk-core: the fourth.
     assert upserts[0] == {"TemporalChangeVersion": [patches.GENERATION]}
     assert len(upserts) == 4
+    assert queues == {lane_queue(task_queue, Provider.STN)}
 
 
-async def test_a_held_generation_makes_new_runs_take_the_path_before_it(
+async def test_a_held_generation_makes_new_runs_take_the_generation_before_it(
     client: Client, sandbox, task_queue: str, uid: str
 ) -> None:
-    """A rolling upgrade: with the generation held, new runs ask each patch and
-    upsert at every phase change, as the release before did (its workers can replay them)."""
-    held = WorkerSettings(hold_patches=patches.GENERATION)
+    """A rolling upgrade: with lanes held, new runs record the generation before (one
+    marker, one upsert per task) and call sTN on the sagas' own queue, as the release
+    before did (its workers can replay them and serve their calls)."""
+    held = WorkerSettings(hold_patches=patches.PROVIDER_LANES)
 
-    markers, upserts = await _history_of_an_immediate_termination(
+    markers, upserts, queues = await _history_of_an_immediate_termination(
         client, sandbox, task_queue, f"SUB-HELD-{uid}", held
+    )
+
+    assert markers == [patches.ONE_UPSERT_PER_TASK]
+    statuses = [u["CancellationStatus"] for u in upserts if "CancellationStatus" in u]
+    assert statuses == ["SUBMITTING", "POLLING", "COMPLETED"]
+    assert queues == {task_queue}
+
+
+async def test_every_held_generation_makes_new_runs_ask_each_patch(
+    client: Client, sandbox, task_queue: str, uid: str
+) -> None:
+    """Both generations held: new runs ask each patch and upsert at every phase change,
+    as the release before the generations did."""
+    held = WorkerSettings(hold_patches=f"{patches.PROVIDER_LANES},{patches.ONE_UPSERT_PER_TASK}")
+
+    markers, upserts, queues = await _history_of_an_immediate_termination(
+        client, sandbox, task_queue, f"SUB-HELD-ALL-{uid}", held
     )
 
     assert markers == [patches.SHIELDED_SUBMIT]
     statuses = [u["CancellationStatus"] for u in upserts if "CancellationStatus" in u]
     assert statuses == ["RECEIVED", "SUBMITTING", "WAITING", "POLLING", "COMPLETED"]
+    assert queues == {task_queue}

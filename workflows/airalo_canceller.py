@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         cancellation_batches,
         format_airalo_date,
     )
+    from domain.lanes import before_deadline
 
 from workflows import airalo_steps, patches
 from workflows.ledger import SagaLedger, describe_failure
@@ -197,8 +198,11 @@ class FutureOrderCanceller:
     ) -> FutureOrdersListed | None:
         """One ``GET /v2/future-orders``; if it fails, these IDs end ``FAILED``: ``failure``."""
         self.lookups += 1
+        # Known cut-offs (a settling lookup) make it as urgent as the earliest of them.
+        cutoffs = [self.orders[i].latest_cancellation_date for i in request_ids if i in self.orders]
+        urgency = before_deadline(min(cutoffs, default=None), workflow.now())
         try:
-            return await airalo_steps.list_future_orders(request_ids)
+            return await airalo_steps.list_future_orders(request_ids, urgency=urgency)
         except ActivityError as error:
             if is_cancelled_exception(error):
                 raise

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RecreatedFutureOrder,
     )
     from domain.common import ErrorType
+    from domain.lanes import Urgency, before_deadline
     from domain.provider_activities import AiraloCalls
 
 from workflows.ledger import describe_failure
@@ -50,6 +51,7 @@ async def list_future_orders(
     *,
     from_due_date: datetime | None = None,
     to_due_date: datetime | None = None,
+    urgency: Urgency = Urgency.ROUTINE,
 ) -> FutureOrdersListed:
     """The listed (still existing) future orders: ``request_ids`` only, if given."""
     return await call(
@@ -60,6 +62,7 @@ async def list_future_orders(
             to_due_date=to_due_date,
         ),
         "Airalo GET /v2/future-orders",
+        urgency=urgency,
         retry_policy=AIRALO_RETRY,
     )
 
@@ -86,6 +89,8 @@ async def cancel_future_orders(
         AiraloCalls.cancel_future_orders,
         CancelFutureOrders(request_ids=list(request_ids)),
         f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
+        # A cut-off close: this call goes before everything else in Airalo's lane.
+        urgency=before_deadline(deadline, workflow.now()),
         retry_policy=AIRALO_RETRY,
         schedule_to_close_timeout=window,
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -107,6 +112,7 @@ async def create_future_order(
         AiraloCalls.create_future_order,
         CreateFutureOrder(order=order, identical_before=list(identical_before)),
         "Airalo POST /v2/future-orders (re-create)",
+        urgency=Urgency.UNDO,
         retry_policy=AIRALO_RETRY,
     )
 
@@ -126,6 +132,7 @@ async def recreate_future_orders(details: Sequence[FutureOrder]) -> list[Recreat
         existing = await list_future_orders(
             from_due_date=min(order.due_date for order in details),
             to_due_date=max(order.due_date for order in details),
+            urgency=Urgency.UNDO,
         )
     except ActivityError as error:
         reason = f"could not look up existing orders: {describe_failure(error)}"

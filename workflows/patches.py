@@ -3,16 +3,18 @@
 A ``workflow.patched`` call in a new run records a marker event and makes sdk-core
 upsert the ``TemporalChangeVersion`` search attribute: an event and a visibility
 write on the server each, per patch asked, per run, for as long as the patch stays
-in the code. A run that carries the marker of :data:`GENERATION` was started by
-code that already had every patch in :data:`SUPERSEDED`, so for such a run those
-are taken as given instead of being asked (and recorded) again. The run's first
-task records the one marker (``SagaLedger.open``); runs started before it ask for
-each patch exactly as they always did, so their histories replay unchanged
-(``tests/histories/*_before_upsert_per_task_patch.json``).
+in the code. A run that carries a generation's marker (:data:`GENERATIONS`) was
+started by code that already had every patch of that generation and the ones before
+it, so for such a run those are taken as given instead of being asked (and
+recorded) again. The run's first task records the one marker (``SagaLedger.open``);
+runs started before a generation carry an older marker, or none, and ask for each
+patch exactly as they always did, so their histories replay unchanged
+(``tests/histories/*_before_*_patch.json``).
 
-Adding a patch: define it here and ask :func:`patched` as usual (runs of this
+Adding a patch: define it here and ask :func:`patched` as usual (runs of the newest
 generation record it like any other). To make it a given for the runs after it,
-add the current :data:`GENERATION` to :data:`SUPERSEDED` and name a new one.
+put a new generation first in :data:`GENERATIONS`, its own patch its marker and the
+patches it takes for granted its set.
 """
 
 from __future__ import annotations
@@ -58,34 +60,69 @@ ONE_UPSERT_PER_TASK = "ledger-one-upsert-per-task"
 # Asked only on that path, so only such runs carry its marker.
 CHURN_COMPLETED_BILLING_NOT_UNDONE = "churn-completed-billing-not-undone"
 
-#: The newest patch: a run recorded with it started with every patch below already in.
-GENERATION = ONE_UPSERT_PER_TASK
+# 2026-12: each provider's calls on its own lane (task queue) with a priority
+# (domain/lanes.py); runs before it call every provider on the saga's own queue.
+# Also the newest generation marker (below).
+PROVIDER_LANES = "provider-lanes"
 
-#: Patches every run of :data:`GENERATION` has by construction.
-SUPERSEDED = frozenset(
-    {
-        SHIELDED_SUBMIT,
-        FOLLOW_STN_CANCELLATION,
-        AIRALO_SETTLE_UNNAMED_AFTER_422,
-        AIRALO_WAIT_OUT_LAST_INTERVAL,
-        CHURN_UNDO_LINE_FIRST,
-        CHURN_UNRECORDED_ORDERS_OWED,
-    }
+#: Generations, newest first: the marker a new run records (one, asked once) and the
+#: patches a run carrying it has by construction. A run of a generation has every
+#: patch of the generations after it in this tuple, and their markers.
+GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    (PROVIDER_LANES, frozenset({CHURN_COMPLETED_BILLING_NOT_UNDONE})),
+    (
+        ONE_UPSERT_PER_TASK,
+        frozenset(
+            {
+                SHIELDED_SUBMIT,
+                FOLLOW_STN_CANCELLATION,
+                AIRALO_SETTLE_UNNAMED_AFTER_422,
+                AIRALO_WAIT_OUT_LAST_INTERVAL,
+                CHURN_UNDO_LINE_FIRST,
+                CHURN_UNRECORDED_ORDERS_OWED,
+            }
+        ),
+    ),
 )
 
+#: The marker every new run records.
+GENERATION = GENERATIONS[0][0]
 
 #: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
-ALL = SUPERSEDED | {GENERATION, CHURN_COMPLETED_BILLING_NOT_UNDONE}
+ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches))
+
+
+def _implied(generation: int) -> frozenset[str]:
+    """The patches a run of ``GENERATIONS[generation]`` has without asking."""
+    return frozenset(
+        patch for marker, patches in GENERATIONS[generation:] for patch in (marker, *patches)
+    )
+
+
+def generation() -> int | None:
+    """The index in :data:`GENERATIONS` of the newest marker this run carries (recorded
+    at the first call in a new run); ``None`` for a run from before every generation.
+
+    A new run records only the newest marker: ``workflow.patched`` answers true at once.
+    A run recorded before it replays false for it (memoized for the run), and is asked
+    for the older markers in turn.
+    """
+    for index, (marker, _) in enumerate(GENERATIONS):
+        if workflow.patched(marker):
+            return index
+    return None
 
 
 def current() -> bool:
-    """Whether this run started under :data:`GENERATION` (its marker recorded at the
-    first call in a new run)."""
-    return workflow.patched(GENERATION)
+    """Whether this run carries a generation marker (its search attributes are upserted
+    once per workflow task, ``workflows/ledger.py``)."""
+    return generation() is not None
 
 
 def patched(patch_id: str) -> bool:
-    """``workflow.patched(patch_id)``, answered without a marker for this generation."""
-    if patch_id in SUPERSEDED and current():
+    """``workflow.patched(patch_id)``, answered without a marker when the run's
+    generation implies it."""
+    run_generation = generation()
+    if run_generation is not None and patch_id in _implied(run_generation):
         return True
     return workflow.patched(patch_id)

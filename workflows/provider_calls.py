@@ -1,22 +1,32 @@
-"""How a workflow calls a provider activity: timeouts and retries, defined once.
+"""How a workflow calls a provider activity: lane, priority, timeouts and retries, once.
 
 Every provider step (``stn_steps``, ``rebilly_steps``, ``airalo_steps``) goes
 through :func:`call` or :func:`poll`, so the same rules hold for every provider:
 transient faults and 429s are retried with backoff (a 429 after the provider's
-own retry-after), a rejection never is.
+own retry-after), a rejection never is. Each call runs on its provider's lane (its
+own task queue, ``domain/lanes.py``) with a priority: the call's own urgency, raised
+to :data:`~domain.lanes.Urgency.UNDO` while the saga applies an operator's request
+or compensates (:func:`urgent`). Runs started before lanes (patch ``provider-lanes``)
+call every provider on the saga's own task queue.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio import activity, workflow
+from temporalio.common import Priority, RetryPolicy
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from domain.common import ErrorType
+    from domain.lanes import Urgency, lane_queue, provider_of
+
+from workflows import patches
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -59,11 +69,33 @@ POLL_RETRY = RetryPolicy(
 POLL_ROUND = timedelta(days=1)
 
 
+# The urgency every call of the current task has at least (an operator's request, a
+# compensation). A context variable: a task the saga starts inherits it, others do not.
+_floor: ContextVar[Urgency | None] = ContextVar("urgency_floor", default=None)
+
+
+@contextlib.contextmanager
+def urgent(urgency: Urgency = Urgency.UNDO) -> Iterator[None]:
+    """Every call made inside (and in tasks started inside) is at least this urgent."""
+    token = _floor.set(min(urgency, _floor.get() or urgency))
+    try:
+        yield
+    finally:
+        _floor.reset(token)
+
+
+def _lane_of(activity_method: ProviderActivity[Any, Any]) -> str:
+    definition = activity._Definition.must_from_callable(activity_method)
+    assert definition.name is not None, "provider activities are declared with a name"
+    return lane_queue(workflow.info().task_queue, provider_of(definition.name))
+
+
 async def call(
-    activity: ProviderActivity[A, T],
+    activity_method: ProviderActivity[A, T],
     arg: A,
     summary: str,
     *,
+    urgency: Urgency = Urgency.ROUTINE,
     retry_policy: RetryPolicy = CALL_RETRY,
     schedule_to_close_timeout: timedelta = CALL_DEADLINE,
     cancellation_type: workflow.ActivityCancellationType = (
@@ -71,8 +103,13 @@ async def call(
     ),
 ) -> T:
     """One provider call, retried until it succeeds, is rejected, or the deadline passes."""
+    lane: dict[str, Any] = {}
+    if patches.patched(patches.PROVIDER_LANES):
+        floor = _floor.get()
+        lane["task_queue"] = _lane_of(activity_method)
+        lane["priority"] = Priority(priority_key=min(urgency, floor or urgency))
     return await workflow.execute_activity_method(
-        activity,
+        activity_method,
         arg,
         start_to_close_timeout=CALL_TIMEOUT,
         heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -80,11 +117,26 @@ async def call(
         retry_policy=retry_policy,
         summary=summary,
         cancellation_type=cancellation_type,
+        **lane,
     )
 
 
-async def poll(activity: ProviderActivity[A, T], arg: A, summary: str) -> T:
-    """Ask until the provider's status is final (the activity raises while pending)."""
+async def poll(
+    activity_method: ProviderActivity[A, T],
+    arg: A,
+    summary: str,
+    *,
+    urgency: Urgency = Urgency.BULK,
+) -> T:
+    """Ask until the provider's status is final (the activity raises while pending).
+
+    Bulk by default: a wave's polls go after every other call in their lane.
+    """
     return await call(
-        activity, arg, summary, retry_policy=POLL_RETRY, schedule_to_close_timeout=POLL_ROUND
+        activity_method,
+        arg,
+        summary,
+        urgency=urgency,
+        retry_policy=POLL_RETRY,
+        schedule_to_close_timeout=POLL_ROUND,
     )

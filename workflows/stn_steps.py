@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.lanes import Urgency, for_date
     from domain.provider_activities import StnCalls
     from domain.stn import (
         Activation,
@@ -24,14 +25,20 @@ from workflows.provider_calls import call, poll
 
 
 async def submit_termination(request: SubmitTermination) -> SubmittedTermination:
-    return await call(StnCalls.submit_termination, request, "sTN TerminateSubscription")
+    urgency = for_date(request.wish_date, workflow.now())
+    return await call(
+        StnCalls.submit_termination, request, "sTN TerminateSubscription", urgency=urgency
+    )
 
 
-async def await_activation_final(activation_id: str) -> ActivationChecked:
+async def await_activation_final(
+    activation_id: str, *, urgency: Urgency = Urgency.BULK
+) -> ActivationChecked:
     return await poll(
         StnCalls.await_activation_final,
         AwaitActivation(activation_id=activation_id),
         "sTN QueryActivation until DONE/ERROR",
+        urgency=urgency,
     )
 
 
@@ -71,16 +78,20 @@ async def cancel_termination(request: CancelTermination) -> Undo:
     termination's id is known, one read confirms it did not execute anyway.
     """
     cancellation = await call(
-        StnCalls.cancel_termination, request, "sTN CancelTerminateSubscription"
+        StnCalls.cancel_termination,
+        request,
+        "sTN CancelTerminateSubscription",
+        urgency=Urgency.UNDO,
     )
     if cancellation is None or not patches.patched(patches.FOLLOW_STN_CANCELLATION):
         return Undo(cancellation, followed=False)
-    decided = (await await_activation_final(cancellation.id)).activation
+    decided = (await await_activation_final(cancellation.id, urgency=Urgency.UNDO)).activation
     if not decided.is_done or request.activation_id is None:
         return Undo(decided)
     termination = await call(
         StnCalls.get_activation,
         AwaitActivation(activation_id=request.activation_id),
         "sTN QueryActivation: the cancelled termination did not execute",
+        urgency=Urgency.UNDO,
     )
     return Undo(decided, termination)

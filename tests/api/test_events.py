@@ -12,7 +12,6 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
@@ -22,6 +21,7 @@ from starter.api.idempotency import event_key
 from starter.kinds import KINDS
 from tests.api.conftest import ROOT
 from tests.helpers import eventually, wait_for_phase
+from worker import ProductWorkers
 
 CLOUDEVENTS = {"Content-Type": "application/cloudevents+json"}
 
@@ -90,7 +90,7 @@ def test_the_event_tables_in_the_docs_are_the_registrys() -> None:
 
 @pytest.mark.parametrize("event_type", list(CASES))
 async def test_each_event_type_starts_its_saga(
-    http: httpx.AsyncClient, worker: Worker, uid: str, event_type: str
+    http: httpx.AsyncClient, worker: ProductWorkers, uid: str, event_type: str
 ) -> None:
     make_data, workflow_type = CASES[event_type]
 
@@ -133,7 +133,7 @@ async def test_the_same_event_three_times_is_one_run(
 
 
 async def test_the_same_event_after_the_saga_completed_is_still_that_run(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     delivered = event("line.termination_requested", {"subscriptionId": f"SUB-{uid}"})
     first = await http.post("/v1/events", json=delivered)
@@ -152,7 +152,7 @@ async def test_the_same_event_after_the_saga_completed_is_still_that_run(
 
 
 async def test_a_redelivered_event_whose_wish_date_has_passed_is_still_that_run(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     """Issue #10 (defect 4): event buses redeliver hours later; a churn accepted while its
     date lay ahead was answered 422 "in the past" on redelivery instead of with its run."""

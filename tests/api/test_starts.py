@@ -10,14 +10,14 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
 from tests.api.conftest import ADMIN_TOKEN, BILLING_TOKEN, ApiProcess, bearer
 from tests.helpers import eventually, wait_for_phase
+from worker import ProductWorkers
 
 
 async def test_start_returns_202_with_the_workflow_id_and_a_status_url(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     response = await http.post(
         "/v1/line-terminations", json={"subscriptionId": f"SUB-{uid}", "customerId": f"C-{uid}"}
@@ -60,7 +60,7 @@ async def test_a_second_request_for_an_open_saga_attaches(
 
 
 async def test_idempotency_key_header_answers_a_retry_and_refuses_another_body(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     key = {"Idempotency-Key": f"crm-{uid}"}
     body = {"orderId": f"ord-{uid}", "churnTimePolicy": "at-next-renewal", "draft": True}
@@ -83,7 +83,7 @@ async def test_idempotency_key_header_answers_a_retry_and_refuses_another_body(
 
 
 async def test_a_redelivery_after_its_wish_date_passed_is_answered_with_its_run(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     """Issue #10 (defect 4): a request accepted while its date lay ahead, redelivered
     after the date passed, got 422 "in the past" instead of the run it started."""

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from sandbox.testing import SandboxAdmin
 from tests.helpers import eventually, wait_for_phase
+from worker import ProductWorkers
 
 
 def in_days(days: float) -> str:
@@ -17,7 +17,7 @@ def in_days(days: float) -> str:
 
 
 async def test_reschedule_then_revoke_a_waiting_termination(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     started = await http.post(
         "/v1/line-terminations", json={"subscriptionId": f"SUB-{uid}", "wishDate": in_days(2)}
@@ -48,7 +48,11 @@ async def test_reschedule_then_revoke_a_waiting_termination(
 
 
 async def test_a_refusal_by_the_saga_is_409_with_its_reason_and_confirm_works_on_a_draft(
-    http: httpx.AsyncClient, client: Client, worker: Worker, sandbox_admin: SandboxAdmin, uid: str
+    http: httpx.AsyncClient,
+    client: Client,
+    worker: ProductWorkers,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
 ) -> None:
     confirmed_order, draft_order = f"ord-{uid}", f"ord-draft-{uid}"
     for order in (confirmed_order, draft_order):
@@ -74,7 +78,7 @@ async def test_a_refusal_by_the_saga_is_409_with_its_reason_and_confirm_works_on
 
 
 async def test_resolve_is_validated_and_refused_outside_needs_attention(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     started = await http.post(
         "/v1/customer-churns",
@@ -96,7 +100,7 @@ async def test_resolve_is_validated_and_refused_outside_needs_attention(
 
 
 async def test_cancel_compensates_and_stops(
-    http: httpx.AsyncClient, client: Client, worker: Worker, uid: str
+    http: httpx.AsyncClient, client: Client, worker: ProductWorkers, uid: str
 ) -> None:
     started = await http.post(
         "/v1/line-terminations", json={"subscriptionId": f"SUB-{uid}", "wishDate": in_days(2)}

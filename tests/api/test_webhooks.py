@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain import search_attributes as sa
@@ -30,6 +29,7 @@ from tests.api.conftest import (
 )
 from tests.conftest import TestSandbox
 from tests.helpers import eventually, status_of, wait_for_phase
+from worker import ProductWorkers
 
 AIRALO_HOOK = "/v1/webhooks/airalo"
 REBILLY_HOOK = "/v1/webhooks/rebilly"
@@ -71,7 +71,7 @@ async def start_churn_holding(
 
 async def test_a_fired_order_reaches_the_saga_that_holds_it(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     api: ApiProcess,
@@ -95,7 +95,7 @@ async def test_a_fired_order_reaches_the_saga_that_holds_it(
 
 async def test_a_forged_or_missing_signature_is_401_and_no_saga_hears_of_it(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     api: ApiProcess,
@@ -130,7 +130,7 @@ async def test_a_forged_or_missing_signature_is_401_and_no_saga_hears_of_it(
 @pytest.mark.own_sandbox  # points the sandbox's Rebilly webhooks at the API
 async def test_a_reactivation_behind_our_back_is_shown_once_however_often_delivered(
     client: Client,
-    worker: Worker,
+    worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox: TestSandbox,
     sandbox_admin: SandboxAdmin,

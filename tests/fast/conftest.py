@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from tests.fast.fakes import FakeProviders
-from worker import WORKFLOWS
+from worker import ProductWorkers, ProviderClients, build_worker
 
 
 @pytest.fixture
@@ -26,12 +25,9 @@ def fakes() -> FakeProviders:
 @pytest.fixture
 async def fake_worker(
     client: Client, task_queue: str, fakes: FakeProviders
-) -> AsyncIterator[Worker]:
-    """The production workflows on a fresh queue, every activity answered by ``fakes``."""
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=fakes.activities(),
-    ) as running:
+) -> AsyncIterator[ProductWorkers]:
+    """The production workflows on a fresh queue, with their lanes, every activity
+    answered by ``fakes``."""
+    clients = ProviderClients.of(fakes.activities())
+    async with build_worker(client, task_queue, clients) as running:
         yield running

@@ -29,6 +29,7 @@ from tests.fast.nimbus.domain import (
 from tests.fast.nimbus.kinds import LINE_AND_PLAN_KIND, PLAN
 from tests.fast.polling import wait_for_phase
 from tests.helpers import result_of
+from worker import ProductWorkers, ProviderClients, build_worker
 
 SCHEDULE = NimbusActivity.SCHEDULE_CANCELLATION
 AWAIT_EFFECTIVE = NimbusActivity.AWAIT_EFFECTIVE
@@ -56,15 +57,13 @@ def nimbus() -> FakeNimbus:
 @pytest.fixture
 async def nimbus_worker(
     client: Client, task_queue: str, fakes: FakeProviders, nimbus: FakeNimbus
-) -> AsyncIterator[Worker]:
+) -> AsyncIterator[ProductWorkers]:
     """Nimbus's kinds registered for the test; the worker runs every registered kind."""
     with KINDS.register(PLAN), KINDS.register(LINE_AND_PLAN_KIND):
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[spec.workflow for spec in KINDS],
-            activities=[*fakes.activities(), *nimbus.activities()],
-        ) as running:
+        # Nimbus gets a lane of its own like every provider: its activities' names say whose.
+        clients = ProviderClients.of([*fakes.activities(), *nimbus.activities()])
+        workflows = [spec.workflow for spec in KINDS]
+        async with build_worker(client, task_queue, clients, workflows=workflows) as running:
             yield running
 
 
