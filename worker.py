@@ -243,13 +243,18 @@ async def main() -> None:
     # phone numbers (PII) in their URLs.
     configure_logging(telemetry)
     settings = OrchestratorSettings()
+    # Every setting is checked before anything connects: a wrong one stops the worker
+    # here, named (LaneLimitError, ValueError, pydantic's ValidationError).
+    tuning = WorkerSettings()
+    check_held_patches(tuning.hold_patches)
+    lane_limits(entry.provider for entry in PROVIDERS)
     # One Runtime for the process: the SDK's metrics and ours on one Prometheus endpoint.
     process_runtime = runtime(telemetry.metrics_worker_address)
     tracing = start_tracing(telemetry, "cancellation-worker")
     try:
         client = await connect(runtime=process_runtime, interceptors=tracing_interceptors(tracing))
         async with provider_clients(tracing=tracing) as clients:
-            workers = build_worker(client, settings.task_queue, clients, WorkerSettings())
+            workers = build_worker(client, settings.task_queue, clients, tuning)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

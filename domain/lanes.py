@@ -25,10 +25,11 @@ ACTIVITY_PROVIDER_SEPARATOR = "."
 #: of this many first polls at its limit ...
 WAVE_FOR_SPREAD = 10_000
 #: ... but never longer than this: the provider already holds the effect with its date,
-#: only the saga's observation of it moves.
+#: only the saga's observation of it moves. A lane without a limit takes a wave as it
+#: comes: no spread.
 MAX_OBSERVATION_SPREAD = timedelta(minutes=15)
-#: A lane without a limit: the spread only smooths the burst of timers on the server.
-UNLIMITED_OBSERVATION_SPREAD = timedelta(minutes=1)
+#: The run's memo entry (set at its start, ``starter/lanes.py``): lane → spread in seconds.
+MEMO_OBSERVATION_SPREAD = "observationSpreadSeconds"
 #: A call for an order whose provider cut-off is closer than this is a deadline call.
 DEADLINE_HORIZON = timedelta(hours=6)
 #: A submit for a date further ahead than this is bulk work (month-end files).
@@ -79,11 +80,10 @@ def observation_spread(calls_per_second: float | None) -> timedelta:
     """The window over which a wave's first polls after their wish date are spread.
 
     The time the lane needs for :data:`WAVE_FOR_SPREAD` first polls at its limit, at
-    most :data:`MAX_OBSERVATION_SPREAD`; a lane without a limit only smooths the burst
-    of timers (:data:`UNLIMITED_OBSERVATION_SPREAD`).
+    most :data:`MAX_OBSERVATION_SPREAD`; none for a lane without a limit.
     """
     if calls_per_second is None:
-        return UNLIMITED_OBSERVATION_SPREAD
+        return timedelta(0)
     return min(MAX_OBSERVATION_SPREAD, timedelta(seconds=WAVE_FOR_SPREAD / calls_per_second))
 
 

@@ -33,7 +33,9 @@ from domain.common import (
     SagaQuery,
     parse_request,
 )
+from domain.lanes import MEMO_OBSERVATION_SPREAD
 from domain.stn import check_future_wish_date
+from starter import lanes
 from starter.kinds import KINDS
 
 
@@ -181,6 +183,11 @@ async def _start_or_attach(
     completed = _completed_run(latest)
     if completed is not None:
         return completed
+    memo: dict[str, Any] = delivery.memo() if delivery else {}
+    spreads = await lanes.observation_spreads(client, settings.task_queue)
+    if spreads:
+        # A wave's first polls spread over its lanes' time (domain/lanes.py): fixed now.
+        memo[MEMO_OBSERVATION_SPREAD] = spreads
     try:
         handle = await client.start_workflow(
             run,
@@ -189,7 +196,7 @@ async def _start_or_attach(
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=summary,
-            memo=delivery.memo() if delivery else None,
+            memo=memo or None,
             search_attributes=TypedSearchAttributes(
                 [
                     *routing,

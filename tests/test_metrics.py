@@ -231,6 +231,14 @@ async def test_worker_and_api_expose_saga_provider_and_request_metrics(
     notices = "cancel_api_webhook_notices_total"
     assert total(api_metrics, notices, provider="airalo", outcome="unauthenticated") == 1
     assert total(api_metrics, notices, provider="airalo", outcome="unrouted") == 1
+    # Each provider lane, as Temporal reports it (none is limited in this test).
+    for provider in Provider:
+        lane = {"lane": provider.value}
+        assert any(
+            s.name == "cancel_lane_backlog" and s.labels.get("lane") == provider.value
+            for s in api_metrics
+        )
+        assert total(api_metrics, "cancel_lane_limit_per_second", **lane) == 0
 
 
 async def _drive_sagas(

@@ -38,6 +38,7 @@ from workflows.inflight import InflightStep
 from workflows.ledger import SagaLedger, describe_failure
 from workflows.operator_updates import Reschedulable
 from workflows.parts import ProviderPart, StepFailed
+from workflows.provider_calls import urgent
 from workflows.provider_notices import NoticeBoard, ReceivesNotices
 from workflows.steering import Refused, RequestHandlers, Steering
 from workflows.stn_line import StnLine
@@ -204,6 +205,10 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
 
     async def _unwind(self, cause: str) -> None:
         """Undo every part (see :meth:`_undo_parts`). Failures stay as pending actions."""
+        with urgent():  # a compensation's calls go before routine work in their lanes
+            await self._undo_every_part(cause)
+
+    async def _undo_every_part(self, cause: str) -> None:
         self._cause = cause
         self._ledger.enter(SagaPhase.COMPENSATING, cause)
         if self._step.running:

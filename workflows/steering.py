@@ -35,7 +35,9 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 with workflow.unsafe.imports_passed_through():
     from domain.churn import ResolveRequest
     from domain.common import OperatorRequestKind, RescheduleRequest, RevokeRequest, SagaPhase
+    from domain.lanes import MEMO_OBSERVATION_SPREAD, observation_delay
 
+from workflows import patches
 from workflows.ledger import LedgerWatcher, SagaLedger, describe_failure
 from workflows.operator_inbox import (
     ConfirmRequest,
@@ -43,6 +45,7 @@ from workflows.operator_inbox import (
     OperatorPayload,
     OperatorRequest,
 )
+from workflows.provider_calls import urgent
 from workflows.saga_metrics import SagaMetrics
 
 T = TypeVar("T")
@@ -130,7 +133,9 @@ class Steering(LedgerWatcher):
                 cancelled_calls_compensate() or not isinstance(error, ActivityError)
             )
             if cancelled:
-                await asyncio.shield(asyncio.ensure_future(compensate("workflow cancelled")))
+                with urgent():  # a compensation's calls go before routine work in their lanes
+                    undoing = asyncio.ensure_future(compensate("workflow cancelled"))
+                await asyncio.shield(undoing)
                 raise
             if not isinstance(error, ActivityError):
                 raise
@@ -185,7 +190,9 @@ class Steering(LedgerWatcher):
         """
         request = self.inbox.take()
         try:
-            await handlers.apply(request.payload, otherwise or f"cannot {request.kind} now")
+            # An operator waits for the answer: its calls go before routine work.
+            with urgent():
+                await handlers.apply(request.payload, otherwise or f"cannot {request.kind} now")
             request.finish()
         except (ActivityError, Refused) as error:
             request.finish(describe_failure(error))
@@ -224,14 +231,37 @@ class Steering(LedgerWatcher):
     ) -> None:
         """One step of a saga that waits for its due date, then polls its provider.
 
-        Awaiting the due date: the durable timer to ``due``, then following the provider
-        (``POLLING``, noting ``reached``) unless a request came first; following: ``poll``.
+        Awaiting the due date: the durable timer to ``due`` and the saga's place in its
+        wave (:meth:`observation_delay`), then following the provider (``POLLING``,
+        noting ``reached``) unless a request came first; following: ``poll``.
         """
         if self.stage is not Stage.AWAITING_DUE:
             await poll()
-        elif await self.wait_until(due):
+            return
+        delay = self.observation_delay(due)
+        if await self.wait_until(due + delay if due is not None else None):
             self.stage = Stage.FOLLOWING
+            if delay > timedelta(0):
+                reached += f" (looked at {delay} after it: this saga's place in the wave)"
             self.ledger.enter(SagaPhase.POLLING, reached)
+
+    def observation_delay(self, due: datetime | None) -> timedelta:
+        """How long after ``due`` the saga first looks at its provider.
+
+        Sagas due at the same moment do not all poll in the same second: each takes its
+        place (a hash of its workflow id) in the window its start fixed in the memo for
+        its slowest lane (``domain/lanes.py``). Only a saga that waited for ``due``
+        (due after the run started) and runs with lanes (patch ``provider-lanes``);
+        the provider already holds the effect for ``due``, only the observation moves.
+        """
+        info = workflow.info()
+        if due is None or due <= info.start_time or not patches.patched(patches.PROVIDER_LANES):
+            return timedelta(0)
+        spreads = workflow.memo_value(
+            MEMO_OBSERVATION_SPREAD, default={}, type_hint=dict[str, float]
+        )
+        seconds = max((spreads.get(p, 0.0) for p in self.ledger.providers), default=0.0)
+        return observation_delay(info.workflow_id, timedelta(seconds=seconds))
 
     async def poll_interruptibly(
         self, poll: Awaitable[T], *, still_pending: str | None = None

@@ -9,6 +9,9 @@ Telemetry (:class:`ApiTelemetry`, built by ``python -m starter.api``; see
 * ``cancel_api_webhook_notices_total{provider, outcome}``: provider webhooks;
 * ``cancel_sagas_needing_attention{kind}``: a gauge of the running sagas waiting in
   ``NEEDS_ATTENTION``, counted from visibility every ``attention_refresh_seconds``;
+* ``cancel_lane_backlog{lane}``, ``cancel_lane_oldest_waiting_seconds{lane}``,
+  ``cancel_lane_limit_per_second{lane}``: each provider lane as Temporal reports it
+  (``starter.lanes``), refreshed on the same period;
 
 and, when tracing is on, a server span per request whose trace the Temporal client
 carries into the workflow start.
@@ -39,11 +42,13 @@ from config.telemetry import Tracing, tracing_interceptors
 from config.temporal import connect
 from domain import search_attributes as sa
 from domain.common import SagaPhase
+from starter import lanes
 from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
 from starter.api.routes import events, health, sagas, starts, webhooks
+from starter.api.routes import lanes as lanes_routes
 from starter.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,9 @@ API_REQUESTS = "cancel_api_requests_total"
 API_SAGAS_STARTED = "cancel_api_sagas_started_total"
 API_WEBHOOK_NOTICES = "cancel_api_webhook_notices_total"
 SAGAS_NEEDING_ATTENTION = "cancel_sagas_needing_attention"
+LANE_BACKLOG = "cancel_lane_backlog"
+LANE_OLDEST_WAITING = "cancel_lane_oldest_waiting_seconds"
+LANE_LIMIT = "cancel_lane_limit_per_second"
 #: Webhook routes and the provider each is from.
 WEBHOOK_ROUTES = {"POST /v1/webhooks/airalo": "airalo", "POST /v1/webhooks/rebilly": "rebilly"}
 
@@ -91,8 +99,12 @@ def create_app(
     )
     lifespan = None
     if meter is not None:
-        lifespan = _counting_attention(
-            gateway, meter, telemetry.attention_refresh_seconds, api_settings
+        lifespan = _refreshing_fleet_gauges(
+            gateway,
+            meter,
+            telemetry.attention_refresh_seconds,
+            api_settings,
+            (orchestrator_settings or OrchestratorSettings()).task_queue,
         )
     app = FastAPI(
         title=openapi.TITLE,
@@ -104,7 +116,13 @@ def create_app(
     app.state.orchestrator_settings = orchestrator_settings or OrchestratorSettings()
     app.state.authenticator = Authenticator(api_settings.keys)
     app.state.gateway = gateway
-    routers = (starts.build_router(), events.build_router(), sagas.router, webhooks.router)
+    routers = (
+        starts.build_router(),
+        events.build_router(),
+        sagas.router,
+        lanes_routes.router,
+        webhooks.router,
+    )
     for router in (*routers, health.router):
         app.include_router(router)
     errors.install(app, api_settings.retry_after_seconds)
@@ -257,17 +275,30 @@ def attention_query(kind: str) -> str:
     )
 
 
-def _counting_attention(
-    gateway: TemporalGateway, meter: MetricMeter, every: float, settings: ApiSettings
+def _refreshing_fleet_gauges(
+    gateway: TemporalGateway,
+    meter: MetricMeter,
+    every: float,
+    settings: ApiSettings,
+    task_queue: str,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """A lifespan that keeps the ``cancel_sagas_needing_attention`` gauge current.
+    """A lifespan that keeps the fleet's gauges current: ``cancel_sagas_needing_attention``
+    and each provider lane's backlog, oldest waiting call and limit.
 
     A gauge of "how many now" cannot be summed from the worker's counters (a saga
-    leaves NEEDS_ATTENTION when an operator resolves it, or its run is terminated),
-    so it is asked of visibility, which is eventually consistent, on a fixed period.
+    leaves NEEDS_ATTENTION when an operator resolves it, or its run is terminated; a
+    lane's backlog is the server's), so it is asked of Temporal on a fixed period:
+    visibility (eventually consistent) for the sagas, the task queues for the lanes.
     """
-    gauge = meter.create_gauge(
+    attention = meter.create_gauge(
         SAGAS_NEEDING_ATTENTION, "Running sagas in NEEDS_ATTENTION, by kind (from visibility)"
+    )
+    backlog = meter.create_gauge(LANE_BACKLOG, "Provider calls waiting in each lane")
+    oldest = meter.create_gauge_float(
+        LANE_OLDEST_WAITING, "How long each lane's oldest waiting call has waited", "s"
+    )
+    limit = meter.create_gauge_float(
+        LANE_LIMIT, "Each lane's limit in calls per second (0: no limit)"
     )
     timeout = timedelta(seconds=settings.temporal_timeout_seconds)
 
@@ -279,13 +310,18 @@ def _counting_attention(
                 for spec in KINDS:
                     query = attention_query(spec.kind)
                     found = await client.count_workflows(query, rpc_timeout=timeout)
-                    gauge.set(found.count, {"kind": str(spec.kind)})
+                    attention.set(found.count, {"kind": str(spec.kind)})
+                for lane in await lanes.describe_lanes(client, task_queue):
+                    labels = {"lane": lane.provider}
+                    backlog.set(lane.backlog, labels)
+                    oldest.set(lane.oldest_waiting_seconds, labels)
+                    limit.set(lane.limit_per_second or 0.0, labels)
                 failing = False
             except Exception as error:  # Temporal down: keep the last values, try again
                 # Said once per outage, not every period.
                 log.log(
                     logging.DEBUG if failing else logging.WARNING,
-                    "could not count the sagas needing attention: %s",
+                    "could not refresh the sagas needing attention and the lanes: %s",
                     error,
                 )
                 failing = True

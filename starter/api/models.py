@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.common import CamelModel, FieldProblem
+from starter.lanes import LaneState
 from starter.sagas import SagaListing
 
 
@@ -31,6 +32,12 @@ class SagaListed(SagaListing):
 
 class SagaList(CamelModel):
     sagas: list[SagaListed]
+
+
+class LaneList(CamelModel):
+    """``GET /v1/lanes``: every provider lane (``starter.lanes.LaneState``)."""
+
+    lanes: list[LaneState]
 
 
 class CancelRequested(CamelModel):

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from starter.lanes import LaneState
 from starter.sagas import SagaListing
 
 _STATUS_HEADER_KEYS = frozenset({"workflowId", "workflowType", "phase", "runStatus", "steps"})
@@ -43,4 +44,18 @@ def print_listing(rows: Iterable[SagaListing]) -> None:
         print(
             f"{row.workflow_id:<44} {row.workflow_type:<24} {row.phase or '-':<16} {wish:<26} "
             f"{row.customer_id or '-'}"
+        )
+
+
+def print_lanes(lanes: Iterable[LaneState]) -> None:
+    print(
+        f"{'LANE':<10} {'TASK QUEUE':<40} {'LIMIT/S':>8}  {'SET BY':<20} {'BACKLOG':>8} "
+        f"{'OLDEST':>9} {'WORKERS':>7}  SPREAD"
+    )
+    for lane in lanes:
+        limit = f"{lane.limit_per_second:g}" if lane.limit_per_second is not None else "none"
+        print(
+            f"{lane.provider:<10} {lane.task_queue:<40} {limit:>8}  {lane.limit_source:<20} "
+            f"{lane.backlog:>8} {lane.oldest_waiting_seconds:>8.1f}s {lane.pollers:>7}  "
+            f"{lane.observation_spread_seconds:g}s"
         )

@@ -22,6 +22,14 @@ class ControlCommand(StrEnum):
 
     CANCEL = "cancel"
     LIST = "list"
+    LANES = "lanes"
+
+
+class LaneCommand(StrEnum):
+    """``cancelctl lanes`` sub-commands (without one: show every lane)."""
+
+    SET = "set"
+    RESET = "reset"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,3 +104,33 @@ def _add_workflow_controls(commands: argparse._SubParsersAction[argparse.Argumen
     listing.add_argument("--status", metavar="S", help="phase, e.g. WAITING, COMPLETED, REVOKED")
     listing.add_argument("--customer-id", metavar="ID")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
+    _add_lanes(commands)
+
+
+def _add_lanes(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lanes = commands.add_parser(
+        ControlCommand.LANES,
+        help="show each provider lane (limit, backlog, oldest waiting call), or set its limit",
+        description="Each provider's calls run on a lane of their own (the task queue "
+        "<CANCEL_TASK_QUEUE>-<provider>), at most at the lane's limit for all workers "
+        "together. Without a sub-command: every lane, its limit and where it comes from, "
+        "its backlog and how long its oldest call has waited.",
+    )
+    lanes.add_argument("--json", action="store_true", help="print the lanes as JSON")
+    actions = lanes.add_subparsers(dest="lane_command", metavar="ACTION")
+    change = actions.add_parser(
+        LaneCommand.SET,
+        help="set a lane's limit for every worker at once (no restart)",
+        description="Overrides the workers' CANCEL_<PROVIDER>_MAX_CALLS_PER_SECOND until "
+        "`cancelctl lanes reset`.",
+    )
+    change.add_argument("provider", metavar="PROVIDER", help="stn, rebilly or airalo")
+    change.add_argument(
+        "--max-calls-per-second", type=float, required=True, metavar="N", help="above 0"
+    )
+    change.add_argument("--reason", metavar="TEXT", help="kept with the setting in Temporal")
+    reset = actions.add_parser(
+        LaneCommand.RESET,
+        help="remove a limit set with `lanes set`: the workers' own setting applies again",
+    )
+    reset.add_argument("provider", metavar="PROVIDER", help="stn, rebilly or airalo")

@@ -23,9 +23,9 @@ from domain.common import (
     SagaQuery,
     parse_request,
 )
-from starter import sagas
+from starter import lanes, sagas
 from starter.cli import output
-from starter.cli.parser import ControlCommand
+from starter.cli.parser import ControlCommand, LaneCommand
 from starter.kind_flags import parse_datetime
 from starter.kinds import KINDS
 
@@ -68,6 +68,8 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return lambda client: _status(client, workflow_id, as_json=args.json)
         case ControlCommand.CANCEL:
             return lambda client: _cancel(client, workflow_id)
+        case ControlCommand.LANES:
+            return _lane_command(args, settings)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
             sagas.check_list_limit(args.limit)
@@ -133,4 +135,33 @@ async def _cancel(client: Client, workflow_id: str) -> int:
 
 async def _list(client: Client, phase: str | None, customer_id: str | None, limit: int) -> int:
     output.print_listing(await sagas.list_sagas(client, phase, customer_id, limit))
+    return EXIT_OK
+
+
+def _lane_command(args: argparse.Namespace, settings: OrchestratorSettings) -> Command:
+    """``cancelctl lanes [set|reset]``: input checked here, before connecting."""
+    queue = settings.task_queue
+    if args.lane_command is None:
+        return lambda client: _show_lanes(client, queue, as_json=args.json)
+    lanes.check_provider(args.provider)
+    limit = None
+    if args.lane_command == LaneCommand.SET:
+        limit = args.max_calls_per_second
+        lanes.check_limit(limit)
+    reason = getattr(args, "reason", None)
+
+    async def change(client: Client) -> int:
+        lane = await lanes.set_lane_limit(client, queue, args.provider, limit, reason)
+        output.print_lanes([lane])
+        return EXIT_OK
+
+    return change
+
+
+async def _show_lanes(client: Client, task_queue: str, *, as_json: bool) -> int:
+    found = await lanes.describe_lanes(client, task_queue)
+    if as_json:
+        output.print_json([lane.model_dump(mode="json", by_alias=True) for lane in found])
+    else:
+        output.print_lanes(found)
     return EXIT_OK

@@ -19,10 +19,11 @@ from temporalio.client import Client
 from config.settings import OrchestratorSettings, WorkerSettings
 from domain.airalo import AiraloActivity
 from domain.common import Provider, SagaKind
-from domain.lanes import Urgency, lane_queue
+from domain.lanes import MEMO_OBSERVATION_SPREAD, Urgency, lane_queue, observation_delay
 from domain.stn import StnActivity, TerminationRequest
 from starter import sagas
 from starter.kinds import KINDS
+from starter.lanes import describe_lanes, observation_spreads
 from tests.fast.fakes import FakeProviders
 from tests.fast.polling import wait_for_phase
 from tests.helpers import eventually, result_of
@@ -183,3 +184,57 @@ async def test_a_lanes_limit_holds_at_the_provider(
         sum(1 for later in calls[i:] if later - first < window) for i, first in enumerate(calls)
     )
     assert most <= 1.5 * limit * window.total_seconds(), most
+
+
+async def test_a_start_fixes_the_spread_its_lanes_limits_call_for(
+    client: Client, fakes: FakeProviders, task_queue: str
+) -> None:
+    """sTN's lane at 20 calls per second needs 500 s for a wave of 10,000 first polls:
+    that is the window a saga started now spreads its first sTN poll over; a lane
+    without a limit of ours spreads nothing."""
+    clients = ProviderClients.of(fakes.activities(), limits={Provider.STN: 20.0})
+    async with build_worker(client, task_queue, clients):
+
+        async def limit_known() -> None:
+            (stn,) = await describe_lanes(client, task_queue, [Provider.STN])
+            assert stn.limit_per_second == 20.0 and stn.limit_source == "worker setting"
+
+        await eventually(limit_known)
+        spreads = await observation_spreads(client, task_queue)
+
+    assert spreads == {Provider.STN: 500.0}
+
+
+async def test_a_wave_due_at_once_first_looks_at_its_provider_spread_over_its_window(
+    client: Client, fake_worker: ProductWorkers, uid: str, task_queue: str
+) -> None:
+    """Six terminations due at the same second, started with a 2-second window for sTN
+    (what a fast lane calls for): each first polls sTN at its own place in the window,
+    never before it. Lower bounds only: a slow machine delays, it cannot advance a timer."""
+    spec = KINDS[SagaKind.LINE_TERMINATION]
+    settings = OrchestratorSettings(task_queue=task_queue)
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    handles = []
+    for n in range(6):
+        request = termination(uid, n, due)
+        handles.append(
+            await client.start_workflow(
+                spec.run,
+                request,
+                id=spec.workflow_id(request, settings),
+                task_queue=task_queue,
+                memo={MEMO_OBSERVATION_SPREAD: {Provider.STN: 2.0}},
+            )
+        )
+
+    delays = []
+    for handle in handles:
+        final = await result_of(client, handle.id)
+        assert final["phase"] == "COMPLETED"
+        delay = observation_delay(handle.id, timedelta(seconds=2))
+        polling = next(s for s in final["steps"] if s["step"] == "polling")
+        assert datetime.fromisoformat(polling["at"]) >= due + delay
+        assert "place in the wave" in polling["detail"]
+        delays.append(delay)
+    assert len(set(delays)) == len(delays)  # not all in the same instant
+    assert all(timedelta(0) <= delay < timedelta(seconds=2) for delay in delays)
