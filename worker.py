@@ -38,6 +38,7 @@ from config.telemetry import (
 )
 from config.temporal import connect
 from starter.kinds import KINDS
+from workflows import patches
 
 log = logging.getLogger("worker")
 
@@ -84,6 +85,20 @@ async def provider_clients(
         yield ProviderClients(bound)
 
 
+class UnknownPatchIds(ValueError):
+    """``CANCEL_WORKER_HOLD_PATCHES`` names a patch the sagas do not know."""
+
+
+def check_held_patches(held: frozenset[str]) -> None:
+    """``CANCEL_WORKER_HOLD_PATCHES`` names only patches the sagas know (workflows/patches.py)."""
+    unknown = sorted(held - patches.ALL)
+    if unknown:
+        raise UnknownPatchIds(
+            f"CANCEL_WORKER_HOLD_PATCHES: unknown patch id(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(patches.ALL))}"
+        )
+
+
 def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
     """The ``Worker`` options ``CANCEL_WORKER_*`` set; an unset one keeps the SDK's default."""
     options: dict[str, Any] = {"max_cached_workflows": tuning.max_cached_workflows}
@@ -107,6 +122,7 @@ def tuning_options(tuning: WorkerSettings) -> dict[str, Any]:
             tuning.max_task_queue_activities_per_second
         )
     if tuning.hold_patches:
+        check_held_patches(tuning.hold_patches)
         held = tuning.hold_patches
         options["patch_activation_callback"] = lambda asked: asked.patch_id not in held
     return options
@@ -134,13 +150,16 @@ async def main() -> None:
     # phone numbers (PII) in their URLs.
     configure_logging(telemetry)
     settings = OrchestratorSettings()
+    tuning = WorkerSettings()
+    # A rolling upgrade's mistake stops the worker before it connects, not a new run.
+    check_held_patches(tuning.hold_patches)
     # One Runtime for the process: the SDK's metrics and ours on one Prometheus endpoint.
     process_runtime = runtime(telemetry.metrics_worker_address)
     tracing = start_tracing(telemetry, "cancellation-worker")
     try:
         client = await connect(runtime=process_runtime, interceptors=tracing_interceptors(tracing))
         async with provider_clients(tracing=tracing) as clients:
-            worker = build_worker(client, settings.task_queue, clients, WorkerSettings())
+            worker = build_worker(client, settings.task_queue, clients, tuning)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,7 +180,7 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except (CodecConfigurationError, ValidationError) as error:
-        # Production without a payload key (docs/security.md), a setting out of range:
-        # said, not a traceback.
+    except (CodecConfigurationError, ValidationError, UnknownPatchIds) as error:
+        # Production without a payload key (docs/security.md), a setting out of range,
+        # an unknown held patch: said, not a traceback.
         sys.exit(f"error: {error}")
