@@ -21,12 +21,10 @@ generated local development key (``config.codec``; refused with
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 
 from pydantic import ValidationError
 
@@ -41,7 +39,7 @@ from stacks.banner import Ports, banner, codec_banner, metrics_lines
 from stacks.environment import Wiring, new_secret
 from stacks.ports import refuse_busy_port
 from stacks.product import ProductProcesses
-from stacks.service import Service, stop_in_reverse
+from stacks.service import Service, stop_in_reverse, stop_signals
 
 
 def dev_server(
@@ -155,20 +153,13 @@ def main() -> int:
         ProductProcesses(wiring, logs=None, state_file=data_dir / "sandbox-state.json"),
     )
 
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_requested = stop_signals()
     try:
         stack.start()
         codec = codec_banner(ports, wiring.codec_token, codec_keys, ui_codec=ui_codec, cli=str(cli))
         metrics = metrics_lines(stack.product.workers[0].env)
         print(banner(ports, address, wiring.api_token, codec, metrics), flush=True)
-        while not stopping:
+        while not stop_requested():
             for process in stack.died():
                 assert process.process is not None
                 raise RuntimeError(

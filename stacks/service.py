@@ -18,11 +18,13 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 import httpx
 
@@ -186,6 +188,19 @@ def stop_in_reverse(services: Sequence[Service], *, say: bool = False) -> None:
         if say and service.alive:
             print(f"stopping {service.name}...", flush=True)
         service.stop()
+
+
+def stop_signals() -> Callable[[], bool]:
+    """From now on SIGINT (Ctrl-C) and SIGTERM only ask a foreground stack to stop: the
+    returned function says whether one came, and its supervisor stops all in order."""
+    asked = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        asked.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return asked.is_set
 
 
 def _answers_ok(url: str) -> bool:

@@ -32,6 +32,7 @@ from stacks.cluster.postgres import PostgresUnavailable, require_postgres
 from stacks.cluster.stack import NUM_HISTORY_SHARDS, ClusterStack
 from stacks.environment import new_secret
 from stacks.ports import refuse_busy_port
+from stacks.service import stop_signals
 
 
 def cluster_lines(stack: ClusterStack, data_dir: Path) -> str:
@@ -117,14 +118,7 @@ def main() -> int:
         stack.stop()
         return 130
 
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_requested = stop_signals()
     try:
         cli = str(find_temporal_cli() or "temporal")
     except TemporalCliUnavailable:
@@ -140,7 +134,7 @@ def main() -> int:
     print(text, flush=True)
 
     code = 0
-    while not stopping:
+    while not stop_requested():
         died = stack.died()
         if died or not stack.postgres.alive:
             what = ", ".join(p.name for p in died) or "PostgreSQL"
