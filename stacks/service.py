@@ -81,13 +81,17 @@ class Service:
         self.process = self._spawn()
         self.starts += 1
         self.down_on_purpose = False
+        awaited = (self.port, self.ready_line, self.ready_url) != (None, None, None)
         deadline = time.monotonic() + self.startup_seconds
-        while not self._ready():
-            if self.process.poll() is not None:
+        while True:
+            # One that exited fails its start even if its port answers (someone else's).
+            if awaited and self.process.poll() is not None:
                 raise StartupFailed(
                     f"{self.name} exited with code {self.process.returncode} during "
                     f"start-up{self._see_log()}"
                 )
+            if self._ready():
+                return
             if time.monotonic() > deadline:
                 raise StartupFailed(
                     f"{self.name} was not ready within {self.startup_seconds:.0f}s{self._see_log()}"
