@@ -1,4 +1,5 @@
-# One image for the worker, the HTTP API (python -m starter.api), cancelctl and the provider sandbox.
+# One image for the worker, the HTTP API (python -m starter.api), cancelctl and the provider sandbox
+# (stacks/, the local stacks' process layer, comes along: every package the project installs).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
@@ -9,6 +10,7 @@ COPY activities activities
 COPY workflows workflows
 COPY starter starter
 COPY sandbox sandbox
+COPY stacks stacks
 COPY worker.py ./
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 app
 USER app

@@ -96,13 +96,13 @@ format: install
 
 # Dev server + Web UI (SQLite under .data/), provider sandbox and worker, in the foreground.
 run: install
-	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m starter.devstack
+	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m stacks.devstack
 
 # The product on a PostgreSQL-backed Temporal cluster, in the foreground (README "Running
 # on a cluster"): PostgreSQL under .data/cluster, Temporal's four services, Web UI,
 # sandbox, codec server, CLUSTER_WORKERS workers (default 2) and the HTTP API.
 cluster: install postgres-deps
-	$(BIN)/python -m starter.cluster
+	$(BIN)/python -m stacks.cluster
 
 # Debian's PostgreSQL binaries (apt) for the cluster when none are found; no service.
 postgres-deps: install

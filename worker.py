@@ -31,6 +31,7 @@ from activities.providers import PROVIDERS
 from config.codec import CodecConfigurationError
 from config.settings import (
     SERVES_WORKFLOWS,
+    LaneLimitError,
     OrchestratorSettings,
     WorkerSettings,
     lane_limits,
@@ -110,11 +111,19 @@ async def provider_clients(
         yield ProviderClients(bound, limits)
 
 
+class UnknownPatchIds(ValueError):
+    """``CANCEL_WORKER_HOLD_PATCHES`` names a patch the sagas do not know."""
+
+
+class UnknownLane(ValueError):
+    """``CANCEL_WORKER_SERVES`` names neither the workflows nor a provider's lane."""
+
+
 def check_held_patches(held: frozenset[str]) -> None:
-    """``CANCEL_WORKER_HOLD_PATCHES`` names only patches the sagas know (else ValueError)."""
+    """``CANCEL_WORKER_HOLD_PATCHES`` names only patches the sagas know (workflows/patches.py)."""
     unknown = sorted(held - patches.ALL)
     if unknown:
-        raise ValueError(
+        raise UnknownPatchIds(
             f"CANCEL_WORKER_HOLD_PATCHES: unknown patch id(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(patches.ALL))}"
         )
@@ -144,6 +153,7 @@ def tuning_options(tuning: WorkerSettings, passthrough: Sequence[str] = ()) -> d
             tuning.max_task_queue_activities_per_second
         )
     if tuning.hold_patches:
+        check_held_patches(tuning.hold_patches)
         held = tuning.hold_patches
         options["patch_activation_callback"] = lambda asked: asked.patch_id not in held
     return options
@@ -196,12 +206,11 @@ def build_worker(
     (a test's own workflows).
     """
     tuning = tuning or WorkerSettings()
-    check_held_patches(tuning.hold_patches)
     options = tuning_options(tuning, passthrough)
     known = {SERVES_WORKFLOWS, *clients.by_provider}
     unknown = sorted(tuning.serves - known)
     if unknown:
-        raise ValueError(
+        raise UnknownLane(
             f"CANCEL_WORKER_SERVES: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
     serves = tuning.serves or known
@@ -243,9 +252,9 @@ async def main() -> None:
     # phone numbers (PII) in their URLs.
     configure_logging(telemetry)
     settings = OrchestratorSettings()
-    # Every setting is checked before anything connects: a wrong one stops the worker
-    # here, named (LaneLimitError, ValueError, pydantic's ValidationError).
     tuning = WorkerSettings()
+    # Every setting is checked before anything connects: a wrong one stops the worker
+    # here, named, not a new run (UnknownPatchIds, LaneLimitError, ValidationError).
     check_held_patches(tuning.hold_patches)
     lane_limits(entry.provider for entry in PROVIDERS)
     # One Runtime for the process: the SDK's metrics and ours on one Prometheus endpoint.
@@ -276,7 +285,13 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except (CodecConfigurationError, ValidationError, ValueError) as error:
-        # Production without a payload key (docs/security.md), a setting out of range:
-        # said, not a traceback.
+    except (
+        CodecConfigurationError,
+        ValidationError,
+        UnknownPatchIds,
+        LaneLimitError,
+        UnknownLane,
+    ) as error:
+        # Production without a payload key (docs/security.md), a setting out of range,
+        # an unknown held patch or lane: said, not a traceback.
         sys.exit(f"error: {error}")

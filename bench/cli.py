@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from bench.target import TARGETS
 from config.temporal_server import TemporalServerUnavailable
-from starter.cluster.postgres import PostgresUnavailable
+from stacks.cluster.postgres import PostgresUnavailable
 
 
 def _exit(signum: int, _frame: FrameType | None) -> NoReturn:

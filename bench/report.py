@@ -27,9 +27,9 @@ from pathlib import Path
 
 from config.temporal_cli import ensure_temporal_cli
 from config.temporal_server import SERVER_VERSION
-from starter.cluster.ports import TEMPORAL_SERVICES
-from starter.cluster.postgres import find_postgres
-from starter.cluster.stack import NUM_HISTORY_SHARDS
+from stacks.cluster.ports import TEMPORAL_SERVICES
+from stacks.cluster.postgres import find_postgres
+from stacks.cluster.stack import NUM_HISTORY_SHARDS
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "performance.md"

@@ -6,7 +6,7 @@ directory, stopped when the benchmark ends.
 the reliability suite's :class:`reliability.harness.Stack`.
 
 ``cluster`` (``make bench TARGET=cluster``): ``make cluster``'s Temporal on
-PostgreSQL (:class:`starter.cluster.ClusterStack`: PostgreSQL, the four Temporal
+PostgreSQL (:class:`stacks.cluster.stack.ClusterStack`: PostgreSQL, the four Temporal
 services in their own processes, 4 history shards), without the Web UI, and with
 **one** product worker as on dev: the bare worker is one process too, so the ratios
 compare like with like.
@@ -30,7 +30,6 @@ import asyncio
 import atexit
 import contextlib
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable
@@ -43,16 +42,17 @@ from temporalio.client import Client
 from bench.measure import Pids, Processes
 from config.temporal import data_converter
 from config.temporal_server import ensure_server_binaries
-from reliability.harness import TASK_QUEUE, ManagedProcess, Stack, free_port, quiet_runtime
+from reliability.harness import TASK_QUEUE, Stack, quiet_runtime
 from sandbox.testing import SandboxAdmin
-from starter.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
-from starter.cluster.postgres import require_postgres
-from starter.cluster.stack import ClusterStack
-from starter.cluster.temporal import NAMESPACE
+from stacks.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
+from stacks.cluster.postgres import require_postgres
+from stacks.cluster.stack import ClusterStack
+from stacks.cluster.temporal import NAMESPACE
+from stacks.ports import free_port
+from stacks.service import Service
 
 #: The product's default (``config.settings``); the reliability Stack's own is 5 s.
 PROVIDER_TIMEOUT_SECONDS = 15.0
-PROVIDERS = ("STN", "REBILLY", "AIRALO")
 
 #: ``CANCEL_WORKER_*`` that restore the Temporal SDK's own defaults (the "before").
 SDK_DEFAULTS: dict[str, str] = {
@@ -112,17 +112,7 @@ class Deployment(Protocol):
         ...
 
 
-class Supervised(Protocol):
-    """A process as both stacks supervise it (``ManagedProcess``, ``Service``)."""
-
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None: ...
-
-    @property
-    def alive(self) -> bool: ...
-
-
-def _named(groups: dict[str, Iterable[Supervised | None]]) -> Pids:
+def _named(groups: dict[str, Iterable[Service | None]]) -> Pids:
     """Each figure's processes alive now; a figure with none is left out."""
     named = {}
     for name, processes in groups.items():
@@ -164,7 +154,7 @@ class Dev:
         return self.stack.api_token
 
     def bare_worker_env(self) -> dict[str, str]:
-        return self.stack.cli_env
+        return dict(self.stack.cli_env)
 
     async def start(self) -> None:
         await self.stack.start(api=self.api)
@@ -190,10 +180,7 @@ class Dev:
         return self.stack.admin()
 
     async def restart_worker(self, env: dict[str, str]) -> None:
-        worker = self.stack.worker
-        worker.stop()
-        worker.env = tuned(worker.env, env)
-        await worker.start()
+        await _restart(self.stack.worker, env)
 
 
 @dataclass
@@ -217,11 +204,9 @@ class Cluster:
             workers=1,
             api=api,
             sandbox_state_file=False,
-            worker_env={
-                "CANCEL_TASK_QUEUE": TASK_QUEUE,
-                **{f"{p}_TIMEOUT_SECONDS": str(PROVIDER_TIMEOUT_SECONDS) for p in PROVIDERS},
-                **worker_env,
-            },
+            task_queue=TASK_QUEUE,
+            provider_timeout_seconds=PROVIDER_TIMEOUT_SECONDS,
+            worker_env=worker_env,
         )
         return cls(stack)
 
@@ -241,8 +226,7 @@ class Cluster:
         return token
 
     def bare_worker_env(self) -> dict[str, str]:
-        # The product worker's own: the same frontend, namespace, sandbox, codec keys.
-        return dict(self.stack.product_workers[0].env)
+        return self.stack.client_env()
 
     async def start(self) -> None:
         atexit.register(self.stack.stop)
@@ -276,11 +260,15 @@ class Cluster:
         return self.stack.admin()
 
     async def restart_worker(self, env: dict[str, str]) -> None:
-        worker = self.stack.product_workers[0]
-        await asyncio.to_thread(worker.stop)
-        worker.env = tuned(worker.env, env)
         # Returns once the worker polls its task queue.
-        await asyncio.to_thread(worker.start)
+        await _restart(self.stack.product_workers[0], env)
+
+
+async def _restart(worker: Service, tuning: dict[str, str]) -> None:
+    """Stop ``worker``, and start it again with ``tuning`` as its ``CANCEL_WORKER_*``."""
+    await asyncio.to_thread(worker.stop)
+    worker.env = tuned(worker.env, tuning)
+    await asyncio.to_thread(worker.start)
 
 
 class Create(Protocol):
@@ -299,7 +287,7 @@ class Bench:
     bare worker and a client (and the HTTP API's URL and key, for ``entrypoints.Api``)."""
 
     stack: Deployment
-    bare_worker: ManagedProcess
+    bare_worker: Service
     client: Client
     target: str
 
@@ -330,9 +318,8 @@ class Bench:
     def check_alive(self) -> None:
         """Raise if a process died by itself (its log says why)."""
         dead = self.stack.dead()
-        bare_worker = self.bare_worker
-        if bare_worker.process is not None and not bare_worker.alive:
-            dead += [] if bare_worker.down_on_purpose else [f"bare worker (log {bare_worker.log})"]
+        if self.bare_worker.died:
+            dead.append(f"bare worker (log {self.bare_worker.log})")
         if dead:
             raise RuntimeError(f"died during the benchmark: {', '.join(dead)}")
 
@@ -353,7 +340,7 @@ async def running(
         stack = create(
             Path(workdir), api=api, worker_env={k: v for k, v in (worker_env or {}).items() if v}
         )
-        bare_worker = ManagedProcess(
+        bare_worker = Service(
             "bare worker",
             [sys.executable, "-m", "bench.bare"],
             stack.bare_worker_env(),
@@ -362,7 +349,7 @@ async def running(
         )
         try:
             await stack.start()
-            await bare_worker.start()
+            await asyncio.to_thread(bare_worker.start)
             client = await Client.connect(
                 stack.address,
                 namespace=NAMESPACE,

@@ -21,7 +21,8 @@ from domain.airalo import FutureOrderCancellationRequest
 from domain.churn import CustomerChurnRequest
 from domain.rebilly import OrderCancellationRequest
 from domain.stn import TerminationRequest
-from reliability.harness import ROOT, Stack
+from reliability.harness import Stack
+from stacks.service import ROOT
 from starter.kinds import KINDS
 
 

@@ -352,4 +352,4 @@ async def revive(ctx: ScenarioContext) -> None:
         ctx.violations.append(
             Violation(process.name, "process", f"{process.name} exited by itself (code {code})")
         )
-        await process.start()
+        await asyncio.to_thread(process.start)

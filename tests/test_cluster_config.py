@@ -21,14 +21,14 @@ from config.temporal_server import (
     ensure_binary,
     find_binary,
 )
-from starter.cluster import postgres
-from starter.cluster.ports import (
+from stacks.cluster import postgres
+from stacks.cluster.ports import (
     MEMBERSHIP_PORT_CEILING,
     TEMPORAL_SERVICES,
     ClusterPorts,
     ServicePorts,
 )
-from starter.cluster.temporal import PostgresLogin
+from stacks.cluster.temporal import PostgresLogin
 
 TEMPLATE = Path(__file__).parent.parent / "deploy" / "temporal" / "cluster.yaml"
 

@@ -37,7 +37,10 @@ from config.temporal import converter_with
 from config.temporal_cli import ensure_temporal_cli
 from domain.common import SagaKind
 from domain.stn import TerminationRequest
-from starter import devstack, sagas
+from stacks import banner as make_run
+from stacks.devstack import dev_server
+from stacks.environment import Role, Wiring, environment
+from starter import sagas
 from starter.codec_server import create_app
 from starter.codec_server.credentials import SESSION_COOKIE, Credentials
 from tests.conftest import TEST_CODEC_CURRENT_KEY_ID
@@ -507,14 +510,23 @@ def test_make_run_points_the_ui_and_the_codec_server_at_each_other(
 ) -> None:
     monkeypatch.setenv("TEMPORAL_UI_PORT", "18233")
     monkeypatch.setenv("CANCEL_CODEC_SERVER_PORT", "18089")
-    ports = devstack.Ports.from_env()
+    ports = make_run.Ports.from_env()
+    wiring = Wiring(
+        temporal_address="127.0.0.1:7233",
+        sandbox_url="http://127.0.0.1:8099",
+        codec_port=ports.codec,
+        codec_token="per-run-token-0123456789",
+        ui_port=ports.ui,
+    )
 
-    env = devstack.codec_server_env({"KEEP": "1"}, ports, "per-run-token-0123456789")
-    on = devstack.ui_codec_flags(ports, enabled=True)
-    off = devstack.ui_codec_flags(ports, enabled=False)
+    env = environment(wiring, Role.CODEC_SERVER, base={"KEEP": "1"})
+    cli, database = tmp_path / "temporal", tmp_path / "temporal.db"
+    on = dev_server(cli, 7233, database, ui_port=ports.ui, codec_endpoint=ports.codec_endpoint)
+    off = dev_server(cli, 7233, database, ui_port=ports.ui)
 
     assert ports.codec == 18089 and ports.codec_endpoint == "http://127.0.0.1:18089"
-    assert on == ["--ui-codec-endpoint", "http://127.0.0.1:18089"] and off == []
+    assert on.argv[-2:] == ["--ui-codec-endpoint", "http://127.0.0.1:18089"]
+    assert "--ui-codec-endpoint" not in off.argv
     assert env["KEEP"] == "1" and env["CANCEL_CODEC_SERVER_PORT"] == "18089"
     assert json.loads(env["CANCEL_CODEC_SERVER_ALLOWED_ORIGINS"]) == [
         "http://127.0.0.1:18233",
@@ -529,21 +541,22 @@ def test_make_run_points_the_ui_and_the_codec_server_at_each_other(
         }
     )
     assert settings.port == 18089
-    kept = devstack.codec_server_env({"CANCEL_CODEC_SERVER_TOKENS": '["mine"]'}, ports, None)
+    theirs = Wiring("127.0.0.1:7233", "http://127.0.0.1:8099", codec_port=ports.codec)
+    kept = environment(theirs, Role.CODEC_SERVER, base={"CANCEL_CODEC_SERVER_TOKENS": '["mine"]'})
     assert kept["CANCEL_CODEC_SERVER_TOKENS"] == '["mine"]'
 
 
 def test_make_run_banner_says_how_to_decode_and_which_key_is_in_use(tmp_path: Path) -> None:
     from config.codec import CodecKeys
 
-    ports = devstack.Ports(temporal=7233, ui=8233, sandbox=8099, api=8080, codec=8089)
+    ports = make_run.Ports(temporal=7233, ui=8233, sandbox=8099, api=8080, codec=8089)
     dev = CodecKeys({"dev-x": b"k" * 32}, "dev-x", tmp_path / "dev-codec-key.json")
     configured = CodecKeys({"2026-11": b"k" * 32}, "2026-11")
 
-    text = devstack.banner(
-        ports, "127.0.0.1:7233", "api-key", devstack.codec_banner(ports, "tok-123", dev, cli="/t")
+    text = make_run.banner(
+        ports, "127.0.0.1:7233", "api-key", make_run.codec_banner(ports, "tok-123", dev, cli="/t")
     )
-    encrypted_ui = devstack.codec_banner(ports, None, configured, ui_codec=False)
+    encrypted_ui = make_run.codec_banner(ports, None, configured, ui_codec=False)
 
     assert "Codec server      http://127.0.0.1:8089" in text
     assert "Codec token       tok-123" in text

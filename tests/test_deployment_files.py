@@ -22,8 +22,8 @@ from config.settings import (
 )
 from config.temporal_server import SERVER_VERSION, UI_SERVER_VERSION
 from domain.search_attributes import dev_server_flags
-from starter.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
-from starter.cluster.temporal import DYNAMIC_CONFIG, PLUGIN, SCHEMAS
+from stacks.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
+from stacks.cluster.temporal import DYNAMIC_CONFIG, PLUGIN, SCHEMAS
 
 ROOT = Path(__file__).parent.parent
 

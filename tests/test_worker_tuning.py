@@ -4,6 +4,9 @@ worker with shared workflow modules and no cache still runs a saga end to end.""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -16,13 +19,14 @@ from config.settings import OrchestratorSettings, WorkerSettings
 from domain.common import Provider, SagaKind
 from domain.lanes import lane_queue
 from domain.stn import TerminationRequest
+from stacks.service import ROOT
 from starter import sagas
 from tests.conftest import SandboxEndpoint, provider_settings_for
 from tests.helpers import result_of
 from worker import (
     WORKFLOW_PACKAGES,
+    UnknownPatchIds,
     build_worker,
-    check_held_patches,
     provider_clients,
     tuning_options,
 )
@@ -138,13 +142,33 @@ def test_held_patches_are_read_from_a_comma_separated_list(
 
 
 def test_an_unknown_patch_id_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ValueError) as refused:
-        check_held_patches(WorkerSettings(hold_patches="ledger-one-upsert-per-tusk").hold_patches)
+    with pytest.raises(UnknownPatchIds) as refused:
+        tuning_options(WorkerSettings(hold_patches="ledger-one-upsert-per-tusk"))
 
     message = str(refused.value)
     assert "CANCEL_WORKER_HOLD_PATCHES" in message
     assert "unknown patch id(s) ledger-one-upsert-per-tusk" in message
     assert patches.GENERATION in message and patches.ONE_UPSERT_PER_TASK in message
+
+
+def test_a_worker_with_an_unknown_held_patch_stops_at_start_up_saying_why() -> None:
+    """Before it connects (no server here): the setting, the unknown id, the known ones."""
+    env = {**os.environ, "CANCEL_WORKER_HOLD_PATCHES": "ledger-one-upsert-per-tusk"}
+    env["TEMPORAL_ADDRESS"] = "127.0.0.1:9"  # nothing listens: a connection would fail
+
+    stopped = subprocess.run(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert stopped.returncode == 1
+    assert stopped.stderr.startswith("error: CANCEL_WORKER_HOLD_PATCHES: unknown patch id(s) ")
+    assert "ledger-one-upsert-per-tusk" in stopped.stderr and patches.GENERATION in stopped.stderr
+    assert "Traceback" not in stopped.stderr
 
 
 def test_without_held_patches_every_patch_activates() -> None:

@@ -1,15 +1,16 @@
-"""``make run``'s stack as a test starts it: ``python -m starter.devstack`` in a subprocess.
+"""``make run``'s stack as a test starts it: ``python -m stacks.devstack`` in a subprocess.
 
 The stack gets free ports and a temporary data directory, and an environment
 cleaned of what the test session or the developer's shell set for other purposes
 (``tests/conftest.py`` sets fixed payload keys, a shell may hold API keys or a
 Temporal address), so it behaves as a plain ``make run`` in a fresh checkout: a
 generated dev API key, a generated codec token, a generated dev payload key. What a
-person reads off the banner (URLs, the dev key, the codec token) is parsed from it.
+person reads off the banner (URLs, the dev key, the codec token) is parsed from it;
+its output goes to ``make-run.log`` in the stack's data directory.
 
 Stopping is what Ctrl-C does: SIGINT to devstack, which stops its children in order;
 only if that hangs past the deadline are devstack's process group and every
-process it started killed.
+process it started killed (:meth:`stacks.service.Service.kill`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
-import threading
-from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from tests.helpers import eventually_sync
+from stacks.ports import free_port
+from stacks.service import Service, StartupFailed
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 # Dev server, sandbox, codec server, worker and API, one after the other, on 2 shared cores.
 STARTUP_SECONDS = 120.0
 # devstack gives each child up to 15 s to stop; five children.
@@ -54,20 +50,9 @@ class StackPorts:
 
 
 def free_ports() -> StackPorts:
-    """Five distinct free loopback ports (all held open together while chosen)."""
-    with ExitStack() as held:
-        ports = []
-        for _ in range(5):
-            probe = held.enter_context(socket.socket())
-            probe.bind(("127.0.0.1", 0))
-            ports.append(int(probe.getsockname()[1]))
-    return StackPorts(*ports)
-
-
-def port_is_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+    """Five distinct free loopback ports."""
+    taken: set[int] = set()
+    return StackPorts(*(free_port(taken) for _ in range(5)))
 
 
 @dataclass(frozen=True)
@@ -108,11 +93,18 @@ class DevStack:
         self.ports = free_ports()
         self.data_dir = data_dir
         self.ui_codec = ui_codec
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
         self._secrets: list[str] = []
+        self.service = Service(
+            "`make run`",
+            [sys.executable, "-m", "stacks.devstack"],
+            self.environment(),
+            data_dir / "make-run.log",
+            ready_line=BANNER_END,
+            # Ctrl-C, as the terminal sends it.
+            graceful=signal.SIGINT,
+            startup_seconds=STARTUP_SECONDS,
+            stop_seconds=STOP_SECONDS,
+        )
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -141,52 +133,17 @@ class DevStack:
     def start(self) -> Banner:
         """Start the stack and wait (with a deadline) for its banner."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "starter.devstack"],
-            cwd=ROOT,
-            env=self.environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            # Its own process group, as `make run` in a terminal: the SIGINT of stop()
-            # reaches devstack only, never pytest.
-            start_new_session=True,
-        )
-        assert self._process.stdout is not None
-        self._reader = threading.Thread(
-            target=self._read, args=(self._process.stdout,), daemon=True
-        )
-        self._reader.start()
-        process = self._process
-
-        def banner_printed() -> None:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"`make run` exited with code {process.returncode} before its "
-                    f"banner:\n{self.output()}"
-                )
-            assert BANNER_END in self.output()
-
         try:
-            eventually_sync(banner_printed, within=STARTUP_SECONDS, interval=0.2)
-        except AssertionError:
-            raise AssertionError(
-                f"`make run` printed no banner within {STARTUP_SECONDS:.0f}s:\n{self.output()}"
-            ) from None
+            self.service.start()
+        except StartupFailed as failed:
+            raise AssertionError(f"{failed}\n{self.output()}") from None
         banner = Banner.parse(self.output())
         self._secrets = [s for s in (banner.api_key, banner.codec_token) if s]
         return banner
 
-    def _read(self, stream: IO[str]) -> None:
-        # Kept in memory only: the banner holds the run's dev key and codec token.
-        for line in stream:
-            with self._lock:
-                self._lines.append(line)
-
     def output(self) -> str:
         """Everything devstack and its children printed so far, tokens redacted."""
-        with self._lock:
-            text = "".join(self._lines)
+        text = self.service.output()
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
         return text
@@ -196,48 +153,4 @@ class DevStack:
 
         Returns devstack's exit code (None if it had to be killed).
         """
-        process = self._process
-        if process is None or process.poll() is not None:
-            return None if process is None else process.returncode
-        # Its children run in sessions of their own: note them now, to kill them too
-        # if devstack hangs.
-        children = descendants(process.pid)
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            for pid in (process.pid, *children):
-                kill_group(pid)
-            process.wait()
-            return None
-        finally:
-            if self._reader is not None:
-                self._reader.join(timeout=10)
-        return code
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc (Linux)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent; the command (field 2) may contain spaces, so split after it.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(parent, []).append(int(entry.name))
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        children = parents.get(pending.pop(), [])
-        found.extend(children)
-        pending.extend(children)
-    return found
-
-
-def kill_group(pid: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        return self.service.stop()

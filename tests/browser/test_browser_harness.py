@@ -1,18 +1,15 @@
 """The browser test's own machinery, without a browser or a stack: a missing browser
-fails (never skips) and names the installer; a hung stack is killed with everything
-it started, including children in sessions of their own."""
+fails (never skips) and names the installer; the banner gives what a person uses. (A
+hung stack killed with everything it started: ``tests/test_stacks.py``.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.browser import web_ui
-from tests.browser.devstack_process import Banner, descendants, kill_group
-from tests.helpers import eventually_sync
+from tests.browser.devstack_process import Banner
 
 _BANNER = """
   cancellation-orchestrator is running
@@ -55,42 +52,3 @@ def test_the_banner_gives_what_a_person_uses() -> None:
     assert Banner.parse(_BANNER).codec_endpoint is None
     with pytest.raises(AssertionError, match="API dev key"):
         Banner.parse(_BANNER.replace("API dev key", "API keys   "))
-
-
-def test_a_hung_stack_is_killed_with_the_children_of_its_own_sessions() -> None:
-    # A parent that ignores SIGINT, with a child in a session of its own (as devstack's);
-    # both hang until killed.
-    script = (
-        "import signal, subprocess, sys\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'],"
-        " start_new_session=True)\n"
-        "print(child.pid, flush=True)\n"
-        "while True: signal.pause()\n"
-    )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    try:
-        assert child in descendants(parent.pid)
-        for pid in (parent.pid, child):
-            kill_group(pid)
-        parent.wait(timeout=10)
-
-        def child_gone() -> None:
-            assert not Path(f"/proc/{child}").exists() or _zombie(child), f"{child} still runs"
-
-        eventually_sync(child_gone, within=10)
-    finally:
-        kill_group(child)
-        kill_group(parent.pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Killed but not yet reaped by its (already dead) parent's reaper."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True

@@ -1,6 +1,6 @@
 """A real browser on the Temporal Web UI of `make run`'s stack.
 
-Starts the stack exactly as ``make run`` does (``python -m starter.devstack``, free
+Starts the stack exactly as ``make run`` does (``python -m stacks.devstack``, free
 ports, a temporary data directory), starts a line termination for a phone number
 through its HTTP API with the dev key its banner prints, and opens that saga's run
 page in Debian's chromium (playwright-core, ``run_page.mjs``). Two cases, each a
@@ -35,7 +35,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.devstack_process import ROOT, STOPPED, Banner, DevStack, port_is_open
+from stacks.ports import port_is_open
+from stacks.service import ROOT
+from tests.browser.devstack_process import STOPPED, Banner, DevStack
 from tests.browser.web_ui import (
     ENCODING,
     ENCODING_BASE64,

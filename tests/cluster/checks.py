@@ -28,7 +28,7 @@ from reliability.invariants import Violation
 from reliability.observe import RunRecord
 from reliability.provider_state import Call, ProviderState, read_provider_state
 from reliability.workload import SagaPlan, seed_sandbox, start
-from starter.cluster.stack import ClusterStack
+from stacks.cluster.stack import ClusterStack
 from tests.helpers import eventually
 
 #: Violations that mean a provider effect happened more than once.

@@ -1,6 +1,6 @@
 """The cluster suite: the product on Temporal Server as four services on PostgreSQL.
 
-One :class:`~starter.cluster.stack.ClusterStack` for the whole session, as
+One :class:`~stacks.cluster.stack.ClusterStack` for the whole session, as
 ``make cluster`` runs it but on free ports in a temporary directory: PostgreSQL
 (``initdb`` + ``pg_ctl``), Temporal's ``history``, ``matching``, ``frontend`` and
 ``worker`` services as separate processes (``deploy/temporal/cluster.yaml``, 4 history
@@ -39,11 +39,11 @@ from temporalio.client import Client
 from config.settings import OrchestratorSettings
 from config.temporal import data_converter
 from config.temporal_server import ensure_server_binaries
-from reliability.harness import quiet_runtime
+from reliability.harness import PROVIDER_TIMEOUT_SECONDS, quiet_runtime
 from reliability.workload import PlanFactory, Timing
-from starter.cluster.ports import ClusterPorts
-from starter.cluster.postgres import find_postgres
-from starter.cluster.stack import ClusterStack
+from stacks.cluster.ports import ClusterPorts
+from stacks.cluster.postgres import find_postgres
+from stacks.cluster.stack import ClusterStack
 from tests.cluster.checks import Ledger
 
 WORKERS = 2
@@ -107,7 +107,7 @@ async def cluster(cluster_dir: Path) -> AsyncIterator[ClusterStack]:
             "SANDBOX_STN_PROCESSING_DELAY_SECONDS": "1.0",
         },
         # Each provider call's HTTP timeout, as in the reliability suite.
-        worker_env={f"{p}_TIMEOUT_SECONDS": "5" for p in ("STN", "REBILLY", "AIRALO")},
+        provider_timeout_seconds=PROVIDER_TIMEOUT_SECONDS,
     )
     atexit.register(stack.stop)
     await stack.start()

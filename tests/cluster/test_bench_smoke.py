@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from starter.cluster.postgres import find_postgres
+from stacks.cluster.postgres import find_postgres
 from tests.test_bench_smoke import SAGAS, run_intake, run_overhead, section_of, use_report
 
 pytestmark = [

@@ -19,11 +19,11 @@ from temporalio.client import Client
 
 from config.temporal_cli import ensure_temporal_cli
 from domain import search_attributes as sa
-from starter.cluster.ports import free_port
-from starter.cluster.postgres import Postgres
-from starter.cluster.process import ROOT
-from starter.cluster.stack import ClusterMismatch, ClusterStack
-from starter.cluster.temporal import CONFIG_DIR, CONFIG_ENV, SCHEMAS
+from stacks.cluster.postgres import Postgres
+from stacks.cluster.stack import ClusterMismatch, ClusterStack
+from stacks.cluster.temporal import CONFIG_DIR, CONFIG_ENV, SCHEMAS
+from stacks.ports import free_port
+from stacks.service import ROOT
 
 pytestmark = pytest.mark.cluster
 
@@ -119,7 +119,7 @@ def test_the_production_schema_job_sets_up_an_empty_postgresql(
     cluster: ClusterStack, tmp_path: Path, reachable_dir: Path
 ) -> None:
     """The job's script, as the admin-tools container runs it, on a new PostgreSQL."""
-    postgres = Postgres(cluster.postgres_binaries, reachable_dir / "postgres", free_port(set()))
+    postgres = Postgres(cluster.postgres_binaries, reachable_dir / "postgres", free_port())
     postgres.init()
     postgres.start()
     try:

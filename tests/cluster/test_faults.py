@@ -23,7 +23,7 @@ from domain.common import SagaKind
 from reliability import recovery
 from reliability.harness import Outage
 from reliability.workload import PlanFactory, SagaPlan, Timing
-from starter.cluster.stack import ClusterStack
+from stacks.cluster.stack import ClusterStack
 from tests.cluster.checks import (
     Findings,
     Ledger,

@@ -1,4 +1,4 @@
-"""``make cluster`` itself (``python -m starter.cluster``): the banner, Ctrl-C stopping
+"""``make cluster`` itself (``python -m stacks.cluster``): the banner, Ctrl-C stopping
 everything in order, and a second start on the same directory finding the sagas.
 
 It runs beside the session's cluster, on ports of its own and in a directory of its own.
@@ -12,10 +12,8 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,61 +24,31 @@ from temporalio.client import Client
 
 from config.temporal import data_converter
 from reliability.harness import quiet_runtime
-from starter.cluster.ports import ClusterPorts, free_port
-from starter.cluster.process import ROOT
+from stacks.cluster.ports import ClusterPorts
+from stacks.ports import free_port, port_is_open
+from stacks.service import Service
 from tests.helpers import eventually, result_of
 
 pytestmark = pytest.mark.cluster
 
 STARTUP_SECONDS = 240.0  # the first run may build the Web UI server (~30 s warm)
 STOP_SECONDS = 90.0
+BANNER_END = "Ctrl-C stops everything."
 
 
-class Foreground:
-    """``make cluster`` in a terminal: its output collected line by line."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "starter.cluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_for(self, text: str, within: float) -> None:
-        async def shown() -> None:
-            if text not in self.output and self.process.poll() is not None:
-                raise RuntimeError(f"exited {self.process.returncode}:\n{self.output[-3000:]}")
-            assert text in self.output, self.output[-3000:]
-
-        await eventually(shown, within=within, interval=0.5)
-
-    def ctrl_c(self) -> int:
-        """SIGINT, as the terminal sends it on Ctrl-C; the exit code."""
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(timeout=STOP_SECONDS)
-        self._reader.join(timeout=5)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+def make_cluster(env: dict[str, str], log: Path, *, until_banner: bool) -> Service:
+    """``make cluster`` as in a terminal (Ctrl-C is its SIGINT), its output in ``log``;
+    started, it is awaited until its banner ends when ``until_banner``."""
+    return Service(
+        "make cluster",
+        [sys.executable, "-m", "stacks.cluster"],
+        env,
+        log,
+        ready_line=BANNER_END if until_banner else None,
+        graceful=signal.SIGINT,
+        startup_seconds=STARTUP_SECONDS,
+        stop_seconds=STOP_SECONDS,
+    )
 
 
 def two_free_ports(taken: set[int]) -> int:
@@ -114,12 +82,6 @@ def environment(ports: ClusterPorts, data_dir: Path) -> dict[str, str]:
     }
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="co-make-cluster-"))
@@ -134,10 +96,10 @@ async def test_make_cluster_banner_ctrl_c_and_a_second_start_keeps_the_sagas(
     # ``cluster``: the suite's own is up (and the binaries built) before this one starts.
     ports = ClusterPorts.free()
     env = environment(ports, data_dir / "cluster")
-    first = Foreground(env)
+    first = make_cluster(env, data_dir / "first.log", until_banner=True)
     try:
-        await first.wait_for("Ctrl-C stops everything.", STARTUP_SECONDS)
-        banner = first.output
+        await asyncio.to_thread(first.start)
+        banner = first.output()
         assert f"PostgreSQL        127.0.0.1:{ports.postgres}" in banner
         assert (
             f"Temporal services frontend :{ports.frontend.grpc}, history :{ports.history.grpc}, "
@@ -162,21 +124,22 @@ async def test_make_cluster_banner_ctrl_c_and_a_second_start_keeps_the_sagas(
         assert answer.status_code == 202, answer.text
         workflow_id = answer.json()["workflowId"]
 
-        assert first.ctrl_c() == 0
-        stopping = [line.strip() for line in first.lines if line.strip().startswith("stopping")]
+        assert first.stop() == 0
+        lines = first.output().splitlines()
+        stopping = [line.strip() for line in lines if line.strip().startswith("stopping")]
         assert stopping[0] == "stopping HTTP API..." and stopping[-1] == "stopping PostgreSQL..."
         assert stopping.index("stopping worker 2...") < stopping.index("stopping sandbox...")
         assert stopping.index("stopping Temporal frontend...") < stopping.index(
             "stopping Temporal history..."
         )
-        assert "stopped; saga state is kept in PostgreSQL" in first.output
-        assert not [port for port, _name in ports.listening() if listening(port)]
+        assert "stopped; saga state is kept in PostgreSQL" in first.output()
+        assert not [port for port, _name in ports.listening() if port_is_open(port)]
     finally:
         first.kill()
 
-    second = Foreground(env)
+    second = make_cluster(env, data_dir / "second.log", until_banner=True)
     try:
-        await second.wait_for("Ctrl-C stops everything.", STARTUP_SECONDS)
+        await asyncio.to_thread(second.start)
         client = await Client.connect(
             ports.frontend_address,
             namespace="default",
@@ -185,7 +148,7 @@ async def test_make_cluster_banner_ctrl_c_and_a_second_start_keeps_the_sagas(
         )
         final = await asyncio.wait_for(result_of(client, workflow_id), timeout=120)
         assert final["phase"] == "COMPLETED"
-        assert second.ctrl_c() == 0
+        assert second.stop() == 0
     finally:
         second.kill()
 
@@ -196,19 +159,20 @@ async def test_ctrl_c_during_start_up_leaves_nothing_running(
     ports = ClusterPorts.free()
     env = environment(ports, data_dir / "cluster")
     pid_file = data_dir / "cluster" / "postgres" / "data" / "postmaster.pid"
-    starting = Foreground(env)
+    starting = make_cluster(env, data_dir / "starting.log", until_banner=False)
     try:
+        starting.start()
 
         async def postgres_up() -> None:
-            assert starting.process.poll() is None, starting.output
+            assert starting.alive, starting.output()
             assert pid_file.is_file()
 
         # PostgreSQL is up, the rest is still starting.
         await eventually(postgres_up, within=STARTUP_SECONDS, interval=0.05)
-        assert "Ctrl-C stops everything." not in starting.output
+        assert BANNER_END not in starting.output()
 
-        assert starting.ctrl_c() == 130
+        assert starting.stop() == 130
         assert not pid_file.exists()
-        assert not [port for port, _name in ports.listening() if listening(port)]
+        assert not [port for port, _name in ports.listening() if port_is_open(port)]
     finally:
         starting.kill()

@@ -1,4 +1,4 @@
-"""The private PostgreSQL's own rules (``starter/cluster/postgres.py``)."""
+"""The private PostgreSQL's own rules (``stacks/cluster/postgres.py``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from starter.cluster.postgres import Postgres, PostgresUnavailable
-from starter.cluster.stack import ClusterStack
+from stacks.cluster.postgres import Postgres, PostgresUnavailable
+from stacks.cluster.stack import ClusterStack
 
 pytestmark = pytest.mark.cluster
 

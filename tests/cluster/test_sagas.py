@@ -20,7 +20,7 @@ from temporalio.client import Client
 from config.settings import OrchestratorSettings
 from domain.common import SagaKind
 from reliability.workload import PlanFactory, SagaPlan
-from starter.cluster.stack import ClusterStack
+from stacks.cluster.stack import ClusterStack
 from tests.cluster.checks import Ledger, check_everything, start_plans
 from tests.cluster.conftest import WORKERS
 from tests.helpers import eventually, result_of

@@ -35,8 +35,8 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes as sa
-from starter.cluster.ports import ServicePorts
-from starter.cluster.process import ROOT, Service
+from stacks.cluster.ports import ServicePorts
+from stacks.service import ROOT, Service
 
 CONFIG_DIR = ROOT / "deploy" / "temporal"
 CONFIG_ENV = "cluster"

@@ -215,7 +215,7 @@ class Postgres:
         socket_dir = str(self.directory).replace("'", "''")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(
-                "\n# cancellation-orchestrator's private cluster (starter/cluster/postgres.py)\n"
+                "\n# cancellation-orchestrator's private cluster (stacks/cluster/postgres.py)\n"
                 "listen_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{socket_dir}'\n"
                 f"max_connections = {MAX_CONNECTIONS}\n"

@@ -15,9 +15,9 @@
 clean shutdown. Everything survives a restart: the database, the sandbox's state.
 Logs go to ``logs/<process>.log``.
 
-The product processes get the environment ``make run`` gives them
-(``starter/devstack.py``: provider URLs on the sandbox, webhooks to the API, a dev
-API key, the codec server's token); only the Temporal address differs.
+The product's processes are ``make run``'s (:class:`stacks.product.ProductProcesses`:
+provider URLs on the sandbox, webhooks to the API, a dev API key, the codec server's
+token); only the Temporal address differs.
 """
 
 from __future__ import annotations
@@ -27,29 +27,24 @@ import functools
 import json
 import os
 import secrets
-import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from config.settings import OrchestratorSettings
 from config.temporal_server import ServerBinaries
-from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxAdmin
-from starter.cluster import temporal
-from starter.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
-from starter.cluster.postgres import Postgres, PostgresBinaries
-from starter.cluster.process import Service
-from starter.devstack import Ports, codec_server_env, dev_api_key
+from stacks.banner import Ports
+from stacks.cluster import temporal
+from stacks.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
+from stacks.cluster.postgres import Postgres, PostgresBinaries
+from stacks.environment import Role, Wiring, environment, new_secret
+from stacks.product import ProductProcesses
+from stacks.service import Service, stop_in_reverse
 
 TEMPORAL_ROLE = "temporal"
 NUM_HISTORY_SHARDS = 4
-WORKER_READY_LINE = "Worker polling task queue"
-REBILLY_WEBHOOK_USER = "rebilly"
 
 
 class ClusterMismatch(RuntimeError):
@@ -67,26 +62,27 @@ class ClusterStack:
     num_history_shards: int = NUM_HISTORY_SHARDS
     #: Serve the HTTP API. (The Web UI and its codec server run when ``binaries.ui`` is set.)
     api: bool = True
-    #: The sandbox's own settings (``SANDBOX_*``) and extra worker environment.
+    #: The sandbox's own settings (``SANDBOX_*``).
     sandbox_env: dict[str, str] = field(default_factory=dict)
     #: The sandbox keeps its state in ``sandbox-state.json`` (restarts keep it). Off for
     #: benchmarks: the sandbox rewrites the whole file after every request, a cost that
     #: grows with its state and belongs to the test double, not to the product.
     sandbox_state_file: bool = True
+    #: Extra worker environment (e.g. ``CANCEL_WORKER_*`` tuning).
     worker_env: dict[str, str] = field(default_factory=dict)
+    #: Each provider call's HTTP timeout in the workers (``None``: the product's default).
+    provider_timeout_seconds: float | None = None
+    task_queue: str = field(default_factory=lambda: OrchestratorSettings().task_queue)
     temporal_log_level: str = "warn"
     #: The local dev key (all scopes) the API accepts; ``None``: ``CANCEL_API_KEYS`` rules.
-    api_token: str | None = field(default_factory=lambda: ClusterStack.new_token())
-    codec_token: str | None = field(default_factory=lambda: ClusterStack.new_token())
+    api_token: str | None = field(default_factory=new_secret)
+    codec_token: str | None = field(default_factory=new_secret)
     postgres: Postgres = field(init=False)
     #: Temporal's PostgreSQL role; its password is generated once per directory.
     login: temporal.PostgresLogin = field(init=False)
     services: dict[str, Service] = field(init=False, default_factory=dict)
     ui: Service | None = field(init=False, default=None)
-    sandbox: Service = field(init=False)
-    codec_server: Service | None = field(init=False, default=None)
-    product_workers: list[Service] = field(init=False, default_factory=list)
-    http_api: Service | None = field(init=False, default=None)
+    product: ProductProcesses = field(init=False)
     #: Seconds each start-up stage took (for the banner and the test report).
     timings: dict[str, float] = field(init=False, default_factory=dict)
 
@@ -117,12 +113,9 @@ class ClusterStack:
                 self.logs / f"temporal-{name}.log",
                 temporal.ready_port(name, self.ports.service(name)),
             )
-        self._product_processes()
-
-    @staticmethod
-    def new_token() -> str:
-        """A per-run API key or codec token, as ``make run`` makes them."""
-        return secrets.token_urlsafe(24)
+        if self.binaries.ui is not None:
+            self.ui = self._ui()
+        self.product = self._product_processes()
 
     # -- where things are -----------------------------------------------------------
 
@@ -170,127 +163,83 @@ class ClusterStack:
 
     # -- the product's processes ----------------------------------------------------
 
-    def _product_processes(self) -> None:
-        hooks = f"{self.api_url}/v1/webhooks"
-        hook_password = secrets.token_urlsafe(18)
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": self.address,
-            "TEMPORAL_NAMESPACE": temporal.NAMESPACE,
-            "STN_BASE_URL": f"{self.sandbox_url}/stn",
-            "REBILLY_BASE_URL": f"{self.sandbox_url}/rebilly/organizations/org-sandbox",
-            "AIRALO_BASE_URL": f"{self.sandbox_url}/airalo",
-        }
-        env.setdefault("CANCEL_LOG_FORMAT", "pretty")
-        if self.api:
-            env.setdefault("AIRALO_WEBHOOK_URL", f"{hooks}/airalo")
-        sandbox_env = {**env, **self.sandbox_env}
-        if self.api:
-            sandbox_env.update(
-                {
-                    "SANDBOX_AIRALO_OPTED_IN_WEBHOOK_URL": f"{hooks}/airalo",
-                    "SANDBOX_REBILLY_WEBHOOK_URL": f"{hooks}/rebilly",
-                    "SANDBOX_REBILLY_WEBHOOK_USERNAME": REBILLY_WEBHOOK_USER,
-                    "SANDBOX_REBILLY_WEBHOOK_PASSWORD": hook_password,
-                }
-            )
-        python = sys.executable
-        self.sandbox = Service(
-            "sandbox",
-            [
-                python,
-                "-m",
-                "sandbox",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports.sandbox),
-                *(["--state-file", str(self.state_file)] if self.sandbox_state_file else []),
-            ],
-            sandbox_env,
-            self.logs / "sandbox.log",
-            port=self.ports.sandbox,
+    def _product_processes(self) -> ProductProcesses:
+        wiring = Wiring(
+            temporal_address=self.address,
+            sandbox_url=self.sandbox_url,
+            namespace=temporal.NAMESPACE,
+            task_queue=self.task_queue,
+            api_port=self.ports.api if self.api else None,
+            api_token=self.api_token,
+            codec_port=self.ports.codec if self.binaries.ui is not None else None,
+            codec_token=self.codec_token,
+            ui_port=self.ports.ui,
+            log_format="pretty",
         )
-        for index in range(self.workers):
-            metrics = (
-                f"127.0.0.1:{self.ports.worker_metrics + index}"
-                if self.ports.worker_metrics
-                else ""
-            )
-            self.product_workers.append(
-                Service(
-                    f"worker {index + 1}",
-                    [python, "worker.py"],
-                    {**env, "CANCEL_METRICS_WORKER_ADDRESS": metrics, **self.worker_env},
-                    self.logs / f"worker-{index + 1}.log",
-                    ready_line=WORKER_READY_LINE,
-                    graceful=signal.SIGINT,
-                )
-            )
-        if self.binaries.ui is not None:
-            self.ui = Service(
-                "Temporal Web UI",
-                [
-                    str(self.binaries.ui),
-                    "--root",
-                    str(temporal.CONFIG_DIR.parent),
-                    "--config",
-                    "ui",
-                    "--env",
-                    "cluster",
-                    "start",
-                ],
-                {
-                    **os.environ,
-                    "TEMPORAL_ADDRESS": self.address,
-                    "TEMPORAL_UI_IP": "127.0.0.1",
-                    "TEMPORAL_UI_PORT": str(self.ports.ui),
-                    "TEMPORAL_CODEC_ENDPOINT": f"http://127.0.0.1:{self.ports.codec}",
-                    "TEMPORAL_CORS_ORIGINS": f"{self.ui_url},http://localhost:{self.ports.ui}",
-                },
-                self.logs / "temporal-ui.log",
-                port=self.ports.ui,
-            )
-            self.codec_server = Service(
-                "codec server",
-                [python, "-m", "starter.codec_server"],
-                codec_server_env(env, self.devstack_ports(), self.codec_token),
-                self.logs / "codec-server.log",
-                port=self.ports.codec,
-                graceful=signal.SIGINT,
-            )
-        if self.api:
-            api_env = {
-                **env,
-                "CANCEL_API_HOST": "127.0.0.1",
-                "CANCEL_API_PORT": str(self.ports.api),
-                "CANCEL_METRICS_API_ADDRESS": (
-                    f"127.0.0.1:{self.ports.api_metrics}" if self.ports.api_metrics else ""
-                ),
-            }
-            if self.api_token is not None:
-                api_env["CANCEL_API_KEYS"] = json.dumps([dev_api_key(self.api_token)])
-            api_env.setdefault(
-                "CANCEL_API_AIRALO_WEBHOOK_SECRET", SandboxSettings().airalo_client_secret
-            )
-            api_env.setdefault("CANCEL_API_REBILLY_WEBHOOK_USERNAME", REBILLY_WEBHOOK_USER)
-            api_env.setdefault("CANCEL_API_REBILLY_WEBHOOK_PASSWORD", hook_password)
-            self.http_api = Service(
-                "HTTP API",
-                [python, "-m", "starter.api"],
-                api_env,
-                self.logs / "api.log",
-                port=self.ports.api,
-                graceful=signal.SIGINT,
-            )
+        return ProductProcesses(
+            wiring,
+            logs=self.logs,
+            state_file=self.state_file if self.sandbox_state_file else None,
+            workers=self.workers,
+            worker_metrics=self.ports.worker_metrics,
+            api_metrics=self.ports.api_metrics,
+            provider_timeout_seconds=self.provider_timeout_seconds,
+            sandbox_env=self.sandbox_env,
+            worker_env=self.worker_env,
+        )
+
+    def _ui(self) -> Service:
+        return Service(
+            "Temporal Web UI",
+            [
+                str(self.binaries.ui),
+                "--root",
+                str(temporal.CONFIG_DIR.parent),
+                "--config",
+                "ui",
+                "--env",
+                "cluster",
+                "start",
+            ],
+            {
+                **os.environ,
+                "TEMPORAL_ADDRESS": self.address,
+                "TEMPORAL_UI_IP": "127.0.0.1",
+                "TEMPORAL_UI_PORT": str(self.ports.ui),
+                "TEMPORAL_CODEC_ENDPOINT": f"http://127.0.0.1:{self.ports.codec}",
+                "TEMPORAL_CORS_ORIGINS": f"{self.ui_url},http://localhost:{self.ports.ui}",
+            },
+            self.logs / "temporal-ui.log",
+            port=self.ports.ui,
+        )
+
+    # The product's processes, by their place in the cluster.
+
+    @property
+    def sandbox(self) -> Service:
+        return self.product.sandbox
+
+    @property
+    def codec_server(self) -> Service | None:
+        return self.product.codec_server
+
+    @property
+    def product_workers(self) -> list[Service]:
+        return self.product.workers
+
+    @property
+    def http_api(self) -> Service | None:
+        return self.product.api
+
+    def client_env(self) -> dict[str, str]:
+        """Where a client (cancelctl, a bare worker) finds this cluster and its sandbox."""
+        return environment(self.product.wiring, Role.CLIENT)
 
     def processes(self) -> list[Service]:
         """Every supervised process, in start order (PostgreSQL is not one: pg_ctl's)."""
         ordered = [self.services[name] for name in TEMPORAL_SERVICES]
-        ordered += [s for s in (self.ui, self.sandbox, self.codec_server) if s is not None]
-        ordered += self.product_workers
-        ordered += [self.http_api] if self.http_api is not None else []
-        return ordered
+        ordered += [self.ui] if self.ui is not None else []
+        return ordered + self.product.in_start_order()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -301,8 +250,6 @@ class ClusterStack:
             await self._timed("temporal", self.start_temporal)
             for process in self.processes()[len(TEMPORAL_SERVICES) :]:
                 await self._timed(process.name, functools.partial(asyncio.to_thread, process.start))
-            if self.http_api is not None:
-                await self._wait_until_api_ready()
         except BaseException:
             await asyncio.to_thread(self.stop)
             raise
@@ -341,24 +288,13 @@ class ClusterStack:
             await asyncio.to_thread(self.services[name].start)
         await temporal.register_namespace(self.address)
 
-    async def _wait_until_api_ready(self) -> None:
-        """``/readyz``: the API reaches Temporal (an open port alone is not enough)."""
-        deadline = time.monotonic() + 60.0
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=5.0) as http:
-            while time.monotonic() < deadline:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError("the HTTP API never became ready")
-
-    def stop(self) -> None:
-        """Everything, in the reverse order of the start; PostgreSQL last (fast mode)."""
-        for process in reversed(self.processes()):
-            process.stop()
+    def stop(self, *, say: bool = False) -> None:
+        """Everything, in the reverse order of the start; PostgreSQL last (fast mode).
+        ``say``: print each as it stops."""
+        stop_in_reverse(self.processes(), say=say)
         if self.postgres.alive:
+            if say:
+                print("stopping PostgreSQL...", flush=True)
             self.postgres.stop("fast")
 
     def died(self) -> list[Service]:
@@ -383,7 +319,3 @@ class ClusterStack:
 
     def admin(self) -> SandboxAdmin:
         return SandboxAdmin(self.sandbox_url, timeout=30.0)
-
-    @property
-    def task_queue(self) -> str:
-        return self.worker_env.get("CANCEL_TASK_QUEUE") or OrchestratorSettings().task_queue

@@ -3,7 +3,7 @@ codec server, N workers and the HTTP API, in the foreground, until Ctrl-C.
 
 Environment: ``CLUSTER_WORKERS`` (2), ``CLUSTER_DATA_DIR`` (``.data/cluster``),
 ``TEMPORAL_NUM_HISTORY_SHARDS`` (4; fixed when the directory is first set up),
-ports as in :class:`starter.cluster.ports.ClusterPorts` (``CLUSTER_POSTGRES_PORT``
+ports as in :class:`stacks.cluster.ports.ClusterPorts` (``CLUSTER_POSTGRES_PORT``
 5433, ``TEMPORAL_FRONTEND_PORT`` 7233, ... ``TEMPORAL_UI_PORT`` 8233, ``SANDBOX_PORT``,
 ``CANCEL_API_PORT``, ``CANCEL_CODEC_SERVER_PORT`` as for ``make run``). With
 ``CANCEL_API_KEYS`` or ``CANCEL_CODEC_SERVER_TOKENS`` set, those are used and no
@@ -26,10 +26,13 @@ from pydantic import ValidationError
 from config.codec import CodecConfigurationError, resolve_keys
 from config.temporal_cli import TemporalCliUnavailable, find_temporal_cli
 from config.temporal_server import TemporalServerUnavailable, ensure_server_binaries
-from starter.cluster.ports import ClusterPorts
-from starter.cluster.postgres import PostgresUnavailable, require_postgres
-from starter.cluster.stack import NUM_HISTORY_SHARDS, ClusterStack
-from starter.devstack import banner, codec_banner, refuse_busy_port
+from stacks.banner import banner, codec_banner
+from stacks.cluster.ports import ClusterPorts
+from stacks.cluster.postgres import PostgresUnavailable, require_postgres
+from stacks.cluster.stack import NUM_HISTORY_SHARDS, ClusterStack
+from stacks.environment import new_secret
+from stacks.ports import refuse_busy_port
+from stacks.service import stop_signals
 
 
 def cluster_lines(stack: ClusterStack, data_dir: Path) -> str:
@@ -82,10 +85,8 @@ def main() -> int:
             ports,
             workers=workers,
             num_history_shards=shards,
-            api_token=None if os.environ.get("CANCEL_API_KEYS") else ClusterStack.new_token(),
-            codec_token=(
-                None if os.environ.get("CANCEL_CODEC_SERVER_TOKENS") else ClusterStack.new_token()
-            ),
+            api_token=None if os.environ.get("CANCEL_API_KEYS") else new_secret(),
+            codec_token=None if os.environ.get("CANCEL_CODEC_SERVER_TOKENS") else new_secret(),
         )
     except (
         PostgresUnavailable,
@@ -117,14 +118,7 @@ def main() -> int:
         stack.stop()
         return 130
 
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_requested = stop_signals()
     try:
         cli = str(find_temporal_cli() or "temporal")
     except TemporalCliUnavailable:
@@ -140,7 +134,7 @@ def main() -> int:
     print(text, flush=True)
 
     code = 0
-    while not stopping:
+    while not stop_requested():
         died = stack.died()
         if died or not stack.postgres.alive:
             what = ", ".join(p.name for p in died) or "PostgreSQL"
@@ -148,12 +142,7 @@ def main() -> int:
             code = 1
             break
         time.sleep(0.5)
-    for process in reversed(stack.processes()):
-        if process.alive:
-            print(f"stopping {process.name}...", flush=True)
-        process.stop()
-    print("stopping PostgreSQL...", flush=True)
-    stack.stop()
+    stack.stop(say=True)
     print(f"stopped; saga state is kept in PostgreSQL under {data_dir}", flush=True)
     return code
 

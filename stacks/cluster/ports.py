@@ -8,13 +8,12 @@ The variable names are the ones ``deploy/temporal/cluster.yaml`` reads, so the v
 from __future__ import annotations
 
 import os
-import random
-import socket
 from dataclasses import dataclass, field, fields
+
+from stacks.ports import free_port
 
 #: PostgreSQL keeps membership ports in a smallint column (``cluster_membership``).
 MEMBERSHIP_PORT_CEILING = 32768
-_LOW_PORTS = (20000, MEMBERSHIP_PORT_CEILING - 1)
 
 
 @dataclass(frozen=True)
@@ -145,24 +144,3 @@ class ClusterPorts:
             if item.name in ("ui", "sandbox", "api", "codec"):
                 named.append((getattr(self, item.name), item.name))
         return named
-
-
-def free_port(taken: set[int], *, low: bool = False) -> int:
-    """A port free on 127.0.0.1 now; ``low``: below 32768, where the kernel hands out
-    none of its ephemeral ports (so it stays free until we bind it)."""
-    while True:
-        if low:
-            candidate = random.randint(*_LOW_PORTS)
-        else:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                candidate = probe.getsockname()[1]
-        if candidate in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-        taken.add(candidate)
-        return candidate
