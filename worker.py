@@ -26,8 +26,9 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.bulk import BulkSteering
 from activities.heartbeat import HeartbeatingActivities
-from activities.providers import PROVIDERS
+from activities.providers import PROVIDERS, activity_methods
 from config.codec import CodecConfigurationError
 from config.settings import (
     SERVES_WORKFLOWS,
@@ -48,11 +49,14 @@ from config.temporal import connect
 from domain.lanes import lane_queue, provider_of
 from starter.kinds import KINDS
 from workflows import patches
+from workflows.bulk_operation import BulkOperationWorkflow
 
 log = logging.getLogger("worker")
 
 #: Every saga kind's workflow (``starter.kinds``).
-WORKFLOWS: Sequence[type] = tuple(spec.workflow for spec in KINDS)
+SAGAS: Sequence[type] = tuple(spec.workflow for spec in KINDS)
+#: What the sagas' worker runs: the sagas, and the operations that steer them in bulk.
+WORKFLOWS: Sequence[type] = (*SAGAS, BulkOperationWorkflow)
 
 #: Our packages a workflow imports, shared by all runs with ``share_workflow_modules``.
 WORKFLOW_PACKAGES = ("workflows", "domain")
@@ -220,8 +224,9 @@ def build_worker(
             client,
             task_queue=task_queue,
             workflows=list(workflows if workflows is not None else WORKFLOWS),
-            # Runs started before lanes still call every provider on this queue.
-            activities=clients.activities(),
+            # Runs started before lanes still call every provider on this queue; a
+            # bulk operation steers sagas from here (through Temporal, no provider).
+            activities=[*clients.activities(), *activity_methods(BulkSteering(client, task_queue))],
             interceptors=[HeartbeatingActivities()],
             # An activity on the sagas' own queue would otherwise start at once on this
             # worker, past any limit: every provider call goes through a lane.

@@ -113,6 +113,8 @@ class SagaQuery(StrEnum):
     """The queries every saga answers."""
 
     STATUS = "status"
+    # What the saga's validator would answer an operator request now (bulk dry runs).
+    WOULD_REFUSE = "would_refuse"
 
 
 class StepRecord(CamelModel):

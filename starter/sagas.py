@@ -244,22 +244,38 @@ async def start(
 
 
 async def _steer(
-    client: Client, workflow_id: str, kind: OperatorRequestKind, request: Any = None
+    client: Client,
+    workflow_id: str,
+    kind: OperatorRequestKind,
+    request: Any = None,
+    *,
+    update_id: str | None = None,
 ) -> dict[str, Any]:
-    """An operator request to a running saga (``SagaNotFound`` / ``SagaClosed`` first)."""
+    """An operator request to a running saga (``SagaNotFound`` / ``SagaClosed`` first).
+
+    ``update_id``: the request's identity; the same id sent again to the same run is
+    answered with the first outcome, never applied twice (a bulk operation's retries).
+    """
     await require_open(client, workflow_id)
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
     args = () if request is None else (request,)
-    result: dict[str, Any] = await handle.execute_update(kind, *args)
+    result: dict[str, Any] = await handle.execute_update(kind, *args, id=update_id)
     return result
 
 
 async def resolve(
-    client: Client, workflow_id: str, action: ResolveAction, note: str | None
+    client: Client,
+    workflow_id: str,
+    action: ResolveAction,
+    note: str | None,
+    *,
+    update_id: str | None = None,
 ) -> dict[str, Any]:
     """Answer a saga waiting in NEEDS_ATTENTION."""
     request = parse_request(ResolveRequest, {"action": action, "note": note})
-    return await _steer(client, workflow_id, OperatorRequestKind.RESOLVE, request)
+    return await _steer(
+        client, workflow_id, OperatorRequestKind.RESOLVE, request, update_id=update_id
+    )
 
 
 async def saga_status(
@@ -279,9 +295,13 @@ async def saga_status(
     }
 
 
-async def revoke(client: Client, workflow_id: str, reason: str | None) -> dict[str, Any]:
+async def revoke(
+    client: Client, workflow_id: str, reason: str | None, *, update_id: str | None = None
+) -> dict[str, Any]:
     request = parse_request(RevokeRequest, {"reason": reason})
-    return await _steer(client, workflow_id, OperatorRequestKind.REVOKE, request)
+    return await _steer(
+        client, workflow_id, OperatorRequestKind.REVOKE, request, update_id=update_id
+    )
 
 
 async def confirm(client: Client, workflow_id: str) -> dict[str, Any]:
@@ -290,11 +310,18 @@ async def confirm(client: Client, workflow_id: str) -> dict[str, Any]:
 
 
 async def reschedule(
-    client: Client, workflow_id: str, wish_date: datetime, now: datetime | None = None
+    client: Client,
+    workflow_id: str,
+    wish_date: datetime,
+    now: datetime | None = None,
+    *,
+    update_id: str | None = None,
 ) -> dict[str, Any]:
     check_future_wish_date(wish_date, now or datetime.now(UTC))
     request = RescheduleRequest(wish_date=wish_date)
-    return await _steer(client, workflow_id, OperatorRequestKind.RESCHEDULE, request)
+    return await _steer(
+        client, workflow_id, OperatorRequestKind.RESCHEDULE, request, update_id=update_id
+    )
 
 
 class SagaNotFound(LookupError):
