@@ -47,6 +47,7 @@ from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
+from starter.api.routes import bulk as bulk_routes
 from starter.api.routes import events, health, sagas, starts, webhooks
 from starter.api.routes import lanes as lanes_routes
 from starter.kinds import KINDS
@@ -121,6 +122,7 @@ def create_app(
         events.build_router(),
         sagas.router,
         lanes_routes.router,
+        bulk_routes.router,
         webhooks.router,
     )
     for router in (*routers, health.router):

@@ -34,6 +34,15 @@ class SagaList(CamelModel):
     sagas: list[SagaListed]
 
 
+class BulkStarted(CamelModel):
+    """``POST /v1/bulk-operations``: the operation started (or nothing, if none matched)."""
+
+    operation_id: str | None
+    selected: int
+    query: str
+    status_url: str | None
+
+
 class LaneList(CamelModel):
     """``GET /v1/lanes``: every provider lane (``starter.lanes.LaneState``)."""
 

@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from domain.bulk import BulkRequest
 from domain.churn import ResolveRequest
 from domain.common import RescheduleRequest, RevokeRequest
 from starter.api.events import CloudEvent
@@ -37,6 +38,7 @@ OTHER_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     RevokeRequest,
     RescheduleRequest,
     ResolveRequest,
+    BulkRequest,
 )
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from starter.forecast import Forecast
 from starter.lanes import LaneState
 from starter.sagas import SagaListing
 
@@ -59,3 +60,13 @@ def print_lanes(lanes: Iterable[LaneState]) -> None:
             f"{lane.backlog:>8} {lane.oldest_waiting_seconds:>8.1f}s {lane.pollers:>7}  "
             f"{lane.observation_spread_seconds:g}s"
         )
+
+
+def print_forecast(forecast: Forecast) -> None:
+    """One line per bucket and provider; a ``!`` where the lane cannot drain it in time."""
+    print(f"{'FROM (UTC)':<20} {'PROVIDER':<10} {'DUE':>8} {'LANE TAKES':>11}")
+    for bucket in forecast.buckets:
+        capacity = "no limit" if bucket.capacity is None else str(bucket.capacity)
+        flag = "  ! more than the lane takes in this time" if bucket.exceeds_lane else ""
+        start = bucket.start.strftime("%Y-%m-%d %H:%M")
+        print(f"{start:<20} {bucket.provider:<10} {bucket.due:>8} {capacity:>11}{flag}")

@@ -6,6 +6,7 @@ import argparse
 from enum import StrEnum
 
 from domain.common import OperatorRequestKind, SagaQuery
+from starter.cli.bulk import add_bulk, add_upcoming
 from starter.kinds import KINDS
 
 EPILOG = """\
@@ -23,6 +24,8 @@ class ControlCommand(StrEnum):
     CANCEL = "cancel"
     LIST = "list"
     LANES = "lanes"
+    BULK = "bulk"
+    UPCOMING = "upcoming"
 
 
 class LaneCommand(StrEnum):
@@ -105,6 +108,8 @@ def _add_workflow_controls(commands: argparse._SubParsersAction[argparse.Argumen
     listing.add_argument("--customer-id", metavar="ID")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
     _add_lanes(commands)
+    add_bulk(commands)
+    add_upcoming(commands)
 
 
 def _add_lanes(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -25,6 +25,7 @@ from domain.common import (
 )
 from starter import lanes, sagas
 from starter.cli import output
+from starter.cli.bulk import prepare_bulk, prepare_upcoming
 from starter.cli.parser import ControlCommand, LaneCommand
 from starter.kind_flags import parse_datetime
 from starter.kinds import KINDS
@@ -70,6 +71,10 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return lambda client: _cancel(client, workflow_id)
         case ControlCommand.LANES:
             return _lane_command(args, settings)
+        case ControlCommand.BULK:
+            return prepare_bulk(args, settings)
+        case ControlCommand.UPCOMING:
+            return prepare_upcoming(args, settings)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
             sagas.check_list_limit(args.limit)
