@@ -239,6 +239,11 @@ async def test_worker_and_api_expose_saga_provider_and_request_metrics(
             for s in api_metrics
         )
         assert total(api_metrics, "cancel_lane_limit_per_second", **lane) == 0
+        within = {"provider": provider.value, "within": "24h"}
+        assert any(
+            s.name == "cancel_sagas_due" and all(s.labels.get(k) == v for k, v in within.items())
+            for s in api_metrics
+        )
 
 
 async def _drive_sagas(

@@ -12,6 +12,8 @@ Telemetry (:class:`ApiTelemetry`, built by ``python -m starter.api``; see
 * ``cancel_lane_backlog{lane}``, ``cancel_lane_oldest_waiting_seconds{lane}``,
   ``cancel_lane_limit_per_second{lane}``: each provider lane as Temporal reports it
   (``starter.lanes``), refreshed on the same period;
+* ``cancel_sagas_due{provider, within}``: running sagas due within the next hour and
+  day (``starter.forecast``), on the same period;
 
 and, when tracing is on, a server span per request whose trace the Temporal client
 carries into the workflow start.
@@ -42,7 +44,7 @@ from config.telemetry import Tracing, tracing_interceptors
 from config.temporal import connect
 from domain import search_attributes as sa
 from domain.common import SagaPhase
-from starter import lanes
+from starter import forecast, lanes
 from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
@@ -61,6 +63,9 @@ SAGAS_NEEDING_ATTENTION = "cancel_sagas_needing_attention"
 LANE_BACKLOG = "cancel_lane_backlog"
 LANE_OLDEST_WAITING = "cancel_lane_oldest_waiting_seconds"
 LANE_LIMIT = "cancel_lane_limit_per_second"
+SAGAS_DUE = "cancel_sagas_due"
+#: The windows of the ``cancel_sagas_due`` gauge (``cancelctl upcoming`` gives any other).
+DUE_WITHIN = {"1h": timedelta(hours=1), "24h": timedelta(days=1)}
 #: Webhook routes and the provider each is from.
 WEBHOOK_ROUTES = {"POST /v1/webhooks/airalo": "airalo", "POST /v1/webhooks/rebilly": "rebilly"}
 
@@ -302,6 +307,9 @@ def _refreshing_fleet_gauges(
     limit = meter.create_gauge_float(
         LANE_LIMIT, "Each lane's limit in calls per second (0: no limit)"
     )
+    due = meter.create_gauge(
+        SAGAS_DUE, "Running sagas due within the next hour / day, by provider (forecast)"
+    )
     timeout = timedelta(seconds=settings.temporal_timeout_seconds)
 
     async def refresh() -> None:
@@ -318,6 +326,9 @@ def _refreshing_fleet_gauges(
                     backlog.set(lane.backlog, labels)
                     oldest.set(lane.oldest_waiting_seconds, labels)
                     limit.set(lane.limit_per_second or 0.0, labels)
+                    for within, span in DUE_WITHIN.items():
+                        count = await forecast.due_within(client, lane.provider, span)
+                        due.set(count, {"provider": lane.provider, "within": within})
                 failing = False
             except Exception as error:  # Temporal down: keep the last values, try again
                 # Said once per outage, not every period.

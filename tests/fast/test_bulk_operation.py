@@ -12,13 +12,14 @@ from temporalio.client import Client
 from config.settings import OrchestratorSettings
 from domain.bulk import BulkAction, BulkProgress, BulkRequest, SagaOutcome, Selection
 from domain.churn import CustomerChurnRequest
-from domain.common import SagaKind
+from domain.common import Provider, SagaKind
 from domain.stn import StnActivity, TerminationRequest
 from starter import bulk, sagas
+from starter.lanes import describe_lanes
 from tests.fast.fakes import FakeProviders, Gate
 from tests.fast.polling import wait_for_phase
 from tests.helpers import eventually, record_history, status_of
-from worker import ProductWorkers
+from worker import ProductWorkers, ProviderClients, build_worker
 
 CANCEL = StnActivity.CANCEL_TERMINATION
 SUBMIT = StnActivity.SUBMIT_TERMINATION
@@ -203,3 +204,34 @@ async def test_stopped_midway_what_was_applied_stays_and_is_reported(
     assert phases.count("REVOKED") == 25 and phases.count("WAITING") == 5
     assert len(fakes.args(CANCEL)) == 25
     assert (await bulk.progress_of(client, settings, started.operation_id)) == report
+
+
+async def test_an_operation_is_paced_by_its_lanes_limits(
+    client: Client,
+    fakes: FakeProviders,
+    settings: OrchestratorSettings,
+    task_queue: str,
+    uid: str,
+) -> None:
+    """sTN's lane at 8 calls/s, a reschedule costing up to 4 sTN calls a saga: the
+    operation steers at most 2 sagas a second, so their calls stay within the lane."""
+    clients = ProviderClients.of(fakes.activities(), limits={Provider.STN: 8.0})
+    async with build_worker(client, task_queue, clients):
+
+        async def limit_known() -> None:
+            (stn,) = await describe_lanes(client, task_queue, [Provider.STN])
+            assert stn.limit_per_second == 8.0
+
+        await eventually(limit_known)
+        await waiting_lines(client, settings, uid, 2, in_days(3))
+        selection = Selection(customer_id=f"C-{uid}")
+        await selected(client, selection.visibility_query(), 2)
+
+        report = await run_to_the_end(
+            client,
+            settings,
+            BulkRequest(action=BulkAction.RESCHEDULE, selection=selection, wish_date=in_days(4)),
+        )
+
+    assert report.pace_per_second == 2.0
+    assert report.counts == {SagaOutcome.APPLIED: 2}
