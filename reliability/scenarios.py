@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.common import SagaKind
 from reliability import recovery
+from reliability.bulk import BulkReschedule
 from reliability.faults import (
     background_faults,
     crash_worker,
@@ -210,5 +211,6 @@ SCENARIOS: tuple[Scenario, ...] = (
     DuplicateStorms(),
     HostileInput(),
     PoisonOperatorInput(),
+    BulkReschedule(),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
