@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import intake, overhead, report
+from bench import bulk, intake, overhead, report
 from bench.measure import Processes
 from bench.phases import Kind
 
@@ -149,6 +149,24 @@ async def test_intake_on_the_dev_server_has_no_database_figure(
     rows = await run_intake("dev", path)
 
     assert {row["database CPU ms/saga"] for row in rows} == {report.NOT_MEASURED}
+
+
+async def test_a_bulk_reschedule_is_measured_against_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = use_report(tmp_path, monkeypatch)
+
+    await bulk.main(bulk.parse_args(["--sagas", "10", "--singles", "3", "--target", "dev"]))
+
+    rows = rows_of(section_of(path, "bulk"))
+    assert [(row["way"], row["sagas rescheduled"]) for row in rows] == [
+        ("one by one (cancelctl reschedule)", "3"),
+        ("bulk (cancelctl bulk reschedule)", "10"),
+    ]
+    assert ratio(rows[0]["vs one by one"]) == 1.0
+    ratio(rows[1]["vs one by one"])
+    for row in rows:
+        assert float(row["sagas/s"]) > 0 and float(row["server CPU ms/saga"]) > 0, row
 
 
 # -- the parts, alone -------------------------------------------------------------------
