@@ -65,7 +65,7 @@ async def waiting_lines(bench: Bench, tag: str, count: int) -> list[str]:
         ids.append(started.workflow_id)
 
     await start_all(count, one, concurrency=32)
-    waiting = Selection(customer_id=tag, status=SagaPhase.WAITING).visibility_query()
+    waiting = Selection(customer_id=tag, status=SagaPhase.WAITING).visibility_query(TASK_QUEUE)
     await wait_for_count(
         bench.client, waiting, count, within=1800, what="waiting", health=bench.check_alive
     )
@@ -96,7 +96,11 @@ async def measure(bench: Bench, count: int, singles: int) -> list[Moved]:
         customer_id=tag, status=SagaPhase.WAITING, due_after=later + timedelta(minutes=1)
     )
     await wait_for_count(
-        bench.client, selection.visibility_query(), count, within=300, what="still waiting"
+        bench.client,
+        selection.visibility_query(TASK_QUEUE),
+        count,
+        within=300,
+        what="still waiting",
     )
     return [single, await in_bulk(bench, selection, count, later)]
 

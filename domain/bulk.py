@@ -82,9 +82,14 @@ class Selection(CamelModel):
             raise ValueError("dueAfter must be before dueBefore")
         return self
 
-    def visibility_query(self) -> str:
-        """The query over running sagas (values validated above: nothing to escape)."""
-        clauses = [f"{sa.CANCELLATION_KIND.name} IS NOT NULL", "ExecutionStatus = 'Running'"]
+    def visibility_query(self, task_queue: str) -> str:
+        """The query over the running sagas of ``task_queue`` (values validated above:
+        nothing to escape; the task queue is the deployment's own setting)."""
+        clauses = [
+            f"{sa.CANCELLATION_KIND.name} IS NOT NULL",
+            "ExecutionStatus = 'Running'",
+            f"TaskQueue = '{task_queue}'",
+        ]
         if self.query is not None:
             return " AND ".join([*clauses, f"({self.query})"])
         if self.kind is not None:

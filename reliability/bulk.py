@@ -73,7 +73,7 @@ class BulkReschedule:
 
 
 async def _all_selected(ctx: ScenarioContext, selection: Selection, count: int) -> None:
-    query = selection.visibility_query()
+    query = selection.visibility_query(ctx.settings.task_queue)
     deadline = time.monotonic() + 120.0
     while await bulk.count_selection(ctx.client, query) < count:
         if time.monotonic() > deadline:

@@ -68,7 +68,7 @@ async def start_bulk(
 ) -> StartedBulk:
     """Start the operation (``BulkOperationRunning`` if one runs); the caller counted
     the selection first and starts nothing for an empty one."""
-    query = request.selection.visibility_query()
+    query = request.selection.visibility_query(settings.task_queue)
     operation_id = uuid.uuid4().hex[:16]
     try:
         await client.start_workflow(

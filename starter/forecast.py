@@ -62,9 +62,10 @@ class Forecast(CamelModel):
     buckets: list[DueBucket]
 
 
-def _query(provider: str, start: datetime, end: datetime) -> str:
+def _query(task_queue: str, provider: str, start: datetime, end: datetime) -> str:
     return (
         f"{sa.CANCELLATION_KIND.name} IS NOT NULL AND ExecutionStatus = 'Running' AND "
+        f"TaskQueue = '{task_queue}' AND "
         f"{sa.CANCELLATION_PROVIDERS.name} = '{provider}' AND "
         f"{sa.WISH_DATE.name} >= '{_iso(start)}' AND {sa.WISH_DATE.name} < '{_iso(end)}'"
     )
@@ -94,7 +95,8 @@ async def forecast(client: Client, task_queue: str, asked: ForecastRequest) -> F
 
     async def bucket(provider: str, start: datetime) -> DueBucket:
         async with gate:
-            due = (await client.count_workflows(_query(provider, start, start + size))).count
+            query = _query(task_queue, provider, start, start + size)
+            due = (await client.count_workflows(query)).count
         limit = limits.get(provider)
         capacity = None if limit is None else int(limit * size.total_seconds())
         return DueBucket(
@@ -112,7 +114,7 @@ async def forecast(client: Client, task_queue: str, asked: ForecastRequest) -> F
     return Forecast(generated_at=now, by=asked.by, buckets=list(buckets))
 
 
-async def due_within(client: Client, provider: str, within: timedelta) -> int:
+async def due_within(client: Client, task_queue: str, provider: str, within: timedelta) -> int:
     """Running sagas of ``provider`` due between now and ``within`` (the dashboards' gauge)."""
     now = datetime.now(UTC)
-    return (await client.count_workflows(_query(provider, now, now + within))).count
+    return (await client.count_workflows(_query(task_queue, provider, now, now + within))).count

@@ -38,7 +38,8 @@ from starter.kinds import (
     SagaKinds,
     SagaKindSpec,
 )
-from worker import WORKFLOWS
+from worker import SAGAS, WORKFLOWS
+from workflows.bulk_operation import BulkOperationWorkflow
 from workflows.customer_churn import CustomerChurnSaga
 from workflows.future_order_cancellation import FutureOrderCancellationSaga
 from workflows.line_termination import LineTerminationSaga
@@ -140,7 +141,8 @@ def test_the_product_kinds_and_their_names_at_each_entry_point() -> None:
     ]
     assert [spec.kind for spec in KINDS] == PRODUCT_KINDS == list(SagaKind)
     assert len(KINDS) == 4
-    assert list(WORKFLOWS) == [spec.workflow for spec in KINDS]
+    assert list(SAGAS) == [spec.workflow for spec in KINDS]
+    assert list(WORKFLOWS) == [*SAGAS, BulkOperationWorkflow]  # and the bulk operations
 
 
 @pytest.mark.parametrize(

@@ -327,7 +327,7 @@ def _refreshing_fleet_gauges(
                     oldest.set(lane.oldest_waiting_seconds, labels)
                     limit.set(lane.limit_per_second or 0.0, labels)
                     for within, span in DUE_WITHIN.items():
-                        count = await forecast.due_within(client, lane.provider, span)
+                        count = await forecast.due_within(client, task_queue, lane.provider, span)
                         due.set(count, {"provider": lane.provider, "within": within})
                 failing = False
             except Exception as error:  # Temporal down: keep the last values, try again

@@ -162,7 +162,7 @@ async def _operate(
     yes: bool,
     as_json: bool,
 ) -> int:
-    query = request.selection.visibility_query()
+    query = request.selection.visibility_query(settings.task_queue)
     try:
         count = await bulk.count_selection(client, query)
     except bulk.SelectionRejected as rejected:

@@ -36,7 +36,7 @@ async def test_a_bulk_revoke_is_started_followed_and_reported(
         started = await sagas.start(client, SagaKind.LINE_TERMINATION, request, settings)
         await wait_for_phase(client, started.workflow_id, "WAITING")
         ids.append(started.workflow_id)
-    query = Selection(customer_id=f"C-{uid}").visibility_query()
+    query = Selection(customer_id=f"C-{uid}").visibility_query(settings.task_queue)
 
     async def visible() -> None:
         assert await bulk.count_selection(client, query) == 3

@@ -72,7 +72,7 @@ async def test_a_bulk_reschedule_moves_every_selected_saga_once_and_a_dry_run_no
 ) -> None:
     ids = await waiting_lines(client, settings, uid, 6, in_days(3))
     selection = Selection(customer_id=f"C-{uid}", kind=SagaKind.LINE_TERMINATION)
-    await selected(client, selection.visibility_query(), 6)
+    await selected(client, selection.visibility_query(settings.task_queue), 6)
     new_date = in_days(5)
     calls_before = len(fakes.calls)
 
@@ -127,7 +127,7 @@ async def test_each_saga_says_why_it_refuses_and_the_dry_run_said_so_first(
     churned = await sagas.start(client, SagaKind.CUSTOMER_CHURN, churn, settings)
     await wait_for_phase(client, churned.workflow_id, "WAITING")
     selection = Selection(customer_id=f"C-{uid}")
-    await selected(client, selection.visibility_query(), 3)
+    await selected(client, selection.visibility_query(settings.task_queue), 3)
     new_date = in_days(5)
     move = {"action": BulkAction.RESCHEDULE, "selection": selection, "wishDate": new_date}
 
@@ -156,7 +156,7 @@ async def test_a_second_operation_is_refused_while_one_runs(
 ) -> None:
     await waiting_lines(client, settings, uid, 2, in_days(3))
     selection = Selection(customer_id=f"C-{uid}")
-    await selected(client, selection.visibility_query(), 2)
+    await selected(client, selection.visibility_query(settings.task_queue), 2)
     hold = Gate()  # the first operation's first request stays in flight
     fakes.on(CANCEL, hold.hold(fakes.default(CANCEL)))
     first = await bulk.start_bulk(
@@ -186,7 +186,7 @@ async def test_stopped_midway_what_was_applied_stays_and_is_reported(
     That batch finishes and is reported; the other five are never sent a request."""
     ids = await waiting_lines(client, settings, uid, 30, in_days(3))
     selection = Selection(customer_id=f"C-{uid}")
-    await selected(client, selection.visibility_query(), 30)
+    await selected(client, selection.visibility_query(settings.task_queue), 30)
     hold = Gate()
     fakes.on(CANCEL, hold.hold(fakes.default(CANCEL)))
     started = await bulk.start_bulk(
@@ -225,7 +225,7 @@ async def test_an_operation_is_paced_by_its_lanes_limits(
         await eventually(limit_known)
         await waiting_lines(client, settings, uid, 2, in_days(3))
         selection = Selection(customer_id=f"C-{uid}")
-        await selected(client, selection.visibility_query(), 2)
+        await selected(client, selection.visibility_query(settings.task_queue), 2)
 
         report = await run_to_the_end(
             client,

@@ -52,7 +52,7 @@ _COMMON: dict[int | str, dict[str, Any]] = {
 async def start(request: Request, response: Response, _: Writer) -> BulkStarted:
     asked = parse_bulk_request(await json_object(request), datetime.now(UTC))
     client = await temporal(request)
-    query = asked.selection.visibility_query()
+    query = asked.selection.visibility_query(orchestrator_settings(request).task_queue)
     try:
         selected = await bulk.count_selection(client, query)
     except bulk.SelectionRejected as rejected:
