@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import airalo_steps, patches
 from workflows.ledger import SagaLedger, describe_failure
+from workflows.provider_calls import CALL_RETRY
 
 # An ID Airalo did not list has no cut-off to bound its retries (each call gives
 # up after a day): after this many calls without a verdict it ends FAILED.
@@ -474,7 +475,7 @@ class FutureOrderCanceller:
         if not cutoffs:
             return
         left = min(cutoffs) - workflow.now()
-        retry_interval = airalo_steps.AIRALO_RETRY.initial_interval or timedelta(seconds=1)
+        retry_interval = CALL_RETRY.initial_interval or timedelta(seconds=1)
         last_interval = timedelta(0) < left < retry_interval
         if last_interval and patches.patched(patches.AIRALO_WAIT_OUT_LAST_INTERVAL):
             await workflow.sleep(left)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
@@ -27,22 +26,15 @@ with workflow.unsafe.imports_passed_through():
         ListFutureOrders,
         RecreatedFutureOrder,
     )
-    from domain.common import ErrorType
     from domain.lanes import Urgency, before_deadline
     from domain.provider_activities import AiraloCalls
 
 from workflows.ledger import describe_failure
 from workflows.provider_calls import CALL_DEADLINE, call
 
-# Airalo's own retry policy: like every provider call (``provider_calls``), but
-# the interval stays short (30 s at most) because a cancellation races its
-# cut-off: a long backoff would waste the last minutes before it.
-AIRALO_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=[ErrorType.PROVIDER_REJECTED],
-)
+# Airalo's calls retry as every provider call does (``provider_calls.CALL_RETRY``: at
+# most 30 s between attempts), which a cancellation racing its cut-off needs: a longer
+# backoff would waste the last minutes before it.
 MIN_WINDOW = timedelta(milliseconds=100)
 
 
@@ -63,7 +55,6 @@ async def list_future_orders(
         ),
         "Airalo GET /v2/future-orders",
         urgency=urgency,
-        retry_policy=AIRALO_RETRY,
     )
 
 
@@ -91,7 +82,6 @@ async def cancel_future_orders(
         f"Airalo POST /v2/cancel-future-orders ({len(request_ids)} IDs)",
         # A cut-off close: this call goes before everything else in Airalo's lane.
         urgency=before_deadline(deadline, workflow.now()),
-        retry_policy=AIRALO_RETRY,
         schedule_to_close_timeout=window,
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
@@ -113,7 +103,6 @@ async def create_future_order(
         CreateFutureOrder(order=order, identical_before=list(identical_before)),
         "Airalo POST /v2/future-orders (re-create)",
         urgency=Urgency.UNDO,
-        retry_policy=AIRALO_RETRY,
     )
 
 
