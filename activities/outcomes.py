@@ -40,6 +40,7 @@ from domain.outcomes import (
 
 #: The delivery workflow's type (``workflows.webhook_delivery.WebhookDelivery``).
 DELIVERY_WORKFLOW = "WebhookDelivery"
+DELIVERY_EXECUTION_TIMEOUT = timedelta(days=4)
 
 
 class SubscriptionDirectory:
@@ -108,20 +109,35 @@ async def _start_delivery(
     client: Client, request: PublishRequest, store: str, subscription: Subscription
 ) -> bool:
     """Start the delivery; ``False`` if it exists already (this is a retried attempt)."""
-    event = request.event
+    delivery = Delivery(subscription_id=subscription.id, store_id=store, event=request.event)
+    return await start_delivery(client, delivery, request.task_queue)
+
+
+async def start_delivery(
+    client: Client, delivery: Delivery, task_queue: str, *, replay: bool = False
+) -> bool:
+    """Start ``WebhookDelivery`` for ``delivery``; ``False`` if it exists already.
+
+    Only a ``replay`` starts a delivery id again, and only one that ended failed: a
+    retried publish must never send an event twice, even one the subscriber refused.
+    """
+    event = delivery.event
     try:
         await client.start_workflow(
             DELIVERY_WORKFLOW,
-            Delivery(subscription_id=subscription.id, store_id=store, event=event),
-            id=delivery_workflow_id(event.id, subscription.id),
-            task_queue=request.task_queue,
-            # Even a failed delivery is only started again by a replay (on purpose).
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            delivery,
+            id=delivery_workflow_id(event.id, delivery.subscription_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            if replay
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=delivery_search_attributes(
-                event.subject, subscription.id, event.type
+                event.subject, delivery.subscription_id, event.type
             ),
-            static_summary=f"{event.type} of {event.subject} to subscription {subscription.id}",
-            execution_timeout=timedelta(days=4),
+            static_summary=f"{event.type} of {event.subject} to subscription "
+            f"{delivery.subscription_id}" + (" (replayed)" if replay else ""),
+            # The activity gives up after 72 hours; this only bounds a lost workflow.
+            execution_timeout=DELIVERY_EXECUTION_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
         return False
