@@ -221,13 +221,16 @@ class RotateSecretRequest(CamelModel):
 
 
 def parse_subscription_request(data: Mapping[str, Any]) -> SubscriptionRequest:
-    """The request, or ``InvalidRequest`` naming every broken rule's field."""
-    request = parse_request(SubscriptionRequest, data)
+    """The request, or ``InvalidRequest`` naming every broken rule's field at once."""
     problems = []
-    if (why := url_problem(request.url)) is not None:
-        problems.append(FieldProblem(field="url", rule=why))
-    if (why := secret_problem(request.secret)) is not None:
-        problems.append(FieldProblem(field="secret", rule=why))
+    for name, check in (("url", url_problem), ("secret", secret_problem)):
+        value = data.get(name)
+        if isinstance(value, str) and (why := check(value)) is not None:
+            problems.append(FieldProblem(field=name, rule=why))
+    try:
+        request = parse_request(SubscriptionRequest, data)
+    except InvalidRequest as invalid:
+        raise InvalidRequest([*problems, *invalid.problems]) from None
     if problems:
         raise InvalidRequest(problems)
     return request

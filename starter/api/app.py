@@ -47,7 +47,7 @@ from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
-from starter.api.routes import events, health, sagas, starts, webhooks
+from starter.api.routes import events, health, sagas, starts, subscriptions, webhooks
 from starter.api.routes import lanes as lanes_routes
 from starter.kinds import KINDS
 
@@ -122,9 +122,11 @@ def create_app(
         sagas.router,
         lanes_routes.router,
         webhooks.router,
+        subscriptions.router,
     )
     for router in (*routers, health.router):
         app.include_router(router)
+    subscriptions.install_webhooks(app)
     errors.install(app, api_settings.retry_after_seconds)
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)

@@ -6,6 +6,7 @@ import argparse
 from enum import StrEnum
 
 from domain.common import OperatorRequestKind, SagaQuery
+from starter.cli import subscriptions
 from starter.kinds import KINDS
 
 EPILOG = """\
@@ -23,6 +24,7 @@ class ControlCommand(StrEnum):
     CANCEL = "cancel"
     LIST = "list"
     LANES = "lanes"
+    SUBSCRIPTIONS = "subscriptions"
 
 
 class LaneCommand(StrEnum):
@@ -105,6 +107,7 @@ def _add_workflow_controls(commands: argparse._SubParsersAction[argparse.Argumen
     listing.add_argument("--customer-id", metavar="ID")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
     _add_lanes(commands)
+    subscriptions.add_parser(commands, ControlCommand.SUBSCRIPTIONS)
 
 
 def _add_lanes(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -24,7 +24,7 @@ from domain.common import (
     parse_request,
 )
 from starter import lanes, sagas
-from starter.cli import output
+from starter.cli import output, subscriptions
 from starter.cli.parser import ControlCommand, LaneCommand
 from starter.kind_flags import parse_datetime
 from starter.kinds import KINDS
@@ -70,6 +70,8 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return lambda client: _cancel(client, workflow_id)
         case ControlCommand.LANES:
             return _lane_command(args, settings)
+        case ControlCommand.SUBSCRIPTIONS:
+            return subscriptions.prepare(args, settings)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
             sagas.check_list_limit(args.limit)
