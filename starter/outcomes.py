@@ -176,10 +176,14 @@ async def list_deliveries(
     attempts so far and the last failure), failed. From visibility (a moment behind)."""
     check_limit(limit)
     await get_subscription(client, task_queue, subscription_id)
-    listed = []
-    async for execution in client.list_workflows(deliveries_query(subscription_id), limit=limit):
-        listed.append(await _delivery(client, execution))
-    return listed
+    listed: dict[str, DeliveryListed] = {}
+    async for execution in client.list_workflows(deliveries_query(subscription_id)):
+        # Newest run first: a replayed delivery shows how its replay went.
+        if execution.id not in listed:
+            listed[execution.id] = await _delivery(client, execution)
+            if len(listed) == limit:
+                break
+    return list(listed.values())
 
 
 async def _delivery(client: Client, execution: WorkflowExecution) -> DeliveryListed:
@@ -197,7 +201,8 @@ async def _delivery(client: Client, execution: WorkflowExecution) -> DeliveryLis
         for pending in described.raw_description.pending_activities:
             attempt = pending.attempt
             if pending.HasField("last_failure"):
-                failure = pending.last_failure.message
+                # Failure messages are encrypted like every payload (config/codec.py).
+                failure = str(await client.data_converter.decode_failure(pending.last_failure))
     event_id = (
         execution.id.removeprefix("delivery-").rsplit("-", 1)[0]
         if execution.id.startswith("delivery-")
