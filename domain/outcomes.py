@@ -186,10 +186,10 @@ def address_refusal(address: str) -> str | None:
         ip = ip.ipv4_mapped
     for refused, what in (
         (ip.is_loopback, "loopback"),
-        (ip.is_link_local, "link-local"),
-        (ip.is_private, "private"),
         (ip.is_unspecified, "unspecified"),
+        (ip.is_link_local, "link-local"),
         (ip.is_multicast, "multicast"),
+        (ip.is_private, "private"),
         (ip.is_reserved, "reserved"),
     ):
         if refused:
