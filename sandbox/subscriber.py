@@ -74,6 +74,22 @@ class Endpoint:
         return list(seen.values())
 
 
+class PersistedEndpoint(BaseModel):
+    config: EndpointConfig
+    #: Without the bodies (``body``, ``raw``): what the checks and a restart need.
+    attempts: list[dict[str, Any]]
+
+
+class SubscribersState(BaseModel):
+    """The endpoints as the sandbox's state file keeps them (``sandbox/persistence.py``):
+    a restarted sandbox still checks the same secrets and still knows what it received."""
+
+    endpoints: dict[str, PersistedEndpoint] = Field(default_factory=dict)
+
+
+_BODIES = ("body", "raw")
+
+
 @dataclass
 class Subscribers:
     """Every endpoint of one sandbox (``Sandbox.subscribers``)."""
@@ -85,6 +101,26 @@ class Subscribers:
 
     def reset(self) -> None:
         self.endpoints.clear()
+
+    def snapshot(self) -> SubscribersState:
+        return SubscribersState(
+            endpoints={
+                name: PersistedEndpoint(
+                    config=endpoint.config,
+                    attempts=[
+                        {k: v for k, v in attempt.items() if k not in _BODIES}
+                        for attempt in endpoint.attempts
+                    ],
+                )
+                for name, endpoint in self.endpoints.items()
+            }
+        )
+
+    def restore(self, state: SubscribersState) -> None:
+        self.endpoints = {
+            name: Endpoint(config=persisted.config, attempts=list(persisted.attempts))
+            for name, persisted in state.endpoints.items()
+        }
 
 
 def _verified(secrets: list[str], body: bytes, headers: dict[str, str]) -> bool:
@@ -112,9 +148,12 @@ def build_router(subscribers: Subscribers) -> APIRouter:
         except ValueError:
             parsed = None
         status = endpoint.answer(verified)
+        event = parsed if isinstance(parsed, dict) else {}
         endpoint.attempts.append(
             {
                 "webhookId": headers.get("webhook-id"),
+                "type": event.get("type"),
+                "subject": event.get("subject"),
                 "timestamp": headers.get("webhook-timestamp"),
                 "signatures": (headers.get("webhook-signature") or "").split(),
                 "contentType": headers.get("content-type"),
