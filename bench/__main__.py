@@ -14,19 +14,21 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import calls, cli, intake, overhead, report, wave
+from bench import calls, cli, intake, outcomes, overhead, report, wave
 
 FULL = {
     "overhead": ["--sagas", "300", "--rounds", "2"],
     "wave": ["--sagas", "10000", "--variants", "bare,tuned"],
     "calls": ["--sagas", "20"],
     "intake": ["--sagas", "300"],
+    "outcomes": ["--sagas", "300", "--rate", "10"],
 }
 QUICK = {
     "overhead": ["--sagas", "100", "--rounds", "1"],
     "wave": ["--sagas", "1000"],
     "calls": ["--sagas", "5"],
     "intake": ["--sagas", "100"],
+    "outcomes": ["--sagas", "60", "--rate", "10"],
 }
 
 
@@ -39,6 +41,7 @@ async def main(args: argparse.Namespace) -> None:
         ("wave", wave),
         ("calls", calls),
         ("intake", intake),
+        ("outcomes", outcomes),
     ):
         if args.only and name not in args.only.split(","):
             continue
@@ -50,7 +53,9 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser("python -m bench", __doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
-    parser.add_argument("--only", help="comma-separated subset: overhead,wave,calls,intake")
+    parser.add_argument(
+        "--only", help="comma-separated subset: overhead,wave,calls,intake,outcomes"
+    )
     return parser.parse_args(argv)
 
 

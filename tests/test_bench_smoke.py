@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import intake, overhead, report
+from bench import intake, outcomes, overhead, report
 from bench.measure import Processes
 from bench.phases import Kind
 
@@ -149,6 +149,32 @@ async def test_intake_on_the_dev_server_has_no_database_figure(
     rows = await run_intake("dev", path)
 
     assert {row["database CPU ms/saga"] for row in rows} == {report.NOT_MEASURED}
+
+
+async def test_outcome_events_on_and_off_and_their_latency_are_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m bench.outcomes --sagas 5``: both throughput rows and the latency row,
+    every event delivered, the figures numbers (never their values)."""
+    path = use_report(tmp_path, monkeypatch)
+    monkeypatch.setattr(outcomes, "WARM_UP", WARM_UP)
+
+    await outcomes.main(outcomes.parse_args(["--sagas", str(SAGAS), "--rate", "5"]))
+
+    section = section_of(path, "outcomes")
+    rows = rows_of(section)
+    assert [row["way"] for row in rows] == [
+        "events off (no subscription)",
+        "events on (one subscription, every type)",
+    ]
+    for row in rows:
+        assert row["sagas"] == str(SAGAS), row
+        ratio(row["vs off"])
+        assert float(row["completed sagas/s"]) > 0, row
+        assert float(row["worker CPU ms/saga"]) > 0, row
+    [steady] = rows_of(section.split("at a steady load:", 1)[1])
+    assert steady["sagas"] == steady["events delivered"] == str(SAGAS)
+    assert 0 <= float(steady["p50 ms"]) <= float(steady["p99 ms"]) <= float(steady["max ms"])
 
 
 # -- the parts, alone -------------------------------------------------------------------
