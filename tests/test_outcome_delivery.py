@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from config.settings import Environment, OrchestratorSettings, WebhookSettings
 from domain.common import SagaKind
-from domain.outcomes import OutcomeEventType
+from domain.outcomes import DeliveryListed, OutcomeEventType, subscriptions_workflow_id
 from domain.stn import TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import outcomes, sagas
@@ -40,8 +40,8 @@ def attempts(admin: SandboxAdmin, endpoint: str) -> list[dict[str, Any]]:
 
 async def deliveries_of(
     client: Client, task_queue: str, subscription_id: str, state: str
-) -> list[outcomes.DeliveryListed]:
-    async def listed() -> list[outcomes.DeliveryListed]:
+) -> list[DeliveryListed]:
+    async def listed() -> list[DeliveryListed]:
         found = await outcomes.list_deliveries(client, task_queue, subscription_id)
         assert found and all(d.state == state for d in found), found
         return found
@@ -99,14 +99,14 @@ async def test_a_410_disables_the_subscription_and_ends_the_delivery(
 
     with pytest.raises(WorkflowFailureError) as ended:
         await client.get_workflow_handle(failed.delivery_id).result()
-    assert "410 Gone" in str(ended.value.cause.cause)
+    assert "410 Gone" in str(ended.value.cause.__cause__ or ended.value.cause)
     view = await outcomes.get_subscription(client, settings.task_queue, subscription.id)
     assert view.disabled == "the subscriber answered 410 Gone"
     assert [a["status"] for a in attempts(sandbox_admin, endpoint)] == [410]  # not retried
     with pytest.raises(outcomes.SubscriptionDisabled):
         await outcomes.replay_failed(client, settings.task_queue, subscription.id)
     await record_history(
-        client.get_workflow_handle(outcomes.subscriptions_workflow_id(settings.task_queue)),
+        client.get_workflow_handle(subscriptions_workflow_id(settings.task_queue)),
         "outcome_subscriptions",
     )
 
@@ -215,7 +215,9 @@ async def test_production_refuses_to_deliver_to_an_internal_address(
 
     with pytest.raises(WorkflowFailureError) as ended:
         await client.get_workflow_handle(failed.delivery_id).result()
-    assert "loopback address: refused in production" in str(ended.value.cause.cause)
+    assert "loopback address: refused in production" in str(
+        ended.value.cause.__cause__ or ended.value.cause
+    )
     assert attempts(sandbox_admin, endpoint) == []
 
 
