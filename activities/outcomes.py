@@ -138,6 +138,8 @@ async def start_delivery(
             f"{delivery.subscription_id}" + (" (replayed)" if replay else ""),
             # The activity gives up after 72 hours; this only bounds a lost workflow.
             execution_timeout=DELIVERY_EXECUTION_TIMEOUT,
+            # Its first task goes straight to this worker (no matching round trip).
+            request_eager_start=True,
         )
     except WorkflowAlreadyStartedError:
         return False
