@@ -26,7 +26,11 @@ def whsec(size: int, *, padded: bool = True) -> str:
     return "whsec_" + (encoded if padded else encoded.rstrip("="))
 
 
-@pytest.mark.parametrize("secret", [whsec(24), whsec(32), whsec(64), whsec(25, padded=False)])
+@pytest.mark.parametrize(
+    "secret",
+    [whsec(24), whsec(32), whsec(64), whsec(25, padded=False)],
+    ids=["24", "32", "64", "25-unpadded"],
+)
 def test_standard_webhooks_secrets_of_24_to_64_bytes_are_accepted(secret: str) -> None:
     assert secret_problem(secret) is None
 
@@ -39,6 +43,7 @@ def test_standard_webhooks_secrets_of_24_to_64_bytes_are_accepted(secret: str) -
         (base64.b64encode(os.urandom(32)).decode(), "whsec_"),
         ("whsec_not base64!!", "base64"),
     ],
+    ids=["23-bytes", "65-bytes", "no-prefix", "not-base64"],
 )
 def test_other_secrets_are_refused(secret: str, rule: str) -> None:
     problem = secret_problem(secret)
