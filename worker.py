@@ -28,12 +28,16 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.bulk import BulkSteering
 from activities.heartbeat import HeartbeatingActivities
+from activities.outcomes import OutcomeActivities, SubscriptionDirectory
 from activities.providers import PROVIDERS, activity_methods
+from activities.webhooks import WebhookActivities
 from config.codec import CodecConfigurationError
 from config.settings import (
     SERVES_WORKFLOWS,
+    Environment,
     LaneLimitError,
     OrchestratorSettings,
+    WebhookSettings,
     WorkerSettings,
     lane_limits,
 )
@@ -47,9 +51,12 @@ from config.telemetry import (
 )
 from config.temporal import connect
 from domain.lanes import lane_queue, provider_of
+from domain.outcomes import WEBHOOKS_LANE
 from starter.kinds import KINDS
 from workflows import patches
 from workflows.bulk_operation import BulkOperationWorkflow
+from workflows.outcome_subscriptions import OutcomeSubscriptions
+from workflows.webhook_delivery import WebhookDelivery
 
 log = logging.getLogger("worker")
 
@@ -57,6 +64,10 @@ log = logging.getLogger("worker")
 SAGAS: Sequence[type] = tuple(spec.workflow for spec in KINDS)
 #: What the sagas' worker runs: the sagas, and the operations that steer them in bulk.
 WORKFLOWS: Sequence[type] = (*SAGAS, BulkOperationWorkflow)
+
+#: What every sagas' worker runs beside the sagas: the outcome subscription store and the
+#: webhook deliveries (README "Outcome events").
+OUTCOME_WORKFLOWS: Sequence[type] = (OutcomeSubscriptions, WebhookDelivery)
 
 #: Our packages a workflow imports, shared by all runs with ``share_workflow_modules``.
 WORKFLOW_PACKAGES = ("workflows", "domain")
@@ -175,10 +186,16 @@ class ProductWorkers:
     limit, which the server enforces for all workers of that lane together.
     """
 
-    def __init__(self, main: Worker | None, lanes: Mapping[str, Worker]) -> None:
+    def __init__(
+        self,
+        main: Worker | None,
+        lanes: Mapping[str, Worker],
+        closers: Sequence[Callable[[], Any]] = (),
+    ) -> None:
         self.main = main
         self.lanes = dict(lanes)
         self._stack = contextlib.AsyncExitStack()
+        self._closers = list(closers)
 
     @property
     def task_queues(self) -> list[str]:
@@ -186,6 +203,8 @@ class ProductWorkers:
         return [worker.task_queue for worker in workers]
 
     async def __aenter__(self) -> ProductWorkers:
+        for close in self._closers:  # closed after the workers stopped
+            self._stack.push_async_callback(close)
         for worker in ([self.main] if self.main else []) + list(self.lanes.values()):
             await self._stack.enter_async_context(worker)
         return self
@@ -202,16 +221,26 @@ def build_worker(
     *,
     workflows: Sequence[type] | None = None,
     passthrough: Sequence[str] = (),
+    webhooks: WebhookSettings | None = None,
+    environment: Environment | None = None,
 ) -> ProductWorkers:
     """The workers this process runs for ``task_queue`` (``CANCEL_WORKER_SERVES``).
 
     ``workflows``: the saga workflows (default: every kind in ``starter.kinds``);
     ``passthrough``: more modules the workflow sandbox shares instead of re-importing
-    (a test's own workflows).
+    (a test's own workflows). Beside them always: the outcome events' publishing (a
+    local activity of the sagas' worker), their store and delivery workflows, and the
+    webhooks lane that POSTs to subscribers (``webhooks``: ``CANCEL_WEBHOOK_*``;
+    ``environment``: production refuses internal subscriber addresses).
     """
     tuning = tuning or WorkerSettings()
     options = tuning_options(tuning, passthrough)
-    known = {SERVES_WORKFLOWS, *clients.by_provider}
+    webhooks = webhooks or WebhookSettings()
+    directory = SubscriptionDirectory(webhooks.subscription_cache_seconds)
+    deliveries = WebhookActivities(
+        directory, webhooks, environment or OrchestratorSettings().environment
+    )
+    known = {SERVES_WORKFLOWS, WEBHOOKS_LANE, *clients.by_provider}
     unknown = sorted(tuning.serves - known)
     if unknown:
         raise UnknownLane(
@@ -223,10 +252,15 @@ def build_worker(
         main = Worker(
             client,
             task_queue=task_queue,
-            workflows=list(workflows if workflows is not None else WORKFLOWS),
-            # Runs started before lanes still call every provider on this queue; a
-            # bulk operation steers sagas from here (through Temporal, no provider).
-            activities=[*clients.activities(), *activity_methods(BulkSteering(client, task_queue))],
+            workflows=[*(workflows if workflows is not None else WORKFLOWS), *OUTCOME_WORKFLOWS],
+            # Runs started before lanes still call every provider on this queue; the
+            # outcome events' publish runs here as the sagas' local activity; a bulk
+            # operation steers sagas from here (through Temporal, no provider).
+            activities=[
+                *clients.activities(),
+                OutcomeActivities(directory).publish,
+                *activity_methods(BulkSteering(client, task_queue)),
+            ],
             interceptors=[HeartbeatingActivities()],
             # An activity on the sagas' own queue would otherwise start at once on this
             # worker, past any limit: every provider call goes through a lane.
@@ -248,7 +282,15 @@ def build_worker(
             interceptors=[HeartbeatingActivities()],
             **lane_options,
         )
-    return ProductWorkers(main, lanes)
+    if WEBHOOKS_LANE in serves:
+        lanes[WEBHOOKS_LANE] = Worker(
+            client,
+            task_queue=lane_queue(task_queue, WEBHOOKS_LANE),
+            activities=[deliveries.deliver],
+            interceptors=[HeartbeatingActivities()],
+            **{name: value for name, value in options.items() if name in _ACTIVITY_OPTIONS},
+        )
+    return ProductWorkers(main, lanes, closers=[deliveries.aclose])
 
 
 async def main() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import bulk, calls, cli, intake, overhead, report, wave
+from bench import bulk, calls, cli, intake, outcomes, overhead, report, wave
 
 FULL = {
     "overhead": ["--sagas", "300", "--rounds", "2"],
@@ -22,6 +22,7 @@ FULL = {
     "calls": ["--sagas", "20"],
     "intake": ["--sagas", "300"],
     "bulk": ["--sagas", "10000", "--singles", "300"],
+    "outcomes": ["--sagas", "300", "--rate", "10"],
 }
 QUICK = {
     "overhead": ["--sagas", "100", "--rounds", "1"],
@@ -29,6 +30,7 @@ QUICK = {
     "calls": ["--sagas", "5"],
     "intake": ["--sagas", "100"],
     "bulk": ["--sagas", "300", "--singles", "60"],
+    "outcomes": ["--sagas", "60", "--rate", "10"],
 }
 
 
@@ -42,6 +44,7 @@ async def main(args: argparse.Namespace) -> None:
         ("calls", calls),
         ("intake", intake),
         ("bulk", bulk),
+        ("outcomes", outcomes),
     ):
         if args.only and name not in args.only.split(","):
             continue
@@ -53,7 +56,9 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser("python -m bench", __doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
-    parser.add_argument("--only", help="comma-separated subset: overhead,wave,calls,intake,bulk")
+    parser.add_argument(
+        "--only", help="comma-separated subset: overhead,wave,calls,intake,bulk,outcomes"
+    )
     return parser.parse_args(argv)
 
 

@@ -200,6 +200,24 @@ class ApiScope(StrEnum):
     EVENTS_WRITE = "events:write"
     SAGAS_WRITE = "sagas:write"
     SAGAS_READ = "sagas:read"
+    #: Manage outcome subscriptions (add, list, remove, rotate, deliveries, replay).
+    SUBSCRIPTIONS_WRITE = "subscriptions:write"
+
+
+class WebhookSettings(BaseSettings):
+    """Delivering outcome events to subscribers (the worker's webhooks lane).
+    Env prefix ``CANCEL_WEBHOOK_``.
+
+    ``TIMEOUT_SECONDS`` bounds one delivery attempt's HTTP exchange (a slow subscriber
+    holds its delivery, never a worker slot for long); ``SUBSCRIPTION_CACHE_SECONDS`` is
+    how long a worker process reuses what it read of the subscription store (a new
+    subscription receives events from at most that long after it was added).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CANCEL_WEBHOOK_", extra="ignore")
+
+    timeout_seconds: float = Field(default=10.0, gt=0, le=25)
+    subscription_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
 
 class ApiKey(BaseModel):

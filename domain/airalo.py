@@ -25,6 +25,7 @@ from domain.common import (
     clean_identifier,
     problems_from_validation_error,
 )
+from domain.outcomes import Jeopardy
 
 REQUEST_ID_LENGTH = 25
 # Airalo's limit per POST /v2/cancel-future-orders; more IDs are split into batches.
@@ -427,6 +428,9 @@ class FutureOrderCancellationStatus(CamelModel):
     lookups: int
     last_error: str | None
     steps: list[StepRecord]
+    jeopardy: list[Jeopardy] = Field(
+        default_factory=list, description="deadlines neared without being met (saga.jeopardy)"
+    )
     # After a revoke: each cancelled order's re-creation (its new request id, or why not).
     recreated: list[RecreatedFutureOrder] = Field(default_factory=list)
     # Provider webhooks routed to the saga, each once.

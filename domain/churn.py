@@ -28,6 +28,7 @@ from domain.common import (
     problems_from_validation_error,
     schedule_problems,
 )
+from domain.outcomes import Jeopardy
 from domain.rebilly import Money, OrderCancellationRequest
 from domain.stn import TerminationRequest, mask_phone_number
 
@@ -209,5 +210,8 @@ class CustomerChurnStatus(CamelModel):
     cause: str | None
     last_error: str | None
     steps: list[StepRecord]
+    jeopardy: list[Jeopardy] = Field(
+        default_factory=list, description="deadlines neared without being met (saga.jeopardy)"
+    )
     # Provider webhooks routed to the saga, each once.
     notices: list[ProviderNotice] = Field(default_factory=list)

@@ -27,6 +27,7 @@ from domain.common import (
     problems_from_validation_error,
     schedule_problems,
 )
+from domain.outcomes import Jeopardy
 
 # Rebilly's ResourceId rule, for our cancellation ids and the ids we are given.
 REBILLY_ID_MAX_LENGTH = 50
@@ -414,5 +415,8 @@ class OrderCancellationStatus(CamelModel):
     provider_checks: int
     last_error: str | None
     steps: list[StepRecord]
+    jeopardy: list[Jeopardy] = Field(
+        default_factory=list, description="deadlines neared without being met (saga.jeopardy)"
+    )
     # Provider webhooks routed to the saga, each once.
     notices: list[ProviderNotice] = Field(default_factory=list)

@@ -20,6 +20,14 @@ IDEMPOTENCY_KEY = SearchAttributeKey.for_keyword("IdempotencyKey")
 # Airalo request ids and the Rebilly order a saga holds. Not PII.
 AIRALO_REQUEST_IDS = SearchAttributeKey.for_keyword_list("AiraloRequestIds")
 REBILLY_ORDER_ID = SearchAttributeKey.for_keyword("RebillyOrderId")
+# The jeopardy causes a running saga has now (``domain.outcomes.JeopardyCause``): set
+# when it emits ``saga.jeopardy``, cleared when the cause no longer applies.
+SAGA_JEOPARDY = SearchAttributeKey.for_keyword_list("SagaJeopardy")
+# On each webhook delivery (``WebhookDelivery``), set at its start: the subscription,
+# the saga whose event it carries, and the event type. Not PII.
+OUTCOME_SUBSCRIPTION_ID = SearchAttributeKey.for_keyword("OutcomeSubscriptionId")
+OUTCOME_SAGA_ID = SearchAttributeKey.for_keyword("OutcomeSagaId")
+OUTCOME_EVENT_TYPE = SearchAttributeKey.for_keyword("OutcomeEventType")
 
 ALL = (
     CANCELLATION_STATUS,
@@ -30,6 +38,10 @@ ALL = (
     IDEMPOTENCY_KEY,
     AIRALO_REQUEST_IDS,
     REBILLY_ORDER_ID,
+    SAGA_JEOPARDY,
+    OUTCOME_SUBSCRIPTION_ID,
+    OUTCOME_SAGA_ID,
+    OUTCOME_EVENT_TYPE,
 )
 
 

@@ -29,6 +29,7 @@ from domain.common import (
     problems_from_validation_error,
     schedule_problems,
 )
+from domain.outcomes import Jeopardy
 
 REFERENCE_MAX_LENGTH = 15
 NOTE_MAX_LENGTH = 164
@@ -331,3 +332,6 @@ class LineTerminationStatus(CamelModel):
     provider_checks: int
     last_error: str | None
     steps: list[StepRecord]
+    jeopardy: list[Jeopardy] = Field(
+        default_factory=list, description="deadlines neared without being met (saga.jeopardy)"
+    )

@@ -23,8 +23,13 @@ from temporalio.service import RPCError
 
 from domain import search_attributes as sa
 from domain.common import SagaPhase, SagaQuery
+from starter.kinds import KINDS
 
-RUNNING = "ExecutionStatus = 'Running'"
+#: The sagas (not the outcome subscription store, not the webhook deliveries).
+SAGAS = "WorkflowType IN ({})".format(
+    ", ".join(f"'{spec.workflow.__temporal_workflow_definition.name}'" for spec in KINDS)  # type: ignore[attr-defined]
+)
+RUNNING = f"{SAGAS} AND ExecutionStatus = 'Running'"
 NEEDS_ATTENTION = f"{RUNNING} AND {sa.CANCELLATION_STATUS.name} = '{SagaPhase.NEEDS_ATTENTION}'"
 SETTLE_POLL_SECONDS = 2.0
 FETCH_CONCURRENCY = 16
@@ -113,10 +118,8 @@ async def wait_until_settled(
 
 
 async def observe_all(client: Client) -> list[RunRecord]:
-    """Every saga's run in the namespace, with its history and status (the operations
-    that steer them in bulk are checked by their own scenario)."""
-    sagas = f"{sa.CANCELLATION_KIND.name} IS NOT NULL"
-    executions = [execution async for execution in client.list_workflows(sagas)]
+    """Every saga run in the namespace, with its history and status."""
+    executions = [execution async for execution in client.list_workflows(SAGAS)]
     gate = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def one(execution: Any) -> RunRecord:

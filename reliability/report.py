@@ -42,7 +42,12 @@ final state (kept across sandbox restarts), every run's final status and every h
    landing as the saga completes). That is Temporal's own answer to new input: the server
    rejects the task's commands and schedules a new task at once, so that the workflow sees
    the input first; no workflow code failed. Those are counted in each scenario's counts,
-   not as violations; every other cause is a violation.
+   not as violations; every other cause is a violation;
+6. every final saga's outcome event reaches the subscriber once after dedupe by
+   `webhook-id` (one accepted `saga.completed`, `.failed`, `.revoked` or `.compensated` per
+   run that ended so; none missing, none under two ids), every attempt signed; the
+   subscriber (the sandbox's) answers 503 for each scenario's first 25 s (6 s quick) and
+   0.5 s late after, and worker-crashes kills the worker once while it catches up.
 """
 
 

@@ -25,7 +25,8 @@ from temporalio.service import RPCError
 from config.settings import OrchestratorSettings
 from domain.common import InvalidRequest
 from reliability import invariants, observe, recovery
-from reliability.harness import Outage, Stack
+from reliability import outcomes as outcome_events
+from reliability.harness import TASK_QUEUE, Outage, Stack
 from reliability.invariants import Violation
 from reliability.observe import RunRecord
 from reliability.provider_state import ProviderState, SandboxRecorder, read_provider_state
@@ -272,6 +273,8 @@ async def run_scenario(scenario: Scenario, options: Options, workdir: Path) -> S
             factory=PlanFactory(rng, f"{scenario.name[:2]}{options.seed}", Timing()),
         )
         ctx.use_timing()
+        # Every scenario's outcomes go to a subscriber that is down for its first seconds.
+        await outcome_events.subscribe(client, admin, TASK_QUEUE, outcome_events_down_seconds(ctx))
         progress = Progress(ctx, options.sagas)
         ticker = asyncio.create_task(progress.run())
         await scenario.drive(ctx)
@@ -284,6 +287,8 @@ async def run_scenario(scenario: Scenario, options: Options, workdir: Path) -> S
 
         if not await observe.wait_until_settled(client, options.settle_seconds, settling):
             ctx.notes.append(f"not settled within {options.settle_seconds:.0f} s")
+        if not await outcome_events.wait_delivered(client, options.settle_seconds):
+            ctx.notes.append("outcome deliveries still retrying at the end")
         ticker.cancel()
         await progress.print_line()
         calls = await ctx.recorder.finish()
@@ -301,6 +306,9 @@ async def run_scenario(scenario: Scenario, options: Options, workdir: Path) -> S
             )
         for expectation in ctx.expectations:
             violations += expectation(runs, provider)
+        received = await asyncio.to_thread(admin.subscriber_received, outcome_events.ENDPOINT)
+        violations += outcome_events.check(runs, received)
+        ctx.counters.update(outcome_events.counters(received))
         violations = ctx.violations + violations
         return ScenarioResult(
             name=scenario.name,
@@ -342,6 +350,11 @@ async def run_scenario(scenario: Scenario, options: Options, workdir: Path) -> S
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         stack.stop()
+
+
+def outcome_events_down_seconds(ctx: ScenarioContext) -> float:
+    """How long the outcome subscriber answers 503 from the scenario's start."""
+    return ctx.scaled(25, 6)
 
 
 async def revive(ctx: ScenarioContext) -> None:

@@ -25,7 +25,7 @@ from reliability.invariants import Violation
 from reliability.observe import RunRecord
 from reliability.poison import PoisonOperatorInput
 from reliability.provider_state import ProviderState
-from reliability.run import Expectation, Scenario, ScenarioContext
+from reliability.run import Expectation, Scenario, ScenarioContext, outcome_events_down_seconds
 from reliability.storms import DuplicateStorms
 from reliability.workload import SagaPlan
 
@@ -40,7 +40,8 @@ class WorkerCrashes:
     summary = (
         "SIGKILL the worker at random moments (each kill waits, up to 6 s, until an "
         "activity is running on it), restart it 0.5-4 s later; a quarter of provider "
-        "calls are slowed by 1.5 s so that kills land mid-call."
+        "calls are slowed by 1.5 s so that kills land mid-call. One more kill a second "
+        "after the outcome subscriber comes back, while it takes the retried deliveries."
     )
 
     async def drive(self, ctx: ScenarioContext) -> None:
@@ -52,9 +53,13 @@ class WorkerCrashes:
         crashes = int(ctx.scaled(6, 1))
         span = ctx.scaled(window + 50, 5)
         begin = time.monotonic()
-        for moment in sorted(ctx.rng.uniform(3, span) for _ in range(crashes)):
+        moments = [(moment, True) for moment in (ctx.rng.uniform(3, span) for _ in range(crashes))]
+        # And once while the outcome subscriber, back up, takes the retried deliveries
+        # (each answer takes 0.5 s): the worker dies mid-delivery.
+        moments.append((outcome_events_down_seconds(ctx) + 1.0, False))
+        for moment, mid_activity in sorted(moments):
             await _at(begin, moment)
-            await crash_worker(ctx, down=ctx.rng.uniform(0.5, 4.0), mid_activity=True)
+            await crash_worker(ctx, down=ctx.rng.uniform(0.5, 4.0), mid_activity=mid_activity)
         await starting
 
 

@@ -14,7 +14,7 @@ from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from sandbox import airalo, rebilly, stn
+from sandbox import airalo, rebilly, stn, subscriber
 from sandbox.admin import build_admin_router
 from sandbox.clock import Clock, utc_now
 from sandbox.common import SandboxContext
@@ -32,6 +32,8 @@ from sandbox.state import Sandbox
 from sandbox.webhooks import build_admin_router as build_webhooks_router
 
 ADMIN_PREFIX = "/_sandbox"
+#: Outcome-event subscriber endpoints: ``<sandbox>/subscriber/<name>``.
+SUBSCRIBER_PREFIX = "/subscriber"
 logger = logging.getLogger(__name__)
 
 PROFILES: Mapping[ProviderName, ProviderProfile] = {
@@ -84,6 +86,12 @@ def create_app(settings: SandboxSettings | None = None, *, clock: Clock | None =
     )
     app.include_router(airalo.build_admin_router(sandbox.airalo), prefix=f"{ADMIN_PREFIX}/airalo")
     app.include_router(build_webhooks_router(sandbox.webhooks), prefix=f"{ADMIN_PREFIX}/webhooks")
+    app.include_router(
+        subscriber.build_router(sandbox.subscribers), prefix=SUBSCRIBER_PREFIX, tags=["subscriber"]
+    )
+    app.include_router(
+        subscriber.build_admin_router(sandbox.subscribers), prefix=f"{ADMIN_PREFIX}/subscribers"
+    )
 
     app.add_exception_handler(ProviderError, _provider_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +27,7 @@ from sandbox.airalo import AiraloState
 from sandbox.rebilly import RebillyState
 from sandbox.state import Sandbox
 from sandbox.stn import StnState
+from sandbox.subscriber import SubscribersState
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class PersistedState:
     stn: StnState
     rebilly: RebillyState
     airalo: AiraloState
+    #: The outcome-event subscriber endpoints (absent from files written before them).
+    subscribers: SubscribersState = field(default_factory=SubscribersState)
 
 
 _ADAPTER = TypeAdapter(PersistedState)
@@ -56,6 +59,7 @@ def encode(sandbox: Sandbox) -> bytes:
         stn=sandbox.stn.snapshot(),
         rebilly=sandbox.rebilly.snapshot(),
         airalo=sandbox.airalo.snapshot(),
+        subscribers=sandbox.subscribers.snapshot(),
     )
     return _ADAPTER.dump_json(state, indent=1)
 
@@ -107,6 +111,7 @@ class StateFile:
         sandbox.stn.restore(state.stn)
         sandbox.rebilly.restore(state.rebilly)
         sandbox.airalo.restore(state.airalo)
+        sandbox.subscribers.restore(state.subscribers)
         self._written = encode(sandbox)
         return True
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -13,6 +13,7 @@ from sandbox.common import SandboxContext
 from sandbox.faults import FaultRegistry
 from sandbox.rebilly import RebillyStore
 from sandbox.stn import StnStore
+from sandbox.subscriber import Subscribers
 from sandbox.webhooks import Dispatcher, Outbox
 
 
@@ -35,6 +36,8 @@ class Sandbox:
     rebilly: RebillyStore
     airalo: AiraloStore
     webhooks: Dispatcher
+    #: The outcome-event subscriber endpoints (``sandbox/subscriber.py``).
+    subscribers: Subscribers = field(default_factory=Subscribers)
 
     @classmethod
     def create(cls, context: SandboxContext) -> Sandbox:
@@ -59,6 +62,8 @@ class Sandbox:
         self.calls.clear()
         self.faults.clear()
         self.context.reseed()
+        # The outcome subscribers are not provider state: each is reset by its own name
+        # (``DELETE /_sandbox/subscribers/<name>``), so a benchmark's reset keeps them.
         stores: tuple[Resettable, ...] = (self.stn, self.rebilly, self.airalo, self.webhooks)
         for store in stores:
             store.reset()

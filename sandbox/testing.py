@@ -153,7 +153,8 @@ class SandboxAdmin:
     """Thin synchronous client for the ``/_sandbox`` admin endpoints."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/") + "/_sandbox", timeout=timeout)
+        self._base_url = base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self._base_url + "/_sandbox", timeout=timeout)
 
     def close(self) -> None:
         self._client.close()
@@ -378,6 +379,23 @@ class SandboxAdmin:
     def webhook_faults(self) -> list[dict[str, Any]]:
         faults: list[dict[str, Any]] = self._request("GET", "/webhooks/faults")["faults"]
         return faults
+
+    def subscriber_url(self, name: str) -> str:
+        """Where a subscription points to reach the endpoint ``name``."""
+        return f"{self._base_url}/subscriber/{quote(name, safe='')}"
+
+    def configure_subscriber(self, name: str, **config: Any) -> dict[str, Any]:
+        """``secrets``, ``failStatus``, ``failCount``, ``failForSeconds``, ``gone``,
+        ``delaySeconds``, ``retryAfterSeconds`` (``sandbox/subscriber.py``)."""
+        answer: dict[str, Any] = self._request(
+            "PUT", f"/subscribers/{quote(name, safe='')}", json=config
+        )
+        return answer
+
+    def subscriber_received(self, name: str) -> dict[str, Any]:
+        """``attempts`` (every request) and ``events`` (deduped by webhook-id)."""
+        answer: dict[str, Any] = self._request("GET", f"/subscribers/{quote(name, safe='')}")
+        return answer
 
     def clear_webhook_faults(self) -> None:
         self._request("DELETE", "/webhooks/faults")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import bulk, intake, overhead, report
+from bench import bulk, intake, outcomes, overhead, report
 from bench.measure import Processes
 from bench.phases import Kind
 
@@ -167,6 +167,33 @@ async def test_a_bulk_reschedule_is_measured_against_one_at_a_time(
     ratio(rows[1]["vs one by one"])
     for row in rows:
         assert float(row["sagas/s"]) > 0 and float(row["server CPU ms/saga"]) > 0, row
+
+
+async def test_outcome_events_on_and_off_and_their_latency_are_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m bench.outcomes --sagas 5``: both throughput rows and the latency row,
+    every event delivered, the figures numbers (never their values)."""
+    path = use_report(tmp_path, monkeypatch)
+    monkeypatch.setattr(outcomes, "WARM_UP", WARM_UP)
+
+    await outcomes.main(outcomes.parse_args(["--sagas", str(SAGAS), "--rate", "5"]))
+
+    section = section_of(path, "outcomes")
+    throughput, latency = section.split("at a steady load:", 1)
+    rows = rows_of(throughput)
+    assert [row["way"] for row in rows] == [
+        "events off (no subscription)",
+        "events on (one subscription, every type)",
+    ]
+    for row in rows:
+        assert row["sagas"] == str(SAGAS), row
+        ratio(row["vs off"])
+        assert float(row["completed sagas/s"]) > 0, row
+        assert float(row["worker CPU ms/saga"]) > 0, row
+    [steady] = rows_of(latency)
+    assert steady["sagas"] == steady["events delivered"] == str(SAGAS)
+    assert 0 <= float(steady["p50 ms"]) <= float(steady["p99 ms"]) <= float(steady["max ms"])
 
 
 # -- the parts, alone -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from config.settings import (
     OrchestratorSettings,
     RebillySettings,
     StnSettings,
+    WebhookSettings,
     lane_limit_variable,
 )
 from config.temporal_server import SERVER_VERSION, UI_SERVER_VERSION
@@ -51,6 +52,8 @@ def test_worker_is_configured_for_every_setting_without_defaults_leaking() -> No
         assert lane_limit_variable(entry.provider) in env, f"{entry.provider}'s lane limit"
     assert env["CANCEL_TASK_QUEUE"] == OrchestratorSettings().task_queue
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    for name in WebhookSettings.model_fields:
+        assert f"CANCEL_WEBHOOK_{name}".upper() in env, f"CANCEL_WEBHOOK_{name} missing in compose"
 
 
 def test_worker_waits_for_a_healthy_server() -> None:
@@ -206,6 +209,8 @@ def test_production_workers_reach_the_frontend_with_every_setting() -> None:
         assert lane_limit_variable(entry.provider) in env, f"{entry.provider}'s lane limit"
     assert env["TEMPORAL_ADDRESS"] == FRONTEND
     assert env["CANCEL_TASK_QUEUE"] == OrchestratorSettings().task_queue
+    for name in WebhookSettings.model_fields:
+        assert f"CANCEL_WEBHOOK_{name}".upper() in env, f"CANCEL_WEBHOOK_{name} in production"
     assert env["CANCEL_ENVIRONMENT"] == "production"
     assert "CANCEL_WORKFLOW_ID_KEY" in env and "CANCEL_CODEC_KEYS" in env
     assert worker["deploy"]["replicas"] == "${CLUSTER_WORKERS:-2}"

@@ -42,6 +42,7 @@ from config.telemetry import TelemetrySettings, TracingExporter, runtime
 from domain.airalo import AiraloActivity, FutureOrderCancellationRequest
 from domain.common import Provider, RevokeRequest, SagaKind
 from domain.lanes import lane_queue
+from domain.outcomes import JeopardyCause
 from domain.stn import StnActivity, TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
@@ -49,6 +50,7 @@ from starter.api import airalo_signature
 from starter.api.app import (
     attention_query,
     create_app,
+    jeopardy_query,
     kind_of,
     matchable,
     notice_outcome,
@@ -303,6 +305,19 @@ async def _drive_sagas(
     )
     assert resolved.json()["phase"] == "COMPENSATED", resolved.text
     await eventually(lambda: gauge_is_visibility(0))
+
+    async def jeopardy_is_visibility() -> None:
+        """Every jeopardy cause has its gauge, equal to visibility's count."""
+        scraped = parse(scrape(api_address))
+        for cause in JeopardyCause:
+            assert any(
+                s.name == "cancel_sagas_in_jeopardy" and s.labels.get("cause") == cause
+                for s in scraped
+            ), cause
+            shown = total(scraped, "cancel_sagas_in_jeopardy", cause=cause.value)
+            assert shown == (await client.count_workflows(jeopardy_query(cause))).count
+
+    await eventually(jeopardy_is_visibility)
 
     assert [await final(w) for w in (by_phone, failing, esims)] == [
         "COMPLETED",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from reliability import outcomes as outcome_invariant
 from reliability.invariants import check
 from reliability.observe import RunRecord
 from reliability.provider_state import Call, ProviderState
@@ -221,7 +222,15 @@ async def test_smoke_run_finds_nothing_lost_or_doubled(tmp_path: Path) -> None:
         assert result.sagas >= 8 and result.runs >= result.sagas
         assert not ({"RECEIVED", "SUBMITTING", "WAITING", "POLLING"} & set(result.final_states))
     crashes = results[0]
-    assert crashes.crashes == 1 and crashes.recovery.samples
+    # One random kill, and one while the outcome subscriber takes the retried deliveries.
+    assert crashes.crashes == 2 and crashes.recovery.samples
+    for result in results:
+        # Every final saga's outcome reached the subscriber, which was down at first
+        # (no outcome-lost/-doubled violation above); here: it did refuse some, and
+        # accepted at least one event per saga.
+        notes = dict(note.split(": ", 1) for note in result.notes if ": " in note)
+        assert int(notes["outcome events accepted (after dedupe)"]) >= result.sagas
+        assert int(notes["outcome attempts refused while the subscriber was down"]) >= 1
     # The dev servers kept their databases in write-ahead-log mode (config.temporal_cli):
     # a SQLite header's read/write format versions are 2 for WAL, 1 for a rollback journal.
     databases = list((tmp_path / "work").rglob("temporal.db"))
@@ -229,3 +238,36 @@ async def test_smoke_run_finds_nothing_lost_or_doubled(tmp_path: Path) -> None:
     text = report.read_text()
     assert "Violations: **0**" in text
     assert "| worker-crashes | 8 |" in text and "| duplicate-storms | 8 |" in text
+
+
+def test_the_outcome_check_reports_a_lost_and_a_doubled_outcome() -> None:
+    completed = run("LineTermination", {"subscriptionId": "SUB-1"}, {"phase": "COMPLETED"})
+    revoked = run(
+        "LineTermination", {"subscriptionId": "SUB-2", "customerId": "C-2"}, {"phase": "REVOKED"}
+    )
+
+    def accepted(subject: str, event_type: str, webhook_id: str) -> dict[str, Any]:
+        return {"subject": subject, "type": event_type, "webhookId": webhook_id}
+
+    received = {
+        # The revoked saga's outcome under two ids (doubled); the completed one's: none.
+        "events": [
+            accepted(revoked.workflow_id, "saga.revoked", "evt_a"),
+            accepted(revoked.workflow_id, "saga.revoked", "evt_b"),
+        ],
+        "attempts": [{"verified": True}, {"verified": False}],
+    }
+
+    violations = outcome_invariant.check([completed, revoked], received)
+
+    assert sorted((v.key, v.rule) for v in violations) == [
+        (completed.workflow_id, "outcome-lost"),
+        (revoked.workflow_id, "outcome-doubled"),
+        ("reliability", "outcome-unsigned"),
+    ]
+    assert (
+        outcome_invariant.check(
+            [revoked], {"events": received["events"][:1], "attempts": [{"verified": True}]}
+        )
+        == []
+    )

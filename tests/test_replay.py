@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from config.temporal import data_converter
 from tests.helpers import HISTORIES
-from worker import WORKFLOWS
+from worker import OUTCOME_WORKFLOWS, WORKFLOWS
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 
@@ -31,14 +31,17 @@ def workflow_type_of(path: Path) -> str:
 
 def test_every_workflow_type_has_a_recorded_history() -> None:
     recorded = {workflow_type_of(path) for path in HISTORY_FILES}
-    defined = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
+    defined = {
+        w.__temporal_workflow_definition.name  # type: ignore[attr-defined]
+        for w in (*WORKFLOWS, *OUTCOME_WORKFLOWS)
+    }
     assert defined <= recorded, f"no committed history for {sorted(defined - recorded)}"
 
 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[p.stem for p in HISTORY_FILES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=data_converter())
+    replayer = Replayer(workflows=[*WORKFLOWS, *OUTCOME_WORKFLOWS], data_converter=data_converter())
 
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
 

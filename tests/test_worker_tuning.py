@@ -207,8 +207,9 @@ async def _history_of_an_immediate_termination(
     for event in history.events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             queues.add(event.activity_task_scheduled_event_attributes.task_queue.name)
-        if event.HasField("marker_recorded_event_attributes"):
-            patch = event.marker_recorded_event_attributes.details["patch-data"].payloads[0]
+        details = event.marker_recorded_event_attributes.details
+        if event.HasField("marker_recorded_event_attributes") and "patch-data" in details:
+            patch = details["patch-data"].payloads[0]
             markers.append(json.loads(patch.data)["id"])
         if event.HasField("upsert_workflow_search_attributes_event_attributes"):
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
@@ -241,10 +242,11 @@ async def test_a_new_run_records_one_patch_marker_and_upserts_once_per_task(
 async def test_a_held_generation_makes_new_runs_take_the_generation_before_it(
     client: Client, sandbox, task_queue: str, uid: str
 ) -> None:
-    """A rolling upgrade: with lanes held, new runs record the generation before (one
-    marker, one upsert per task) and call sTN on the sagas' own queue, as the release
-    before did (its workers can replay them and serve their calls)."""
-    held = WorkerSettings(hold_patches=patches.PROVIDER_LANES)
+    """A rolling upgrade: with lanes (and the outcome events after them) held, new runs
+    record the generation before (one marker, one upsert per task) and call sTN on the
+    sagas' own queue, as the release before did (its workers can replay them and serve
+    their calls)."""
+    held = WorkerSettings(hold_patches=f"{patches.OUTCOME_EVENTS},{patches.PROVIDER_LANES}")
 
     markers, upserts, queues = await _history_of_an_immediate_termination(
         client, sandbox, task_queue, f"SUB-HELD-{uid}", held
@@ -259,9 +261,12 @@ async def test_a_held_generation_makes_new_runs_take_the_generation_before_it(
 async def test_every_held_generation_makes_new_runs_ask_each_patch(
     client: Client, sandbox, task_queue: str, uid: str
 ) -> None:
-    """Both generations held: new runs ask each patch and upsert at every phase change,
+    """Every generation held: new runs ask each patch and upsert at every phase change,
     as the release before the generations did."""
-    held = WorkerSettings(hold_patches=f"{patches.PROVIDER_LANES},{patches.ONE_UPSERT_PER_TASK}")
+    held = WorkerSettings(
+        hold_patches=f"{patches.OUTCOME_EVENTS},{patches.PROVIDER_LANES},"
+        f"{patches.ONE_UPSERT_PER_TASK}"
+    )
 
     markers, upserts, queues = await _history_of_an_immediate_termination(
         client, sandbox, task_queue, f"SUB-HELD-ALL-{uid}", held

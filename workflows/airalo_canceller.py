@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from domain import outcomes
     from domain.airalo import (
         CancelFutureOrdersResult,
         CancelRejection,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         format_airalo_date,
     )
     from domain.lanes import before_deadline
+    from domain.outcomes import JeopardyCause
 
 from workflows import airalo_steps, patches
 from workflows.ledger import SagaLedger, describe_failure
@@ -251,7 +253,24 @@ class FutureOrderCanceller:
                     f"date {_utc(order.due_date)}) had passed when the saga looked it up; "
                     "Airalo no longer cancels it, so it was not sent",
                 )
+        self._declare_cutoff(listing.orders)
         return True
+
+    def _declare_cutoff(self, listed: list[FutureOrder]) -> None:
+        """The deadline the saga races: the earliest cut-off of an order still to cancel
+        (jeopardy ``AIRALO_CUTOFF_HORIZON`` before it while that order is not settled)."""
+        open_orders = [order for order in listed if self._is_open(order.request_id)]
+        if not open_orders:
+            return
+        first = min(open_orders, key=lambda order: order.latest_cancellation_date)
+        horizon = outcomes.AIRALO_CUTOFF_HORIZON
+        self._ledger.deadline(
+            JeopardyCause.AIRALO_CUTOFF,
+            first.latest_cancellation_date - horizon,
+            lambda: self._is_open(first.request_id),
+            f"order {first.request_id} is still not cancelled {horizon} before its cut-off "
+            f"{_utc(first.latest_cancellation_date)}",
+        )
 
     def _remember(self, order: FutureOrder) -> None:
         self.orders[order.request_id] = order

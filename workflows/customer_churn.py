@@ -74,5 +74,6 @@ class CustomerChurnSaga(PivotComposition[CustomerChurnStatus]):
             cause=self._cause,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            jeopardy=list(self._ledger.jeopardy),
             notices=list(self._notice_board.received),
         )

@@ -61,7 +61,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
         self._ledger = SagaLedger(SagaKind.FUTURE_ORDER_CANCELLATION, [Provider.AIRALO])
         self._orders = AiraloOrders(request.request_ids, self._ledger, on_listed=self._listed)
         self._canceller = self._orders.canceller
-        self._steering = Steering(self._ledger)
+        self._steering = Steering(self._ledger, status=self.status)
         self._notice_board = NoticeBoard(self._ledger)
         self._undo = InflightStep()
 
@@ -104,6 +104,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
             raise
         finally:
             self._steering.close()
+            await self._steering.settle_outcomes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
@@ -204,6 +205,7 @@ class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], Rece
             lookups=canceller.lookups,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            jeopardy=list(self._ledger.jeopardy),
             recreated=list(self._orders.recreated),
             notices=list(self._notice_board.received),
         )

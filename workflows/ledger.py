@@ -4,7 +4,9 @@ Every phase change is written three ways at once, so they can never disagree:
 the ``status`` query's step list, the ``CancellationStatus`` search attribute
 (what operators filter on in the UI) and the run's current details (what the UI
 shows on the run's page). Whoever must react to it (the steering loop, the saga
-metrics) is a :class:`LedgerWatcher`, told of every change as it is made.
+metrics, the outcome events) is a :class:`LedgerWatcher`, told of every change as it
+is made. A part racing a deadline declares it (:meth:`SagaLedger.deadline`); the
+outcome events turn it into a jeopardy timer (``workflows/outcome_events.py``).
 
 Search attributes are published **once per workflow task** (patch
 :data:`workflows.patches.ONE_UPSERT_PER_TASK`): the changes a task's code makes are
@@ -20,7 +22,7 @@ complete in the same step, and the upsert must come before its completion.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +34,7 @@ from workflows import patches
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.common import SagaPhase, StepRecord
+    from domain.outcomes import Jeopardy, JeopardyCause
 
 
 class LedgerWatcher:
@@ -42,6 +45,12 @@ class LedgerWatcher:
 
     def undo_failed(self) -> None:
         """A compensation could not undo something, whatever phase the saga ends in."""
+
+    def deadline_set(
+        self, cause: JeopardyCause, at: datetime, still: Callable[[], bool], detail: str
+    ) -> None:
+        """A part must meet a deadline: the saga is in jeopardy from ``at`` while
+        ``still()`` (see :meth:`SagaLedger.deadline`)."""
 
 
 class SagaLedger:
@@ -54,6 +63,8 @@ class SagaLedger:
         self.phase = SagaPhase.RECEIVED
         self.steps: list[StepRecord] = []
         self.last_error: str | None = None
+        #: Deadlines the saga neared without meeting them (``saga.jeopardy``).
+        self.jeopardy: list[Jeopardy] = []
         self._watchers: list[LedgerWatcher] = []
         # Set in open(): merge the search-attribute changes of a task into one upsert.
         self._per_task = False
@@ -102,6 +113,34 @@ class SagaLedger:
         self.note_error(step, error)
         for watcher in self._watchers:
             watcher.undo_failed()
+
+    def deadline(
+        self, cause: JeopardyCause, at: datetime, still: Callable[[], bool], detail: str
+    ) -> None:
+        """A part must meet a deadline: from ``at`` on, while ``still()`` holds (and the
+        saga is not final), the saga is in jeopardy for ``cause``. Declaring it again
+        with another ``at`` moves it."""
+        for watcher in self._watchers:
+            watcher.deadline_set(cause, at, still, detail)
+
+    def in_jeopardy(self, cause: JeopardyCause, detail: str) -> None:
+        """Shown in the status and the ``SagaJeopardy`` search attribute."""
+        self.jeopardy.append(Jeopardy(cause=cause, at=workflow.now(), detail=detail))
+        self.record("jeopardy", f"{cause}: {detail}")
+        self._publish_jeopardy()
+
+    def out_of_jeopardy(self, cause: JeopardyCause) -> None:
+        """The cause no longer applies (the saga moved on): cleared from the attribute."""
+        for jeopardy in self.jeopardy:
+            if jeopardy.cause == cause and jeopardy.cleared_at is None:
+                jeopardy.cleared_at = workflow.now()
+        self._publish_jeopardy()
+
+    def _publish_jeopardy(self) -> None:
+        causes = sorted({str(j.cause) for j in self.jeopardy if j.cleared_at is None})
+        self._publish(
+            [sa.SAGA_JEOPARDY.value_set(causes) if causes else sa.SAGA_JEOPARDY.value_unset()]
+        )
 
     def move_wish_date(self, wish_date: datetime) -> None:
         self._publish([sa.WISH_DATE.value_set(wish_date)])

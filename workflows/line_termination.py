@@ -48,7 +48,7 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         self._request = request
         self._wish_date: datetime | None = request.wish_date
         self._ledger = SagaLedger(SagaKind.LINE_TERMINATION, [Provider.STN])
-        self._steering = Steering(self._ledger)
+        self._steering = Steering(self._ledger, status=self.status)
         self._line = StnLine(request, self._ledger)
         self._submit_step = InflightStep()
         # Set by the shielded-submit patch: a cancellation is compensated even
@@ -99,7 +99,10 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
         await self._submit_step.run(self._send(), shield=shielded)
         assert self._line.activation is not None
         when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
-        self._steering.scheduled(f"activation {self._line.activation.id} scheduled for {when}")
+        self._steering.scheduled(
+            f"activation {self._line.activation.id} scheduled for {when}",
+            effective=self._wish_date,
+        )
 
     async def _send(self) -> None:
         assert self._line.submission is not None
@@ -225,5 +228,6 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
             provider_checks=self._line.provider_checks,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            jeopardy=list(self._ledger.jeopardy),
             **dict(self._line.state()),
         )

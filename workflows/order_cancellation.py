@@ -57,7 +57,7 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
         self._request = request
         self._wish_date: datetime | None = request.churn_time
         self._ledger = SagaLedger(SagaKind.ORDER_CANCELLATION, [Provider.REBILLY])
-        self._steering = Steering(self._ledger)
+        self._steering = Steering(self._ledger, status=self.status)
         # A reactivation Rebilly reports while ours waits is shown, never acted on:
         # the poll learns what it did to our cancellation.
         self._notice_board = NoticeBoard(self._ledger)
@@ -136,7 +136,10 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
                 f"{_money(cancellation)}; waiting for confirm or revoke"
             )
         elif cancellation.status == RebillyStatus.CONFIRMED:
-            self._steering.scheduled(f"cancellation {cancellation.id} confirmed; churns at {churn}")
+            self._steering.scheduled(
+                f"cancellation {cancellation.id} confirmed; churns at {churn}",
+                effective=cancellation.churn_time,
+            )
         else:
             # Rebilly answered completed (churn now) or revoked: that is the outcome.
             self._settle(cancellation)
@@ -299,6 +302,7 @@ class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNoti
             provider_checks=billing.provider_checks,
             last_error=self._ledger.last_error,
             steps=list(self._ledger.steps),
+            jeopardy=list(self._ledger.jeopardy),
             notices=list(self._notice_board.received),
         )
 

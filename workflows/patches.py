@@ -65,10 +65,16 @@ CHURN_COMPLETED_BILLING_NOT_UNDONE = "churn-completed-billing-not-undone"
 # Also the newest generation marker (below).
 PROVIDER_LANES = "provider-lanes"
 
+# 2026-12: every saga tells its subscribers what happened (workflows/outcome_events.py):
+# a local activity per event, jeopardy timers (domain/outcomes.py). Runs before it emit
+# nothing and start no jeopardy timer. Also the newest generation marker (below).
+OUTCOME_EVENTS = "outcome-events"
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
 GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    (OUTCOME_EVENTS, frozenset()),
     (PROVIDER_LANES, frozenset({CHURN_COMPLETED_BILLING_NOT_UNDONE})),
     (
         ONE_UPSERT_PER_TASK,

@@ -62,7 +62,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         prepared (``pivot``, if any, among them)."""
         self._ledger = ledger
         self._wish_date = wish_date
-        self._steering = Steering(ledger)
+        self._steering = Steering(ledger, status=self.status)
         self._notice_board = NoticeBoard(ledger)
         # The provider step in flight: a cancellation waits for its outcome.
         self._step = InflightStep()
@@ -95,6 +95,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
             await self._attend()
         finally:
             self._steering.close()
+            await self._steering.settle_outcomes()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     # -- before the pivot ------------------------------------------------------
@@ -104,7 +105,8 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         for part in self._parts:
             await self._step.run(self._prepare_part(part))
         self._steering.scheduled(
-            f"every part prepared; waiting until {self._wish_date.isoformat()}"
+            f"every part prepared; waiting until {self._wish_date.isoformat()}",
+            effective=self._wish_date,
         )
 
     async def _prepare_part(self, part: ProviderPart) -> None:
@@ -132,6 +134,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
             await self._unwind(f"sTN reported {activation.status}: {activation.error_message}")
             return
         self._pivot_passed = True
+        self._steering.outcomes.point_of_no_return()
         if activation is not None:
             self._ledger.record("line_terminated", f"sTN activation {activation.id} is DONE")
         await self._finish_after_pivot()
@@ -191,7 +194,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
                 f"reschedule from {old.isoformat()} failed: {describe_failure(error)}"
             )
             raise
-        self._steering.scheduled(f"rescheduled to {new.isoformat()}")
+        self._steering.scheduled(f"rescheduled to {new.isoformat()}", effective=new)
 
     # -- compensation ----------------------------------------------------------
 
@@ -273,6 +276,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
     async def _go_forward(self, line: StnLine) -> None:
         """The line was terminated before it could be undone: finish every part."""
         self._pivot_passed = True
+        self._steering.outcomes.point_of_no_return()
         activation = line.activation.id if line.activation else "?"
         self._cause = (
             f"{self._cause}; too late: sTN had already terminated the line "

@@ -15,7 +15,9 @@ it showed, which does not move the loop); it ends, or waits for an operator, whe
 the ledger enters a final phase or ``NEEDS_ATTENTION``.
 
 Every saga has one Steering from its start to :meth:`~Steering.close`, so the
-saga metrics are counted here, once, for every saga (:class:`SagaMetrics`).
+saga metrics are counted here, once, for every saga (:class:`SagaMetrics`), and its
+outcome events are emitted from here (:class:`OutcomeEvents`): the saga waits for
+their publishing only before its run closes (:meth:`~Steering.settle_outcomes`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
@@ -45,6 +47,7 @@ from workflows.operator_inbox import (
     OperatorPayload,
     OperatorRequest,
 )
+from workflows.outcome_events import OutcomeEvents
 from workflows.provider_calls import urgent
 from workflows.saga_metrics import SagaMetrics
 
@@ -91,13 +94,15 @@ class RequestHandlers:
 class Steering(LedgerWatcher):
     """One saga's operator inbox and the loop that applies it (see the module docstring)."""
 
-    def __init__(self, ledger: SagaLedger) -> None:
+    def __init__(self, ledger: SagaLedger, status: Callable[[], Any] | None = None) -> None:
+        """``status``: the saga's ``status`` query, the ``data`` of its outcome events."""
         self.ledger = ledger
         self.inbox = OperatorInbox()
         self.stage = Stage.AWAITING_DUE
         ledger.watch(self)
         self.metrics = SagaMetrics(ledger)
         self.metrics.started()
+        self.outcomes = OutcomeEvents(ledger, status)
 
     def phase_changed(self, previous: SagaPhase, phase: SagaPhase) -> None:
         if phase.is_final:
@@ -105,10 +110,14 @@ class Steering(LedgerWatcher):
         elif phase == SagaPhase.NEEDS_ATTENTION:
             self.stage = Stage.NEEDS_OPERATOR
 
-    def scheduled(self, detail: str) -> None:
-        """The provider holds the saga's effect for its due date: wait for it (``WAITING``)."""
+    def scheduled(self, detail: str, *, effective: datetime | None = None) -> None:
+        """Wait for the due date (``WAITING``); ``effective``: the date the provider
+        holds the saga's effect for (``saga.scheduled``, or ``saga.rescheduled`` when
+        it moved), ``None`` when it holds nothing for a date yet (a draft)."""
         self.stage = Stage.AWAITING_DUE
         self.ledger.enter(SagaPhase.WAITING, detail)
+        if effective is not None:
+            self.outcomes.scheduled(effective)
 
     async def run(
         self,
@@ -142,6 +151,7 @@ class Steering(LedgerWatcher):
             self.ledger.fail(SagaPhase.FAILED, describe_failure(error))
         finally:
             self.close()
+            await self.settle_outcomes()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     # -- the update handlers' side ---------------------------------------------
@@ -292,3 +302,8 @@ class Steering(LedgerWatcher):
         """The saga ended: refuse every request still queued; count how it ended."""
         self.inbox.refuse_all(f"the saga ended {self.ledger.phase.value}")
         self.metrics.ended()
+
+    async def settle_outcomes(self) -> None:
+        """Before the run closes (also when it was cancelled): every outcome event
+        handed over, no jeopardy timer left."""
+        await self.outcomes.settle()

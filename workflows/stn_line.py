@@ -17,8 +17,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import outcomes
     from domain.churn import StnPartState
     from domain.common import Provider
+    from domain.outcomes import JeopardyCause
     from domain.stn import (
         Activation,
         ActivationStatus,
@@ -50,6 +52,8 @@ class StnLine(ProviderPart):
         self.cancellation: Activation | None = None
         self.submissions = 0
         self.provider_checks = 0
+        # When an immediate termination was first followed (its jeopardy clock).
+        self._first_followed: datetime | None = None
 
     # -- submitting ----------------------------------------------------------------
 
@@ -82,8 +86,24 @@ class StnLine(ProviderPart):
     # -- following -----------------------------------------------------------------
 
     async def await_final(self) -> Activation:
-        """Poll the termination until sTN executed it (``DONE``) or gave up (``ERROR``)."""
+        """Poll the termination until sTN executed it (``DONE``) or gave up (``ERROR``).
+
+        Declares the deadline it races: still not executed ``STN_BUSY_HORIZON`` after
+        its wish date (or after this first poll, for an immediate termination), the
+        saga is in jeopardy (``domain.outcomes``).
+        """
         assert self.activation is not None
+        submission = self.submission
+        if submission is not None:
+            due = submission.wish_date or self._first_followed or workflow.now()
+            self._first_followed = due
+            self._ledger.deadline(
+                JeopardyCause.STN_BUSY,
+                due + outcomes.STN_BUSY_HORIZON,
+                lambda: self.submission is submission and not self.executed,
+                f"sTN has not executed the termination {outcomes.STN_BUSY_HORIZON} after "
+                f"{due.isoformat()}",
+            )
         checked = await stn_steps.await_activation_final(self.activation.id)
         self.provider_checks += checked.checks
         self.activation = checked.activation

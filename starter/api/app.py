@@ -9,6 +9,8 @@ Telemetry (:class:`ApiTelemetry`, built by ``python -m starter.api``; see
 * ``cancel_api_webhook_notices_total{provider, outcome}``: provider webhooks;
 * ``cancel_sagas_needing_attention{kind}``: a gauge of the running sagas waiting in
   ``NEEDS_ATTENTION``, counted from visibility every ``attention_refresh_seconds``;
+* ``cancel_sagas_in_jeopardy{cause}``: a gauge of the running sagas in jeopardy
+  (``SagaJeopardy``, ``domain.outcomes.JeopardyCause``), from visibility on the same period;
 * ``cancel_lane_backlog{lane}``, ``cancel_lane_oldest_waiting_seconds{lane}``,
   ``cancel_lane_limit_per_second{lane}``: each provider lane as Temporal reports it
   (``starter.lanes``), refreshed on the same period;
@@ -44,13 +46,14 @@ from config.telemetry import Tracing, tracing_interceptors
 from config.temporal import connect
 from domain import search_attributes as sa
 from domain.common import SagaPhase
+from domain.outcomes import JeopardyCause
 from starter import forecast, lanes
 from starter.api import errors, openapi
 from starter.api.auth import Authenticator
 from starter.api.gateway import TemporalGateway
 from starter.api.limits import BodySizeLimit
 from starter.api.routes import bulk as bulk_routes
-from starter.api.routes import events, health, sagas, starts, webhooks
+from starter.api.routes import events, health, sagas, starts, subscriptions, webhooks
 from starter.api.routes import lanes as lanes_routes
 from starter.kinds import KINDS
 
@@ -60,6 +63,7 @@ API_REQUESTS = "cancel_api_requests_total"
 API_SAGAS_STARTED = "cancel_api_sagas_started_total"
 API_WEBHOOK_NOTICES = "cancel_api_webhook_notices_total"
 SAGAS_NEEDING_ATTENTION = "cancel_sagas_needing_attention"
+SAGAS_IN_JEOPARDY = "cancel_sagas_in_jeopardy"
 LANE_BACKLOG = "cancel_lane_backlog"
 LANE_OLDEST_WAITING = "cancel_lane_oldest_waiting_seconds"
 LANE_LIMIT = "cancel_lane_limit_per_second"
@@ -129,9 +133,11 @@ def create_app(
         lanes_routes.router,
         bulk_routes.router,
         webhooks.router,
+        subscriptions.router,
     )
     for router in (*routers, health.router):
         app.include_router(router)
+    subscriptions.install_webhooks(app)
     errors.install(app, api_settings.retry_after_seconds)
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
@@ -282,6 +288,10 @@ def attention_query(kind: str) -> str:
     )
 
 
+def jeopardy_query(cause: str) -> str:
+    return f'{sa.SAGA_JEOPARDY.name} = "{cause}" AND ExecutionStatus = "Running"'
+
+
 def _refreshing_fleet_gauges(
     gateway: TemporalGateway,
     meter: MetricMeter,
@@ -299,6 +309,9 @@ def _refreshing_fleet_gauges(
     """
     attention = meter.create_gauge(
         SAGAS_NEEDING_ATTENTION, "Running sagas in NEEDS_ATTENTION, by kind (from visibility)"
+    )
+    jeopardy = meter.create_gauge(
+        SAGAS_IN_JEOPARDY, "Running sagas in jeopardy, by cause (from visibility)"
     )
     backlog = meter.create_gauge(LANE_BACKLOG, "Provider calls waiting in each lane")
     oldest = meter.create_gauge_float(
@@ -321,6 +334,9 @@ def _refreshing_fleet_gauges(
                     query = attention_query(spec.kind)
                     found = await client.count_workflows(query, rpc_timeout=timeout)
                     attention.set(found.count, {"kind": str(spec.kind)})
+                for cause in JeopardyCause:
+                    found = await client.count_workflows(jeopardy_query(cause), rpc_timeout=timeout)
+                    jeopardy.set(found.count, {"cause": str(cause)})
                 for lane in await lanes.describe_lanes(client, task_queue):
                     labels = {"lane": lane.provider}
                     backlog.set(lane.backlog, labels)

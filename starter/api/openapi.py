@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from domain.bulk import BulkRequest
 from domain.churn import ResolveRequest
 from domain.common import RescheduleRequest, RevokeRequest
+from domain.outcomes import OutcomeEvent, RotateSecretRequest, SubscriptionRequest
 from starter.api.events import CloudEvent
 from starter.kinds import KINDS
 
@@ -29,7 +30,9 @@ DESCRIPTION = (
     "Start, inspect and steer durable cancellation sagas (Temporal), and take "
     "CloudEvents that start them. Every call but /healthz and /readyz needs "
     "`Authorization: Bearer <API key>` with the scope the operation names: "
-    "`sagas:write` (start, steer), `sagas:read` (status, list), `events:write` (events)."
+    "`sagas:write` (start, steer), `sagas:read` (status, list), `events:write` (events), "
+    "`subscriptions:write` (outcome event subscriptions). The `webhooks` are the outcome "
+    "events a subscription receives."
 )
 
 #: The request models besides each saga kind's.
@@ -39,11 +42,20 @@ OTHER_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     RescheduleRequest,
     ResolveRequest,
     BulkRequest,
+    SubscriptionRequest,
+    RotateSecretRequest,
+    OutcomeEvent,
 )
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
-    schema = get_openapi(title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes)
+    schema = get_openapi(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        routes=app.routes,
+        webhooks=app.webhooks.routes,
+    )
     _, definitions = models_json_schema(
         [
             (model, "validation")

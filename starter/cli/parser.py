@@ -6,6 +6,7 @@ import argparse
 from enum import StrEnum
 
 from domain.common import OperatorRequestKind, SagaQuery
+from starter.cli import subscriptions
 from starter.cli.bulk import add_bulk, add_upcoming
 from starter.kinds import KINDS
 
@@ -26,6 +27,7 @@ class ControlCommand(StrEnum):
     LANES = "lanes"
     BULK = "bulk"
     UPCOMING = "upcoming"
+    SUBSCRIPTIONS = "subscriptions"
 
 
 class LaneCommand(StrEnum):
@@ -110,6 +112,7 @@ def _add_workflow_controls(commands: argparse._SubParsersAction[argparse.Argumen
     _add_lanes(commands)
     add_bulk(commands)
     add_upcoming(commands)
+    subscriptions.add_parser(commands, ControlCommand.SUBSCRIPTIONS)
 
 
 def _add_lanes(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -44,7 +44,7 @@ API_KEYS = [
     {
         "name": "admin",
         "token": ADMIN_TOKEN,
-        "scopes": ["events:write", "sagas:write", "sagas:read"],
+        "scopes": ["events:write", "sagas:write", "sagas:read", "subscriptions:write"],
     },
     {"name": "dashboard", "token": READER_TOKEN, "scopes": ["sagas:read"]},
     {"name": "crm-events", "token": EVENTS_TOKEN, "scopes": ["events:write"]},

@@ -1,0 +1,185 @@
+"""``webhooks.deliver``: one attempt to POST one outcome event to one subscriber.
+
+Signed the Standard Webhooks way with the maintained ``standardwebhooks`` library:
+``webhook-id`` is the event id (the same on every attempt and replay, so receivers
+dedupe by it), ``webhook-timestamp`` the attempt's time, ``webhook-signature`` one
+``v1,<base64>`` per valid secret (two, space-separated, while a rotation overlaps).
+The body is the CloudEvent in structured JSON (``application/cloudevents+json``).
+
+What an answer means for the delivery (``workflows/webhook_delivery.py`` retries):
+2xx delivered; 5xx, 408, 429 (after its ``Retry-After``), timeouts and connection
+errors retried; 410 disables the subscription (an update to the store) and ends the
+delivery; any other status (redirects are not followed) ends it failed. The
+subscription is read from the store at every attempt (cached briefly), so a removed,
+disabled or rotated subscription is honoured by deliveries already under way.
+
+In production the destination is checked at every attempt, after DNS: loopback,
+link-local and private addresses are refused (no SSRF through a subscription whose
+name now resolves inward). The check and the connection resolve separately, so a
+name that changes between the two in that instant is not caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from standardwebhooks import Webhook
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.outcomes import SubscriptionDirectory
+from activities.provider_http import retry_after
+from config.settings import Environment, WebhookSettings
+from domain.outcomes import (
+    DELIVER_ACTIVITY,
+    DESTINATION_REFUSED,
+    SUBSCRIBER_GONE,
+    SUBSCRIBER_REFUSED,
+    SUBSCRIPTION_INACTIVE,
+    Delivery,
+    DeliveryResult,
+    DisableSubscription,
+    OutcomeEvent,
+    Subscription,
+    SubscriptionStoreUpdate,
+    SubscriptionView,
+    address_refusal,
+)
+
+SUBSCRIBER_UNAVAILABLE = "SubscriberUnavailable"
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+USER_AGENT = "cancellation-orchestrator-webhooks/1"
+
+
+async def destination_refusal(url: str) -> str | None:
+    """Why production must not POST to ``url`` (its host resolves to a loopback,
+    link-local, private or otherwise internal address), or ``None``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        resolved = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return f"{host} does not resolve: {error}"
+    for *_, address in resolved:
+        refusal = address_refusal(str(address[0]))
+        if refusal is not None:
+            return f"{host}: {refusal}"
+    return None
+
+
+def signed_headers(
+    event: OutcomeEvent, body: str, secrets: list[str], now: datetime
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt: a signature per valid secret."""
+    signatures = " ".join(Webhook(secret).sign(event.id, now, body) for secret in secrets)
+    return {
+        "content-type": CONTENT_TYPE,
+        "user-agent": USER_AGENT,
+        "webhook-id": event.id,
+        "webhook-timestamp": str(math.floor(now.timestamp())),
+        "webhook-signature": signatures,
+    }
+
+
+class WebhookActivities:
+    """The deliver activity with this worker's HTTP client and subscription directory."""
+
+    def __init__(
+        self,
+        directory: SubscriptionDirectory,
+        settings: WebhookSettings,
+        environment: Environment,
+    ) -> None:
+        self._directory = directory
+        self._environment = environment
+        # No redirects (a 3xx is a refusal) and no connection reuse across subscribers'
+        # hosts is needed: one client per worker process, closed with it.
+        self.http = httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    @activity.defn(name=DELIVER_ACTIVITY)
+    async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        client = activity.client()
+        subscription = await self._subscription(client, delivery)
+        if self._environment == Environment.PRODUCTION:
+            refusal = await destination_refusal(subscription.url)
+            if refusal is not None:
+                raise ApplicationError(refusal, type=DESTINATION_REFUSED, non_retryable=True)
+        event = delivery.event
+        body = event.body()
+        now = datetime.now(UTC)
+        headers = signed_headers(event, body, subscription.signing_secrets(now), now)
+        try:
+            async with self.http.stream(
+                "POST", subscription.url, content=body.encode(), headers=headers
+            ) as response:
+                status = response.status_code  # the body is never read: any size, any speed
+                delay = retry_after(response) if status == 429 else None
+        except httpx.HTTPError as error:
+            raise ApplicationError(
+                f"subscriber unreachable: {type(error).__name__}: {error}",
+                type=SUBSCRIBER_UNAVAILABLE,
+            ) from None
+        attempt = activity.info().attempt
+        if 200 <= status < 300:
+            return DeliveryResult(status=status, attempt=attempt)
+        if status == 410:
+            await self._disable(client, delivery, "the subscriber answered 410 Gone")
+            raise ApplicationError(
+                "the subscriber answered 410 Gone: subscription disabled",
+                type=SUBSCRIBER_GONE,
+                non_retryable=True,
+            )
+        if status >= 500 or status in (408, 429):
+            raise ApplicationError(
+                f"the subscriber answered {status}",
+                type=SUBSCRIBER_UNAVAILABLE,
+                next_retry_delay=timedelta(seconds=math.ceil(delay.total_seconds()))
+                if delay
+                else None,
+            )
+        raise ApplicationError(
+            f"the subscriber answered {status}: not retried (replay it once fixed)",
+            type=SUBSCRIBER_REFUSED,
+            non_retryable=True,
+        )
+
+    async def _subscription(self, client: Client, delivery: Delivery) -> Subscription:
+        found = await self._find(client, delivery)
+        if found is None:  # added after this process last read the store? read it again
+            self._directory.forget(delivery.store_id)
+            found = await self._find(client, delivery)
+        if found is None:
+            raise ApplicationError(
+                f"subscription {delivery.subscription_id} was removed",
+                type=SUBSCRIPTION_INACTIVE,
+                non_retryable=True,
+            )
+        if found.disabled is not None:
+            raise ApplicationError(
+                f"subscription {found.id} is disabled: {found.disabled}",
+                type=SUBSCRIPTION_INACTIVE,
+                non_retryable=True,
+            )
+        return found
+
+    async def _find(self, client: Client, delivery: Delivery) -> Subscription | None:
+        subscriptions = await self._directory.subscriptions(client, delivery.store_id)
+        return next((s for s in subscriptions if s.id == delivery.subscription_id), None)
+
+    async def _disable(self, client: Client, delivery: Delivery, reason: str) -> None:
+        await client.get_workflow_handle(delivery.store_id).execute_update(
+            SubscriptionStoreUpdate.DISABLE,
+            DisableSubscription(subscription_id=delivery.subscription_id, reason=reason),
+            result_type=SubscriptionView,
+        )
+        self._directory.forget(delivery.store_id)
