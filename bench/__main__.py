@@ -14,7 +14,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import bulk, calls, cli, intake, outcomes, overhead, report, wave
+from bench import (
+    bulk,
+    calls,
+    cli,
+    intake,
+    lane_rates,
+    lanes,
+    outcomes,
+    overhead,
+    report,
+    scale,
+    wave,
+)
 
 FULL = {
     "overhead": ["--sagas", "300", "--rounds", "2"],
@@ -23,6 +35,9 @@ FULL = {
     "intake": ["--sagas", "300"],
     "bulk": ["--sagas", "10000", "--singles", "300"],
     "outcomes": ["--sagas", "300", "--rate", "10"],
+    "lanes": ["--terminations", "600", "--samples", "5", "--sample-every", "30"],
+    "lane-rates": ["--wave", "stn=600,rebilly=600,airalo=150"],
+    "scale": ["--pending", "100000", "--chunk", "10000", "--wave", "10000"],
 }
 QUICK = {
     "overhead": ["--sagas", "100", "--rounds", "1"],
@@ -31,22 +46,39 @@ QUICK = {
     "intake": ["--sagas", "100"],
     "bulk": ["--sagas", "300", "--singles", "60"],
     "outcomes": ["--sagas", "60", "--rate", "10"],
+    "lanes": ["--terminations", "120", "--samples", "3", "--sample-every", "20"],
+    "lane-rates": ["--wave", "stn=200,rebilly=200,airalo=50"],
+    # Limits 5x the full run's: the first polls' window (sized for 10,000 at sTN's
+    # limit) shrinks to 100 s, in proportion to the smaller wave.
+    "scale": [
+        *("--pending", "3000", "--chunk", "1000", "--wave", "1000"),
+        *("--limits", "stn=100,rebilly=50,airalo=25"),
+    ],
 }
+#: Run only on these targets unless ``--only`` names them: 100,000 pending sagas are
+#: measured on the cluster's PostgreSQL, not on the dev server's SQLite.
+TARGETS_OF = {"scale": ("cluster",)}
+BENCHMARKS = (
+    ("overhead", overhead),
+    ("wave", wave),
+    ("calls", calls),
+    ("intake", intake),
+    ("bulk", bulk),
+    ("outcomes", outcomes),
+    ("lanes", lanes),
+    ("lane-rates", lane_rates),
+    ("scale", scale),
+)
 
 
 async def main(args: argparse.Namespace) -> None:
     sizes = QUICK if args.quick else FULL
     target = ["--target", args.target]
     began = time.monotonic()
-    for name, module in (
-        ("overhead", overhead),
-        ("wave", wave),
-        ("calls", calls),
-        ("intake", intake),
-        ("bulk", bulk),
-        ("outcomes", outcomes),
-    ):
+    for name, module in BENCHMARKS:
         if args.only and name not in args.only.split(","):
+            continue
+        if not args.only and args.target not in TARGETS_OF.get(name, (args.target,)):
             continue
         print(f"\n== {name} ({time.monotonic() - began:.0f} s in)", flush=True)
         await module.main(module.parse_args([*sizes[name], *target]))
@@ -57,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser("python -m bench", __doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument(
-        "--only", help="comma-separated subset: overhead,wave,calls,intake,bulk,outcomes"
+        "--only", help=f"comma-separated subset: {','.join(name for name, _ in BENCHMARKS)}"
     )
     return parser.parse_args(argv)
 

@@ -155,7 +155,7 @@ async def main(args: argparse.Namespace) -> str:
         results = await measure(bench, args.sagas, args.singles)
     section = report.Section(
         "bulk",
-        "7. Bulk reschedule against one reschedule at a time",
+        "9. Bulk reschedule against one reschedule at a time",
         f"python -m bench.bulk --sagas {args.sagas} --singles {args.singles}",
         __doc__ or "",
         table(results),

@@ -11,6 +11,8 @@
 * :func:`start_all`: starts at a bounded concurrency, as a busy caller would.
 * :func:`closed_runs`: the runs of a phase, with the server's start and close times,
   once every one has closed (polled with a deadline, never slept on).
+* :func:`busiest_window`: the most provider calls in any window of some seconds (a
+  lane's rate at the provider, from the sandbox's call log: :func:`call_times`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -263,3 +265,19 @@ def throughput(runs: Sequence[Run], share: float = 0.99) -> float:
     done = max(1, round(share * len(closes)))
     span = (closes[done - 1] - min(run.started for run in runs)).total_seconds()
     return done / span if span > 0 else float("inf")
+
+
+def call_times(calls: Iterable[Mapping[str, object]]) -> list[float]:
+    """When each call of the sandbox's log reached it (epoch seconds), in order."""
+    return sorted(datetime.fromisoformat(str(call["at"])).timestamp() for call in calls)
+
+
+def busiest_window(times: Sequence[float], seconds: float = 10.0) -> int:
+    """The most of ``times`` (seconds) inside any window ``seconds`` long."""
+    ordered = sorted(times)
+    most = end = 0
+    for start, first in enumerate(ordered):
+        while end < len(ordered) and ordered[end] - first < seconds:
+            end += 1
+        most = max(most, end - start)
+    return most

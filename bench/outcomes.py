@@ -186,7 +186,7 @@ async def main(args: argparse.Namespace) -> str:
         results, steady = await measure(bench, args.sagas, args.rate)
     section = report.Section(
         "outcomes",
-        "6. Outcome events: throughput with events on and off, state change to first delivery",
+        "8. Outcome events: throughput with events on and off, state change to first delivery",
         f"python -m bench.outcomes --sagas {args.sagas} --rate {args.rate:g}",
         __doc__ or "",
         tables(results, steady),

@@ -35,21 +35,28 @@ import tempfile
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from temporalio.client import Client
 
 from bench.measure import Pids, Processes
+from config.settings import lane_limit_variable
 from config.temporal import data_converter
 from config.temporal_server import ensure_server_binaries
+from domain.common import Provider
 from reliability.harness import TASK_QUEUE, Stack, quiet_runtime
 from sandbox.testing import SandboxAdmin
 from stacks.cluster.ports import TEMPORAL_SERVICES, ClusterPorts
 from stacks.cluster.postgres import require_postgres
 from stacks.cluster.stack import ClusterStack
-from stacks.cluster.temporal import NAMESPACE
+from stacks.cluster.temporal import DATABASE, NAMESPACE, VISIBILITY_DATABASE
 from stacks.ports import free_port
 from stacks.service import Service
+
+#: The dev server's database file in the stack's directory (``reliability.harness``).
+SQLITE_FILE = "temporal.db"
+#: The cluster's databases: Temporal's store and its visibility.
+DATABASES = (DATABASE, VISIBILITY_DATABASE)
 
 #: The product's default (``config.settings``); the reliability Stack's own is 5 s.
 PROVIDER_TIMEOUT_SECONDS = 15.0
@@ -65,10 +72,19 @@ SDK_DEFAULTS: dict[str, str] = {
 }
 
 
+#: The lanes' limits (``CANCEL_<PROVIDER>_MAX_CALLS_PER_SECOND``): tuning too.
+LANE_LIMITS = frozenset(lane_limit_variable(provider) for provider in Provider)
+
+
+def is_tuning(name: str) -> bool:
+    """A worker setting a benchmark varies: ``CANCEL_WORKER_*`` and the lanes' limits."""
+    return name.startswith("CANCEL_WORKER_") or name in LANE_LIMITS
+
+
 def tuned(env: dict[str, str], tuning: dict[str, str]) -> dict[str, str]:
-    """A worker's environment with its ``CANCEL_WORKER_*`` replaced by ``tuning``; an
-    empty value means "unset": the setting's default (the SDK's)."""
-    base = {k: v for k, v in env.items() if not k.startswith("CANCEL_WORKER_")}
+    """A worker's environment with its tuning (:func:`is_tuning`) replaced by ``tuning``;
+    an empty value means "unset": the setting's default (the SDK's; no lane limit)."""
+    base = {k: v for k, v in env.items() if not is_tuning(k)}
     return {**base, **{k: v for k, v in tuning.items() if v}}
 
 
@@ -108,7 +124,13 @@ class Deployment(Protocol):
     def admin(self) -> SandboxAdmin: ...
 
     async def restart_worker(self, env: dict[str, str]) -> None:
-        """The product's worker again, with ``env`` as its ``CANCEL_WORKER_*``."""
+        """The product's worker again, with ``env`` as its tuning (:func:`tuned`)."""
+        ...
+
+    def database_bytes(self) -> int:
+        """What Temporal's persistence takes on disk now: the dev server's SQLite file
+        (with its write-ahead log), or the cluster's two PostgreSQL databases
+        (``pg_database_size`` of the store and of visibility)."""
         ...
 
 
@@ -181,6 +203,11 @@ class Dev:
 
     async def restart_worker(self, env: dict[str, str]) -> None:
         await _restart(self.stack.worker, env)
+
+    def database_bytes(self) -> int:
+        database = self.stack.workdir / SQLITE_FILE
+        files = (database, database.with_name(f"{SQLITE_FILE}-wal"))
+        return sum(path.stat().st_size for path in files if path.exists())
 
 
 @dataclass
@@ -263,6 +290,11 @@ class Cluster:
         # Returns once the worker polls its task queue.
         await _restart(self.stack.product_workers[0], env)
 
+    def database_bytes(self) -> int:
+        names = ", ".join(f"'{name}'" for name in DATABASES)
+        sql = f"SELECT sum(pg_database_size(datname)) FROM pg_database WHERE datname IN ({names})"
+        return int(self.stack.postgres.psql(sql))
+
 
 async def _restart(worker: Service, tuning: dict[str, str]) -> None:
     """Stop ``worker``, and start it again with ``tuning`` as its ``CANCEL_WORKER_*``."""
@@ -326,6 +358,20 @@ class Bench:
     async def restart_worker(self, env: dict[str, str]) -> None:
         """The product's worker again, with ``env`` over its environment (tuning)."""
         await self.stack.restart_worker(env)
+
+    def database_bytes(self) -> int:
+        """Temporal's persistence on disk now (:meth:`Deployment.database_bytes`)."""
+        return self.stack.database_bytes()
+
+    def provider_calls(
+        self, provider: str, method: str | None = None, path: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The sandbox's call log of ``provider``: every request since the last reset,
+        in order of arrival (``at``: when it reached the sandbox); ``path``: those whose
+        path ends so."""
+        with self.admin() as admin:
+            calls = admin.calls(provider=provider, method=method)
+        return [call for call in calls if path is None or str(call["path"]).endswith(path)]
 
 
 @contextlib.asynccontextmanager

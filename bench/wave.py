@@ -101,12 +101,6 @@ class WaveResult:
     profile: Profile | None = None
 
 
-def stn_calls(bench: Bench, method: str, path: str) -> list[dict[str, object]]:
-    with bench.admin() as admin:
-        calls = admin.calls(provider="stn", method=method)
-    return [call for call in calls if str(call["path"]).endswith(path)]
-
-
 async def one_wave(
     bench: Bench, variant: Variant, sagas: int, start_rate: float, profile_dir: Path | None
 ) -> WaveResult:
@@ -135,7 +129,7 @@ async def one_wave(
 
     submits = sorted(
         datetime.fromisoformat(str(call["at"])).timestamp()
-        for call in stn_calls(bench, "POST", SUBMIT)
+        for call in bench.provider_calls("stn", "POST", SUBMIT)
     )
     # RSS once a quarter, half, all of the sagas had been submitted (the first sample
     # after that submit; "all": the last sample before the wish date).
@@ -147,7 +141,7 @@ async def one_wave(
     rss_peak = sampler.peak(variant.process, since=due)
 
     first_poll: dict[str, datetime] = {}
-    polls = stn_calls(bench, "GET", QUERY_ACTIVATION)
+    polls = bench.provider_calls("stn", "GET", QUERY_ACTIVATION)
     for call in polls:
         query = call.get("query")
         activation = query.get("id") if isinstance(query, dict) else None
@@ -227,7 +221,7 @@ async def calibrate(bench: Bench, sagas: int = 300) -> float:
         sagas, lambda i: start_one(bench.client, Kind.BARE_HTTP, subscriptions[i], phase_start)
     )
     deadline = began + 300
-    while len(stn_calls(bench, "POST", SUBMIT)) < sagas:
+    while len(bench.provider_calls("stn", "POST", SUBMIT)) < sagas:
         bench.check_alive()
         if time.monotonic() > deadline:
             raise TimeoutError("calibration: the submits did not all arrive in 300 s")

@@ -1,17 +1,18 @@
 """The benchmarks (``bench/``, ``make bench``), small, on the dev server's target.
 
-``make bench`` is not part of ``make test`` (half an hour), so these run two of its
-benchmarks end to end with a handful of sagas, each on its private stack (dev server,
-sandbox, the product's worker, the bare worker, the API; free ports, a temporary
-directory: nothing shared with the tests beside it), into a temporary report
-(``BENCH_REPORT``). They assert what a change to the harness could break: the section
-is written under its key with its table, every variant's row ran the sagas asked
-for and all of them completed, the ratios are numbers and each process's CPU was
-read from the right process. Never a timing.
+``make bench`` is not part of ``make test`` (most of an hour), so these run its
+benchmarks (all but the wave and the calls) end to end with a handful of sagas,
+each on its private stack (dev server, sandbox, the product's worker, the bare
+worker, the API; free ports, a temporary directory: nothing shared with the tests
+beside it), into a temporary report (``BENCH_REPORT``). They assert what a change to
+the harness could break: the section is written under its key with its tables,
+every variant's row ran the sagas asked for and all of them completed, the ratios
+are numbers and each process's CPU was read from the right process. Never a timing.
 
 ``tests/cluster/test_bench_smoke.py`` runs the same on the PostgreSQL-backed cluster
 (``--target cluster``) with the helpers here. The unit tests at the end check the
-report's keys per target and the CPU of a process group (PostgreSQL's backends).
+report's keys per target, the CPU of a process group (PostgreSQL's backends), the
+busiest window of a call log and the lane limits as worker tuning.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import bulk, intake, outcomes, overhead, report
-from bench.measure import Processes
+from bench import bulk, intake, lane_rates, lanes, outcomes, overhead, report, scale
+from bench.measure import Processes, busiest_window
 from bench.phases import Kind
+from bench.target import tuned
 
 #: Sagas per variant: enough that each figure asserted above 0 is several of /proc's
 #: 10 ms CPU ticks (the API spends ~5 ms per start, the server ~50 ms per saga).
@@ -57,24 +59,44 @@ def section_of(path: Path, key: str) -> str:
     return found.group(1)
 
 
-def rows_of(section: str) -> list[dict[str, str]]:
-    """The section's table (its first one), each row by column name."""
-    lines = [line for line in section.splitlines() if line.startswith("|")]
-    assert len(lines) > 2, f"no table in the section:\n{section}"
+def tables_of(section: str) -> list[list[dict[str, str]]]:
+    """The section's tables, each row by column name."""
 
     def cells(line: str) -> list[str]:
         return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
-    header = cells(lines[0])
-    return [dict(zip(header, cells(line), strict=True)) for line in lines[2:]]
+    tables: list[list[str]] = []
+    previous = ""
+    for line in section.splitlines():
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    assert tables and all(len(lines) > 2 for lines in tables), f"no table in:\n{section}"
+    return [
+        [dict(zip(cells(lines[0]), cells(line), strict=True)) for line in lines[2:]]
+        for lines in tables
+    ]
+
+
+def rows_of(section: str) -> list[dict[str, str]]:
+    """The section's table (its first one), each row by column name."""
+    return tables_of(section)[0]
 
 
 def ratio(cell: str) -> float:
-    """``0.87x`` as a number (finite, above 0)."""
-    assert cell.endswith("x"), cell
-    value = float(cell.removesuffix("x"))
+    """``0.87x`` (or ``3.1 (1.03x)``: the ratio in brackets) as a number (finite, above 0)."""
+    found = re.fullmatch(r"(?:.* \()?([\d.]+)x\)?", cell)
+    assert found is not None, cell
+    value = float(found.group(1))
     assert math.isfinite(value) and value > 0, cell
     return value
+
+
+def key(name: str, target: str) -> str:
+    """A benchmark's section key on ``target``."""
+    return name if target == "dev" else f"{name}-{target}"
 
 
 def use_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: str = "") -> Path:
@@ -127,6 +149,76 @@ async def run_intake(target: str, path: Path) -> list[dict[str, str]]:
     for row in rows[2:]:
         assert float(row["API CPU ms/saga"]) > 0, row
     return rows
+
+
+async def run_lanes(target: str, path: Path) -> list[dict[str, str]]:
+    """``python -m bench.lanes`` with 6 terminations and one deadline cancellation per
+    shape; checks its table and returns the rows."""
+    args = ["--terminations", "6", "--samples", "1", "--sample-every", "0", "--target", target]
+    await lanes.main(lanes.parse_args(args))
+
+    rows = rows_of(section_of(path, key("lanes", target)))
+    assert [row["shape"] for row in rows] == [
+        lanes.with_lanes({"stn": lanes.STN_LIMIT}).label,
+        lanes.one_queue(lanes.STN_LIMIT).label,
+    ]
+    for row in rows:
+        assert row["sTN terminations at once"] == "6", row
+        assert row["Airalo cancellations, cut-off ~4 min away"] == "1", row
+        assert row["terminations not completed"] == "0", row
+        assert row["orders"] in ("1 CANCELLED", "1 MISSED_DEADLINE"), row
+        ratio(row["sTN busiest 10 s, calls/s (vs cap 3)"])
+    # With lanes the deadline call is sent (how soon is the benchmark's, not a test's).
+    assert rows[0]["orders"] == "1 CANCELLED", rows[0]
+    assert "not sent" not in rows[0]["start → cancel call at Airalo s, p50 / max"], rows[0]
+    return rows
+
+
+async def run_lane_rates(target: str, path: Path) -> list[dict[str, str]]:
+    """``python -m bench.lane_rates`` with a wave of 4 + 4 + 2 sagas per shape."""
+    args = ["--wave", "stn=4,rebilly=4,airalo=2", "--target", target]
+    await lane_rates.main(lane_rates.parse_args(args))
+
+    rows = rows_of(section_of(path, key("lane-rates", target)))
+    sizes = {"stn": "4", "rebilly": "4", "airalo": "2"}
+    assert [row["provider"] for row in rows] == [*sizes, *sizes]
+    assert len({row["shape"] for row in rows}) == 2
+    for row in rows:
+        assert row["sagas"] == sizes[row["provider"]], row
+        assert row["sagas not completed"] == "0", row
+        assert int(row["calls at the provider"]) >= int(row["sagas"]), row
+        assert f"{row['provider']} " in row["calls per saga by route"], row
+        assert float(row["its limit, calls/s"]) == lane_rates.LIMITS[row["provider"]], row
+        ratio(row["busiest vs limit"])
+    return rows
+
+
+async def run_scale(target: str, path: Path) -> list[list[dict[str, str]]]:
+    """``python -m bench.scale`` with 12 pending sagas (chunks of 5), a wave of 4 of
+    them, sTN's lane fast enough that their first polls spread over 2 s."""
+    args = ["--pending", "12", "--chunk", "5", "--wave", "4"]
+    args += ["--limits", "stn=5000,rebilly=5000,airalo=5000", "--target", target]
+    await scale.main(scale.parse_args(args))
+
+    chunks, footprint, waves, per_saga = tables_of(section_of(path, key("scale", target)))
+    assert [row["sagas waiting"] for row in chunks] == ["5", "8"]
+    for row in chunks:
+        assert float(row["settled/s (first start → last waiting)"]) > 0, row
+        assert float(row["worker RSS MiB"]) > 0, row
+    (all_waiting,) = footprint
+    assert all_waiting["sagas waiting at once"] == "12", all_waiting
+    assert float(all_waiting["bytes per pending saga"].replace(",", "")) >= 0, all_waiting
+    assert float(all_waiting["worker RSS MiB with all waiting"]) > 0, all_waiting
+    assert [row["variant"].split(",")[0] for row in waves] == ["bare Temporal (submit", "product"]
+    for row in waves:
+        assert row["sagas"] == "4" and row["not completed"] == "0", row
+        assert "late" not in row["last submit before wish date"], row
+        ratio(row["drain vs bare"])
+    assert [row["sagas"] for row in per_saga] == ["8", "4", "4"]
+    for row in per_saga:
+        assert int(row["state transitions"]) > 0 and int(row["history events"]) > 0, row
+        assert float(row["server CPU ms"]) > 0 and float(row["worker CPU ms"]) > 0, row
+    return [chunks, footprint, waves, per_saga]
 
 
 async def test_overhead_on_the_dev_server_writes_every_variant(
@@ -196,6 +288,27 @@ async def test_outcome_events_on_and_off_and_their_latency_are_measured(
     assert 0 <= float(steady["p50 ms"]) <= float(steady["p99 ms"]) <= float(steady["max ms"])
 
 
+async def test_lanes_on_the_dev_server_send_the_deadline_call_beside_a_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_lanes("dev", use_report(tmp_path, monkeypatch))
+
+
+async def test_lane_rates_on_the_dev_server_report_every_provider_of_both_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_lane_rates("dev", use_report(tmp_path, monkeypatch))
+
+
+async def test_scale_on_the_dev_server_reads_the_footprint_and_both_waves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dev server keeps SQLite in its own process: its database column says so."""
+    _, _, _, per_saga = await run_scale("dev", use_report(tmp_path, monkeypatch))
+
+    assert {row["database CPU ms"] for row in per_saga} == {report.NOT_MEASURED}
+
+
 # -- the parts, alone -------------------------------------------------------------------
 
 
@@ -253,3 +366,26 @@ def test_a_process_group_counts_its_children_live_and_reaped() -> None:
         if process.stdin is not None:
             process.stdin.close()
         process.wait(timeout=30)
+
+
+def test_the_busiest_window_counts_the_most_calls_in_any_stretch_of_its_length() -> None:
+    assert busiest_window([], 10) == 0
+    assert busiest_window([5.0], 10) == 1
+    # [0, 10) and [3, 13) hold four each; a window is half-open: 0 and 10 never together.
+    assert busiest_window([0, 3, 9.9, 9.9, 10, 20, 29.8, 40], 10) == 4
+    assert busiest_window([12, 0, 21.8, 15], 10) == 3
+
+
+def test_a_lane_limit_is_worker_tuning_that_a_restart_replaces() -> None:
+    env = {
+        "PATH": "/bin",
+        "CANCEL_STN_MAX_CALLS_PER_SECOND": "3",
+        "CANCEL_WORKER_HOLD_PATCHES": "provider-lanes",
+        "CANCEL_TASK_QUEUE": "cancellations",
+    }
+
+    assert tuned(env, {"CANCEL_REBILLY_MAX_CALLS_PER_SECOND": "10"}) == {
+        "PATH": "/bin",
+        "CANCEL_TASK_QUEUE": "cancellations",
+        "CANCEL_REBILLY_MAX_CALLS_PER_SECOND": "10",
+    }

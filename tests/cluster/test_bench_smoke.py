@@ -9,7 +9,8 @@ a temporary file (the overhead test's starts with a dev server section, which mu
 come out unchanged).
 What is checked is ``tests/test_bench_smoke.py``'s (every variant ran and completed,
 ratios are numbers, CPU read from the right processes), plus what only the cluster
-has: the sections' own keys and titles, and PostgreSQL's CPU as the database figure.
+has: the sections' own keys and titles, PostgreSQL's CPU as the database figure, and
+its databases' size as the pending sagas' footprint.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from pathlib import Path
 import pytest
 
 from stacks.cluster.postgres import find_postgres
-from tests.test_bench_smoke import SAGAS, run_intake, run_overhead, section_of, use_report
+from tests.test_bench_smoke import (
+    SAGAS,
+    run_intake,
+    run_lane_rates,
+    run_lanes,
+    run_overhead,
+    run_scale,
+    section_of,
+    use_report,
+)
 
 pytestmark = [
     pytest.mark.cluster,
@@ -66,3 +76,31 @@ async def test_intake_on_the_cluster_counts_postgresql_as_the_database(
 
     for row in rows:
         assert float(row["database CPU ms/saga"]) > 0, row
+
+
+async def test_lanes_on_the_cluster_send_the_deadline_call_beside_a_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = use_report(tmp_path, monkeypatch)
+
+    await run_lanes("cluster", path)
+
+    assert "target `cluster`" in section_of(path, "lanes-cluster")
+
+
+async def test_lane_rates_on_the_cluster_report_every_provider_of_both_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_lane_rates("cluster", use_report(tmp_path, monkeypatch))
+
+
+async def test_scale_on_the_cluster_reads_postgresql_as_the_footprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending sagas grow PostgreSQL's databases, and its backends work for them."""
+    chunks, footprint, _, per_saga = await run_scale("cluster", use_report(tmp_path, monkeypatch))
+
+    assert float(footprint[0]["persistence on disk MiB before"]) > 0
+    assert float(chunks[-1]["persistence on disk MiB"]) > 0
+    for row in per_saga:
+        assert float(row["database CPU ms"]) > 0, row
