@@ -18,7 +18,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -52,7 +52,10 @@ RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="BulkOperation")
+# PINNED: an operation lasts minutes to hours (its continue-as-new runs stay on its
+# version) and finishes on the code that started it, so changes to it need no patch;
+# its version's workers stay up until it drained (README "Releases").
+@workflow.defn(name="BulkOperation", versioning_behavior=VersioningBehavior.PINNED)
 class BulkOperationWorkflow:
     @workflow.init
     def __init__(self, job: BulkJob) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -41,7 +42,10 @@ from workflows.stn_line import StnLine
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 
 
-@workflow.defn(name="LineTermination")
+# AUTO_UPGRADE: a saga waits for weeks without continuing as new; pinned, every release's
+# workers would have to run until its last saga ended. Its runs move to the current
+# version at their next task, so changes to it go behind patches (workflows/patches.py).
+@workflow.defn(name="LineTermination", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     @workflow.init
     def __init__(self, request: TerminationRequest) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from domain.outcomes import (
@@ -39,7 +40,9 @@ with workflow.unsafe.imports_passed_through():
 CHANGES_PER_RUN = 500
 
 
-@workflow.defn(name="OutcomeSubscriptions")
+# AUTO_UPGRADE: the store never ends (it continues as new); pinned, it would hold its
+# version's workers forever. Changes to it go behind patches, like the sagas'.
+@workflow.defn(name="OutcomeSubscriptions", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class OutcomeSubscriptions:
     @workflow.init
     def __init__(self, state: SubscriptionsState | None = None) -> None:
