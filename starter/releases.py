@@ -68,8 +68,8 @@ class VersionView(CamelModel):
     # it are open, then "drained" (its workers may stop); None otherwise.
     drainage: str | None
     created: datetime | None
-    # When it was last current (a rollback goes back to the latest such version).
-    last_current: datetime | None
+    # When it last stopped being current or ramping (a rollback goes back to the latest).
+    deactivated: datetime | None
     # Open runs whose last task ran on this version (visibility, eventually consistent).
     open_runs: int = 0
 
@@ -85,15 +85,17 @@ class DeploymentView(CamelModel):
         return next((v for v in self.versions if v.build_id == build_id), None)
 
     def rollback_target(self) -> str | None:
-        """The version that was current before the current one (``None``: there is none)."""
+        """The version that was current (or ramping) last before the current one took
+        over (``None``: there is none). The server does not say which of the two it was:
+        ``cancelctl release rollback --to`` names the version instead."""
         before = [
             v
             for v in self.versions
-            if v.build_id != self.current_build_id and v.last_current is not None
+            if v.build_id != self.current_build_id and v.deactivated is not None
         ]
         if not before:
             return None
-        return max(before, key=lambda v: v.last_current or datetime.min).build_id
+        return max(before, key=lambda v: v.deactivated or datetime.min).build_id
 
 
 def check_deployment_name(name: str) -> None:
@@ -158,7 +160,7 @@ async def describe(client: Client, name: str) -> DeploymentView | None:
                 status=_STATUS.get(summary.status, "unknown"),
                 drainage=drainage,
                 created=_time(summary.create_time),
-                last_current=_time(summary.last_current_time) or _time(summary.current_since_time),
+                deactivated=_time(summary.last_deactivation_time),
                 open_runs=(await client.count_workflows(_version_query(name, build_id))).count,
             )
         )
@@ -235,12 +237,18 @@ async def promote(client: Client, name: str, build_id: str) -> DeploymentView:
     return await _must_describe(client, name)
 
 
-async def rollback(client: Client, name: str) -> tuple[str, DeploymentView]:
+async def rollback(client: Client, name: str, to: str | None = None) -> tuple[str, DeploymentView]:
     """Undo the last step: a ramp in progress ends (new runs all go to the current version
-    again); without one, the version current before becomes current again. Returns what
-    was done, and the deployment after it."""
+    again); without one, the version current before (or ``to``) becomes current again.
+    Returns what was done, and the deployment after it."""
     view = await _must_describe(client, name)
-    if view.ramping_build_id is not None:
+    if to is not None:
+        _must_know(view, to)
+        if to == view.current_build_id:
+            raise ReleaseRefused(f"{to!r} is already the current version")
+        await set_current(client, name, to)
+        done = f"{to} is current again (was {view.current_build_id})"
+    elif view.ramping_build_id is not None:
         await set_ramping(client, name, None, 0.0)
         done = f"ramp of {view.ramping_build_id} ended; new runs go to {view.current_build_id}"
     else:

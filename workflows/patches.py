@@ -94,8 +94,30 @@ GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
 #: The marker every new run records.
 GENERATION = GENERATIONS[0][0]
 
-#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
-ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches))
+#: Patches whose old path is gone (README "Releases", "Retiring a patch"): a run that
+#: recorded one's marker still asks it (``workflow.deprecate_patch``, :func:`retired`);
+#: every other run takes its new path. ``cancelctl release patches`` says whether any run
+#: of a deployment could still need an old path; ``release ramp|promote`` refuse a
+#: release while one does.
+RETIRED: frozenset[str] = frozenset()
+
+#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
+#: it): a retired patch can no longer be held.
+ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches)) - RETIRED
+
+#: Every patch id, retired or not, oldest generation first (``cancelctl release patches``).
+IN_ORDER: tuple[str, ...] = tuple(
+    patch for marker, patches in reversed(GENERATIONS) for patch in (*sorted(patches), marker)
+)
+
+
+def carriers(patch_id: str) -> frozenset[str]:
+    """The markers that give a run ``patch_id``'s new path: its own, and every generation
+    marker that implies it (visibility lists a run's markers in ``TemporalChangeVersion``)."""
+    return frozenset(
+        {patch_id}
+        | {marker for index, (marker, _) in enumerate(GENERATIONS) if patch_id in _implied(index)}
+    )
 
 
 def _implied(generation: int) -> frozenset[str]:
@@ -132,3 +154,14 @@ def patched(patch_id: str) -> bool:
     if run_generation is not None and patch_id in _implied(run_generation):
         return True
     return workflow.patched(patch_id)
+
+
+def retired(patch_id: str) -> None:
+    """A retired patch (:data:`RETIRED`), asked where ``patched`` was: a run of a generation
+    that implies it asks nothing, as before; any other run asks
+    ``workflow.deprecate_patch``, which matches the marker it recorded (or records a
+    deprecated one), and takes the new path, the only one left."""
+    run_generation = generation()
+    if run_generation is not None and patch_id in _implied(run_generation):
+        return
+    workflow.deprecate_patch(patch_id)

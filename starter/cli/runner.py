@@ -24,7 +24,7 @@ from domain.common import (
     parse_request,
 )
 from starter import lanes, sagas
-from starter.cli import output, subscriptions
+from starter.cli import output, release, subscriptions
 from starter.cli.bulk import prepare_bulk, prepare_upcoming
 from starter.cli.parser import ControlCommand, LaneCommand
 from starter.kind_flags import parse_datetime
@@ -77,6 +77,8 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return prepare_upcoming(args, settings)
         case ControlCommand.SUBSCRIPTIONS:
             return subscriptions.prepare(args, settings)
+        case ControlCommand.RELEASE:
+            return release.prepare(args, settings)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
             sagas.check_list_limit(args.limit)
