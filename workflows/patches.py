@@ -99,7 +99,16 @@ GENERATION = GENERATIONS[0][0]
 #: every other run takes its new path. ``cancelctl release patches`` says whether any run
 #: of a deployment could still need an old path; ``release ramp|promote`` refuse a
 #: release while one does.
-RETIRED: frozenset[str] = frozenset()
+RETIRED: frozenset[str] = frozenset(
+    {
+        SHIELDED_SUBMIT,
+        FOLLOW_STN_CANCELLATION,
+        AIRALO_SETTLE_UNNAMED_AFTER_422,
+        AIRALO_WAIT_OUT_LAST_INTERVAL,
+        CHURN_UNDO_LINE_FIRST,
+        CHURN_UNRECORDED_ORDERS_OWED,
+    }
+)
 
 #: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
 #: it): a retired patch can no longer be held.
