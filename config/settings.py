@@ -53,6 +53,10 @@ class OrchestratorSettings(BaseSettings):
     # Keys the hash that turns a phone number into a workflow id. Set your own
     # in production; every process that starts sagas must use the same one.
     workflow_id_key: SecretStr = SecretStr("dev-only-workflow-id-key")
+    # How long an operator request (revoke, reschedule, confirm, resolve) through the
+    # API or cancelctl waits for the saga's answer; longer, and the request is answered
+    # "sent, follow its status" (``starter.sagas.ask``), never left hanging.
+    operator_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
 class WorkerSettings(BaseSettings):

@@ -6,7 +6,8 @@
 | unknown workflow                              | 404    | ``{"detail": "..."}``                |
 | the saga refused (update failed), closed run, | 409    | ``{"detail": "..."}``                |
 | idempotency key reused with another request   |        |                                      |
-| Temporal unreachable or overloaded            | 503    | ``{"detail": "..."}`` + Retry-After  |
+| Temporal unreachable or overloaded; a saga    | 503    | ``{"detail": "..."}`` + Retry-After  |
+| whose worker did not answer its status in time|        |                                      |
 
 Error texts never quote the request body (it may hold a phone number).
 """
@@ -29,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.common import FieldProblem, InvalidRequest
 from starter.api.gateway import TemporalUnavailable
-from starter.sagas import DeliveryConflict, SagaClosed, SagaNotFound
+from starter.sagas import DeliveryConflict, SagaBusy, SagaClosed, SagaNotFound
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
     async def on_query_failed(_: Request, error: Exception) -> JSONResponse:
         return refusal(status.HTTP_409_CONFLICT, f"the saga did not answer its status: {error}")
 
+    async def on_busy(_: Request, error: Exception) -> JSONResponse:
+        return refusal(status.HTTP_503_SERVICE_UNAVAILABLE, str(error), retry_after)
+
     async def on_unavailable(_: Request, error: Exception) -> JSONResponse:
         log.warning("Temporal unavailable: %s", error)
         return refusal(
@@ -141,6 +145,7 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
     # A steering request for a saga that is not running: nothing to steer.
     app.add_exception_handler(SagaNotFound, on_not_found)
     app.add_exception_handler(SagaClosed, on_conflict)
+    app.add_exception_handler(SagaBusy, on_busy)
     app.add_exception_handler(WorkflowUpdateFailedError, on_update_failed)
     app.add_exception_handler(WorkflowQueryFailedError, on_query_failed)
     app.add_exception_handler(WorkflowQueryRejectedError, on_query_failed)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from starter.lanes import LaneState
-from starter.sagas import SagaListing
+from starter.sagas import RequestPending, RequestStage, SagaListing
 
 _STATUS_HEADER_KEYS = frozenset({"workflowId", "workflowType", "phase", "runStatus", "steps"})
 
@@ -59,3 +59,18 @@ def print_lanes(lanes: Iterable[LaneState]) -> None:
             f"{lane.backlog:>8} {lane.oldest_waiting_seconds:>8.1f}s {lane.pollers:>7}  "
             f"{lane.observation_spread_seconds:g}s"
         )
+
+
+def pending_request(pending: RequestPending, within: float) -> str:
+    """What an unanswered operator request means, and how to follow it."""
+    if pending.stage is RequestStage.ACCEPTED:
+        what = "the saga accepted the request and is applying it"
+    else:
+        what = (
+            "the request was sent; the saga's worker has not taken it yet "
+            "(it applies or refuses it then)"
+        )
+    return (
+        f"no answer within {within:g} s: {what}; "
+        f"follow it with: cancelctl status {pending.workflow_id}"
+    )
