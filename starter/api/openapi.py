@@ -2,7 +2,8 @@
 
 Start and steering routes read their body themselves (so the domain's ``parse_*``
 rules run exactly as for ``cancelctl``); their request schemas are added here from
-the same pydantic models. ``make openapi`` writes ``docs/openapi.json``;
+the same pydantic models, with the rules the domain checks in code stated as well
+(:mod:`starter.api.contract`). ``make openapi`` writes ``docs/openapi.json``;
 ``tests/api/test_openapi.py`` fails when the committed file drifts from the code.
 """
 
@@ -19,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 
 from domain.churn import ResolveRequest
 from domain.common import RescheduleRequest, RevokeRequest
+from starter.api import contract
 from starter.api.events import CloudEvent
 from starter.kinds import KINDS
 
@@ -52,6 +54,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, definition in definitions.get("$defs", {}).items():
         components.setdefault(name, definition)
+    contract.refine(components)
     return schema
 
 

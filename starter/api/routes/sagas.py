@@ -18,20 +18,24 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import ApiKey, ApiScope, OrchestratorSettings
 from domain.churn import ResolveRequest
-from domain.common import RescheduleRequest, RevokeRequest, parse_request
+from domain.common import RescheduleRequest, RevokeRequest, SagaPhase, parse_request
 from starter import sagas
 from starter.api.auth import require
 from starter.api.errors import ApiError
 from starter.api.models import (
     CancelRequested,
-    InvalidInput,
     OperatorRequestPending,
     Refusal,
     SagaList,
     SagaListed,
 )
 from starter.api.routes.common import (
+    FORBIDDEN,
+    INVALID,
     SAGA_ROUTE,
+    TOO_LARGE,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
     WorkflowIdPath,
     json_object,
     orchestrator_settings,
@@ -46,26 +50,40 @@ Reader = Annotated[ApiKey, Depends(require(ApiScope.SAGAS_READ))]
 Writer = Annotated[ApiKey, Depends(require(ApiScope.SAGAS_WRITE))]
 WorkflowId = Annotated[str, WorkflowIdPath]
 
-_COMMON: dict[int | str, dict[str, Any]] = {
-    401: {"model": Refusal},
-    403: {"model": Refusal},
+_READ: dict[int | str, dict[str, Any]] = {
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    422: INVALID,
+    503: UNAVAILABLE,
+}
+_ONE_SAGA: dict[int | str, dict[str, Any]] = {
+    **_READ,
     404: {"model": Refusal, "description": "No saga with this workflow id"},
-    422: {"model": InvalidInput},
-    503: {"model": Refusal, "description": "Temporal unavailable: retry after Retry-After"},
 }
 _STEERING: dict[int | str, dict[str, Any]] = {
-    **_COMMON,
+    **_ONE_SAGA,
     409: {"model": Refusal, "description": "The saga refused, or its run is closed"},
-    413: {"model": Refusal},
+    413: TOO_LARGE,
 }
 
 
 @router.get(
-    "/{workflow_id}",
+    "/{workflow_id:saga_id}",
     name=SAGA_ROUTE,
     operation_id=SAGA_ROUTE,
     summary="A saga's status: phase, provider state, audit trail",
-    responses={**_COMMON, 409: {"model": Refusal}},
+    responses={
+        **_ONE_SAGA,
+        409: {"model": Refusal, "description": "The saga failed to answer its status query"},
+        503: {
+            **UNAVAILABLE,
+            "description": (
+                "Temporal is unavailable, or the saga's worker did not answer within "
+                "`CANCEL_OPERATOR_WAIT_SECONDS` (busy or away): retry after `Retry-After` "
+                "seconds"
+            ),
+        },
+    },
 )
 async def get_saga(request: Request, workflow_id: WorkflowId, _: Reader) -> dict[str, Any]:
     client = await temporal(request)
@@ -78,13 +96,16 @@ async def get_saga(request: Request, workflow_id: WorkflowId, _: Reader) -> dict
         raise
 
 
-@router.get("", response_model=SagaList, responses=_COMMON, summary="List sagas, newest first")
+@router.get("", response_model=SagaList, responses=_READ, summary="List sagas, newest first")
 async def list_sagas(
     request: Request,
     _: Reader,
-    status: Annotated[str | None, Query(description="phase, e.g. WAITING")] = None,
-    customer_id: Annotated[str | None, Query(alias="customerId")] = None,
-    limit: Annotated[int, Query(description=f"1 to {sagas.MAX_LIST_LIMIT}")] = 100,
+    status: Annotated[SagaPhase | None, Query(description="only sagas in this phase")] = None,
+    customer_id: Annotated[
+        str | None,
+        Query(alias="customerId", pattern=r"^[^'\\]*$", description="no quotes or backslashes"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=sagas.MAX_LIST_LIMIT)] = 100,
 ) -> SagaList:
     sagas.list_query(status, customer_id)  # a bad filter is refused before Temporal is asked
     sagas.check_list_limit(limit)
@@ -140,7 +161,7 @@ async def _ask(
 
 
 @router.post(
-    "/{workflow_id}/revoke",
+    "/{workflow_id:path}/revoke",
     response_model=dict[str, Any],
     responses=_operator_responses(),
     summary="Revoke: undo before the provider executed it",
@@ -154,7 +175,7 @@ async def revoke(
 
 
 @router.post(
-    "/{workflow_id}/reschedule",
+    "/{workflow_id:path}/reschedule",
     response_model=dict[str, Any],
     responses=_operator_responses(),
     summary="Move a waiting saga to a new wish date",
@@ -169,7 +190,7 @@ async def reschedule(
 
 
 @router.post(
-    "/{workflow_id}/confirm",
+    "/{workflow_id:path}/confirm",
     response_model=dict[str, Any],
     responses=_operator_responses(),
     summary="Confirm a draft",
@@ -181,7 +202,7 @@ async def confirm(
 
 
 @router.post(
-    "/{workflow_id}/resolve",
+    "/{workflow_id:path}/resolve",
     response_model=dict[str, Any],
     responses=_operator_responses(),
     summary="Answer a saga in NEEDS_ATTENTION: retry, or mark it handled",
@@ -195,7 +216,7 @@ async def resolve(
 
 
 @router.post(
-    "/{workflow_id}/cancel",
+    "/{workflow_id:path}/cancel",
     status_code=202,
     response_model=CancelRequested,
     responses=_STEERING,
