@@ -111,8 +111,11 @@ def before_call(context: schemathesis.HookContext, case: Case, kwargs: Any) -> N
 
     Not for the webhooks: their bodies are the providers' own, and a changed body would
     no longer match Airalo's signature."""
-    if not case.operation.path.startswith("/v1/webhooks/"):
-        case.body = as_described(case.body, datetime.now(UTC))
+    if case.operation.path.startswith("/v1/webhooks/"):
+        return
+    described = as_described(case.body, datetime.now(UTC))
+    if described != case.body:  # untouched otherwise: Schemathesis re-reads what changed
+        case.body = described
 
 
 # -- credentials ---------------------------------------------------------------------------
