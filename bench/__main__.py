@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): all four benchmarks, each on a stack of its own,
+"""``python -m bench`` (``make bench``): all five benchmarks, each on a stack of its own,
 each writing its section of ``docs/performance.md`` (``BENCH_REPORT=PATH``: that file).
 
 The default sizes take 29 minutes on this 2-core machine with nothing else running
@@ -14,19 +14,21 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import calls, cli, intake, overhead, report, wave
+from bench import calls, cli, intake, operator_latency, overhead, report, wave
 
 FULL = {
     "overhead": ["--sagas", "300", "--rounds", "2"],
     "wave": ["--sagas", "10000", "--variants", "bare,tuned"],
     "calls": ["--sagas", "20"],
     "intake": ["--sagas", "300"],
+    "operator": ["--sagas", "300", "--revokes", "5"],
 }
 QUICK = {
     "overhead": ["--sagas", "100", "--rounds", "1"],
     "wave": ["--sagas", "1000"],
     "calls": ["--sagas", "5"],
     "intake": ["--sagas", "100"],
+    "operator": ["--sagas", "100", "--revokes", "3"],
 }
 
 
@@ -39,6 +41,7 @@ async def main(args: argparse.Namespace) -> None:
         ("wave", wave),
         ("calls", calls),
         ("intake", intake),
+        ("operator", operator_latency),
     ):
         if args.only and name not in args.only.split(","):
             continue
@@ -50,7 +53,9 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser("python -m bench", __doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
-    parser.add_argument("--only", help="comma-separated subset: overhead,wave,calls,intake")
+    parser.add_argument(
+        "--only", help="comma-separated subset: overhead,wave,calls,intake,operator"
+    )
     return parser.parse_args(argv)
 
 

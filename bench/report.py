@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "performance.md"
 #: Another report file instead of :data:`REPORT`.
 REPORT_ENV = "BENCH_REPORT"
-KEYS = ("overhead", "wave", "calls", "intake", "profile")
+KEYS = ("overhead", "wave", "calls", "intake", "operator", "profile")
 #: What a section's title adds on a target other than the dev server.
 TARGET_TITLES = {
     "cluster": (
