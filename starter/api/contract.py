@@ -161,8 +161,11 @@ def _churn(schema: Schema) -> None:
         if part == "rebilly":  # and `draft`: true is refused
             left["properties"]["draft"] = {"const": False}
         branches[branches.index(model)] = {"allOf": [model, left]}
-        why = " (billing stays a draft until the line is gone)" if part == "rebilly" else ""
-        properties[part]["description"] = f"Leave {_listed(unset)} out: the churn sets them{why}."
+        properties[part]["description"] = f"Leave {_listed(unset)} out: the churn sets them." + (
+            " No `draft`: the churn keeps billing a draft until the line is gone."
+            if part == "rebilly"
+            else ""
+        )
     schema["anyOf"] = [_given(part) for part in _SET_BY_CHURN]
     _say(schema, "Give at least one part: `stn`, `rebilly` or `airalo`.")
 

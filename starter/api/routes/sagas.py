@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from config.settings import ApiKey, ApiScope, OrchestratorSettings
+from config.settings import ApiKey, ApiScope, OrchestratorSettings, default_of
 from domain.churn import ResolveRequest
 from domain.common import RescheduleRequest, RevokeRequest, SagaPhase, parse_request
 from starter import sagas
@@ -119,7 +119,7 @@ async def list_sagas(
 
 def _operator_responses() -> dict[int | str, dict[str, Any]]:
     """What an operator request may answer: the saga's answer, or 202 after the bound."""
-    bound = OrchestratorSettings.model_fields["operator_wait_seconds"].default
+    bound = default_of(OrchestratorSettings, "operator_wait_seconds")
     return {
         200: {"description": "The saga applied the request: its status after it"},
         202: {
