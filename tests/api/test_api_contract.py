@@ -1,7 +1,7 @@
 """The API keeps its own OpenAPI document: Schemathesis, every check, finds nothing.
 
-The real API process (uvicorn, its own task queue) with a real worker behind it on
-the test dev server and sandbox; Schemathesis 4 as an integrator runs it
+The real API process (uvicorn, in a namespace of its own) with a real worker behind
+it on the test dev server and sandbox; Schemathesis 4 as an integrator runs it
 (``reliability.api_contract``: every check, every phase, ``reliability/schemathesis.toml``),
 bounded: a few examples per operation, a fixed seed. ``make reliability`` runs the
 same with many more (its ``api-contract`` scenario).
@@ -21,9 +21,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from config.temporal import data_converter
 from reliability import api_contract
+from stacks.cluster.temporal import register_namespace
 from tests.api.conftest import (
     ADMIN_TOKEN,
     AIRALO_WEBHOOK_SECRET,
@@ -41,21 +44,27 @@ EXAMPLES = 10
 SEED = 22
 #: Stops Schemathesis if it ever runs away (a bound, not a timing the test asserts).
 WITHIN_SECONDS = 240.0
+QUEUE = "contract"
 
 
 @pytest.fixture(scope="module")
-def contract_queue() -> str:
-    """A queue of its own: the sagas the fuzz starts stay away from other tests."""
-    return f"test-api-contract-{uuid.uuid4()}"
+async def contract_namespace(temporal_env: WorkflowEnvironment) -> str:
+    """A namespace of its own: the fuzz lists and reads every saga it can see, and a
+    saga of another test, whose worker has gone, would answer nothing (503)."""
+    namespace = f"contract-{uuid.uuid4().hex[:12]}"
+    await register_namespace(temporal_env.client.service_client.config.target_host, namespace)
+    return namespace
 
 
 @pytest.fixture(scope="module")
-def contract_api(temporal_env: WorkflowEnvironment, contract_queue: str) -> Iterator[ApiProcess]:
+def contract_api(
+    temporal_env: WorkflowEnvironment, contract_namespace: str
+) -> Iterator[ApiProcess]:
     client = temporal_env.client
     process = start_api(
         TEMPORAL_ADDRESS=client.service_client.config.target_host,
-        TEMPORAL_NAMESPACE=client.namespace,
-        CANCEL_TASK_QUEUE=contract_queue,
+        TEMPORAL_NAMESPACE=contract_namespace,
+        CANCEL_TASK_QUEUE=QUEUE,
         CANCEL_API_AIRALO_WEBHOOK_SECRET=AIRALO_WEBHOOK_SECRET,
         CANCEL_API_REBILLY_WEBHOOK_USERNAME=REBILLY_WEBHOOK_USERNAME,
         CANCEL_API_REBILLY_WEBHOOK_PASSWORD=REBILLY_WEBHOOK_PASSWORD,
@@ -68,9 +77,13 @@ def contract_api(temporal_env: WorkflowEnvironment, contract_queue: str) -> Iter
 
 @pytest.fixture
 async def contract_worker(
-    temporal_env: WorkflowEnvironment, sandbox: TestSandbox, contract_queue: str
+    temporal_env: WorkflowEnvironment, sandbox: TestSandbox, contract_namespace: str
 ) -> AsyncIterator[ProductWorkers]:
-    async with product_worker(temporal_env.client, sandbox, contract_queue) as running:
+    address = temporal_env.client.service_client.config.target_host
+    client = await Client.connect(
+        address, namespace=contract_namespace, data_converter=data_converter()
+    )
+    async with product_worker(client, sandbox, QUEUE) as running:
         yield running
 
 
