@@ -73,15 +73,16 @@ screenshots: install browser-deps
 test-fast: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/pytest $(XDIST) tests/fast $(PYTEST_ARGS)
 
-# The reliability suite (reliability/, writes docs/reliability.md): six scenarios, 200 sagas
+# The reliability suite (reliability/, writes docs/reliability.md): seven scenarios, 200 sagas
 # each, on their own dev server, sandbox, worker and API (~12 min on 2 cores). Not part of
 # `make test`, which runs its smoke version (tests/test_reliability_smoke.py).
 reliability: install
 	TEMPORAL_CLI="$$($(BIN)/python -m config.temporal_cli)" $(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 # Performance and scale against bare Temporal (bench/, writes docs/performance.md):
-# overhead, a 10,000-saga month-end wave, provider calls, intake. 29 min on 2 idle cores
-# (the two 10,000-saga waves are 22 of them; docs/performance.md).
+# overhead, a 10,000-saga month-end wave, provider calls, intake, operator requests while
+# sagas start. About 30 min on 2 idle cores (the two 10,000-saga waves are 22 of them;
+# docs/performance.md).
 # Not part of `make test`. BENCH_ARGS=--quick for a few minutes. TARGET=cluster runs
 # them on `make cluster`'s PostgreSQL-backed Temporal (private, on free ports, one
 # worker) and writes sections of its own beside the dev server's; PostgreSQL comes from

@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): all four benchmarks, each on a stack of its own,
+"""``python -m bench`` (``make bench``): all five benchmarks, each on a stack of its own,
 each writing its section of ``docs/performance.md`` (``BENCH_REPORT=PATH``: that file).
 
 The default sizes take 29 minutes on this 2-core machine with nothing else running
@@ -21,6 +21,7 @@ from bench import (
     intake,
     lane_rates,
     lanes,
+    operator_latency,
     outcomes,
     overhead,
     report,
@@ -38,6 +39,7 @@ FULL = {
     "lanes": ["--terminations", "600", "--samples", "5", "--sample-every", "30"],
     "lane-rates": ["--wave", "stn=600,rebilly=600,airalo=150"],
     "scale": ["--pending", "100000", "--chunk", "10000", "--wave", "10000"],
+    "operator": ["--sagas", "300", "--revokes", "5"],
 }
 QUICK = {
     "overhead": ["--sagas", "100", "--rounds", "1"],
@@ -54,6 +56,7 @@ QUICK = {
         *("--pending", "3000", "--chunk", "1000", "--wave", "1000"),
         *("--limits", "stn=100,rebilly=50,airalo=25"),
     ],
+    "operator": ["--sagas", "100", "--revokes", "3"],
 }
 #: Run only on these targets unless ``--only`` names them: 100,000 pending sagas are
 #: measured on the cluster's PostgreSQL, not on the dev server's SQLite.
@@ -68,6 +71,7 @@ BENCHMARKS = (
     ("lanes", lanes),
     ("lane-rates", lane_rates),
     ("scale", scale),
+    ("operator", operator_latency),
 )
 
 

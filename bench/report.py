@@ -45,6 +45,7 @@ KEYS = (
     "scale",
     "outcomes",
     "bulk",
+    "operator",
     "profile",
 )
 #: What a section's title adds on a target other than the dev server.

@@ -15,13 +15,19 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_of(settings: type[BaseSettings], name: str) -> Any:
+    """A setting's default, whatever this process's environment says (for documents
+    that must not depend on it, like the OpenAPI document)."""
+    return settings.model_fields[name].default
 
 
 class StnSettings(BaseSettings):
@@ -53,6 +59,10 @@ class OrchestratorSettings(BaseSettings):
     # Keys the hash that turns a phone number into a workflow id. Set your own
     # in production; every process that starts sagas must use the same one.
     workflow_id_key: SecretStr = SecretStr("dev-only-workflow-id-key")
+    # How long an operator request (revoke, reschedule, confirm, resolve) through the
+    # API or cancelctl waits for the saga's answer; longer, and the request is answered
+    # "sent, follow its status" (``starter.sagas.ask``), never left hanging.
+    operator_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
 class WorkerSettings(BaseSettings):

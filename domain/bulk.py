@@ -24,7 +24,9 @@ from temporalio import activity
 from domain import search_attributes as sa
 from domain.churn import ResolveAction
 from domain.common import (
+    END,
     CamelModel,
+    DateAsSent,
     InvalidRequest,
     OperatorRequestKind,
     Provider,
@@ -44,7 +46,9 @@ REPORT_DETAIL_LIMIT = 1000
 #: follow the cancellation, read the termination, resubmit): what paces an operation so
 #: its sagas' calls stay within their lanes' limits.
 CALLS_PER_SAGA = {"revoke": 3, "reschedule": 4, "cancel": 3, "resolve": 3}
-_SAFE_VALUE = re.compile(r"^[\w.@~:+-]{1,128}$")
+#: A customer id a selection may name (it goes into a visibility query unescaped).
+CUSTOMER_ID_PATTERN = rf"^[A-Za-z0-9_.@~:+-]{{1,128}}{END}"
+_SAFE_VALUE = re.compile(CUSTOMER_ID_PATTERN)
 
 
 class BulkAction(StrEnum):
@@ -63,8 +67,8 @@ class Selection(CamelModel):
     provider: Provider | None = None
     status: SagaPhase | None = None
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
-    due_after: datetime | None = None
-    due_before: datetime | None = None
+    due_after: DateAsSent | None = None
+    due_before: DateAsSent | None = None
     # Temporal's visibility syntax, e.g. "CancellationKind = 'CUSTOMER_CHURN'"; alone.
     query: str | None = Field(default=None, min_length=1, max_length=2000)
 
@@ -117,13 +121,13 @@ class BulkRequest(CamelModel):
     action: BulkAction
     selection: Selection
     # reschedule: the new wish date (the same date rules as a single reschedule).
-    wish_date: datetime | None = None
+    wish_date: DateAsSent | None = None
     # revoke: the reason sent to each provider; resolve: the note.
     reason: str | None = Field(default=None, max_length=164)
     # resolve: retry what each saga owes, or mark it handled.
     resolve_action: ResolveAction | None = None
     # List what would be touched and what each saga would refuse; change nothing.
-    dry_run: bool = False
+    dry_run: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _action_fields(self) -> BulkRequest:

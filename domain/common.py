@@ -11,12 +11,35 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 M = TypeVar("M", bound=BaseModel)
+
+
+#: The end of a text, in JSON Schema's regex dialect and Python's alike: a pattern
+#: ending ``$`` also matches a text with one more newline where it is searched, as a
+#: schema's ``pattern`` is.
+END = r"(?![\s\S])"
+#: Characters no URL or id of ours holds: controls and every white space of both
+#: dialects (their ``\s`` differ: Python's also has U+001C-U+001F and U+0085).
+UNPRINTABLE = (
+    "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+)
+
+
+def _date_as_sent(value: object) -> object:
+    """A date on the wire is ISO 8601 text (a ``datetime`` in Python): pydantic would
+    also take a number as seconds since 1970, which no caller means and no schema says."""
+    if value is None or isinstance(value, str | datetime):
+        return value
+    raise ValueError("must be an ISO 8601 date and time with a UTC offset")
+
+
+#: A date and time a request carries, as text (or a ``datetime`` from Python callers).
+DateAsSent = Annotated[datetime, BeforeValidator(_date_as_sent)]
 
 
 class CamelModel(BaseModel):

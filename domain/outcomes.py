@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,7 +23,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.common import CamelModel, FieldProblem, InvalidRequest, SagaKind, parse_request
+from domain.common import (
+    END,
+    UNPRINTABLE,
+    CamelModel,
+    FieldProblem,
+    InvalidRequest,
+    SagaKind,
+    parse_request,
+)
 
 
 class OutcomeEventType(StrEnum):
@@ -130,6 +139,22 @@ SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
 MAX_URL_LENGTH = 2000
+_B64 = "[A-Za-z0-9+/]"
+#: A Standard Webhooks secret we accept, whole: the prefix, then base64 (padded or not)
+#: of MIN_SECRET_BYTES to MAX_SECRET_BYTES bytes; what the API's document states.
+SECRET_PATTERN = (
+    f"^{SECRET_PREFIX}(?:"
+    f"(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}(?:==)?|{_B64}{{3}}=?)?"
+    f"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}(?:==)?)?"
+    f"){END}"
+)
+#: A subscriber URL: http(s), a host name or IPv4 address (RFC 3986 reg-name
+#: characters, so no credentials), an optional port up to 65535, no white space.
+SUBSCRIBER_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+"
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+    rf"(?:[/?#][^{UNPRINTABLE}]*)?{END}"
+)
 MAX_FILTER_VALUES = 100
 #: After a rotation the previous secret still signs (both signatures are sent) this long.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -156,6 +181,8 @@ def secret_problem(secret: str) -> str | None:
         return f"must be {SECRET_PREFIX} followed by base64"
     if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
         return f"must hold {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes (base64), not {len(key)}"
+    if not re.fullmatch(SECRET_PATTERN, secret):
+        return f"must be {SECRET_PREFIX} followed by base64"
     return None
 
 
@@ -163,6 +190,11 @@ def url_problem(url: str) -> str | None:
     """Why ``url`` is no subscriber URL (http or https, a host, no credentials)."""
     if len(url) > MAX_URL_LENGTH:
         return f"at most {MAX_URL_LENGTH} characters"
+    if not re.fullmatch(SUBSCRIBER_URL_PATTERN, url):
+        return (
+            "must be an http or https URL: a host name or IPv4 address, an optional "
+            "port, no credentials, no white space"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port

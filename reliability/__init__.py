@@ -20,11 +20,15 @@ written by the suite. Modules:
 ``harness``                  the processes (start, SIGKILL, restart), on free ports
 ``workload``                 the saga mix, seeding the sandbox, starting a plan
 ``run``                      one scenario start to finish, its context and progress line
-``scenarios``                the six scenarios (``storms``, ``hostile``, ``poison``: 4-6)
+``scenarios``                the seven scenarios (``storms``, ``hostile``, ``poison``,
+                             ``contract``: 4-7)
 ``faults``                   fault rules, outage windows, worker kills
 ``entrypoints``              the HTTP API and ``cancelctl`` as callers use them
 ``cli_batch``                many ``cancelctl`` invocations in one process
 ``hostile_inputs``           what Hypothesis draws, and what the rules make of it
+``schema_bodies``            bodies shaped by the OpenAPI document (hostile input)
+``api_contract``             Schemathesis against the API (``contract``; ``make test``)
+``api_contract_hooks``       the fuzzer's credentials and the document's worded rules
 ``observe``                  every run: settled or not, history, final status
 ``provider_state``           the sandbox's call log (across restarts) and final state
 ``invariants``               the checks

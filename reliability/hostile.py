@@ -3,7 +3,7 @@
 Hypothesis draws requests of every kind: well-formed ones with awkward but valid
 values (Unicode that NFKC folds, padding, full-width digits, every phone format,
 wish dates in odd offsets, boundary lengths), the same with one field broken, and
-the HTTP API fuzz's schema-driven bodies (``tests/api/test_fuzz.py``'s strategies).
+schema-shaped bodies (``reliability.schema_bodies``).
 Each input goes to the HTTP API and, when ``cancelctl`` can express it, to
 ``cancelctl`` too (the batch runner; every tenth also as a real process). The
 property, for every input and every entry point:

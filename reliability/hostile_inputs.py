@@ -1,8 +1,8 @@
 """Hostile inputs for scenario 5: what Hypothesis draws, and what the rules make of it.
 
 * :func:`payloads` — a request body of some kind: well formed with awkward but valid
-  values, the same with one field broken, or the HTTP API fuzz's schema-driven bodies
-  (``tests/api/test_fuzz.py``'s strategies, reused as they are);
+  values, the same with one field broken, or a schema-shaped body
+  (``reliability.schema_bodies``, the strategies of the former hand-written API fuzz);
 * :class:`Filler` — makes each drawn body unique at send time (ids, phone numbers,
   eSIM orders are business keys) and dates it relative to now;
 * :func:`cli_args` — the ``cancelctl`` arguments that mean exactly that body, if any;
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from domain.common import InvalidRequest, SagaKind
+from reliability.schema_bodies import body_for, json_values
 from starter.kinds import KINDS
 
 UID, PHONE, PHONE_FULLWIDTH, ESIM = "⟪uid⟫", "⟪phone⟫", "⟪phonefw⟫", "⟪esim⟫"
@@ -159,17 +159,9 @@ WELL_FORMED: dict[SagaKind, st.SearchStrategy[dict[str, Any]]] = {
 }
 
 
-def _fuzz() -> tuple[Callable[[str], st.SearchStrategy[Any]], st.SearchStrategy[Any]]:
-    """The API fuzz's strategies (``tests/api/test_fuzz.py``), reused as they are."""
-    from tests.api.test_fuzz import body_for, json_values
-
-    return body_for, json_values
-
-
 @st.composite
 def payloads(draw: st.DrawFn) -> tuple[SagaKind, Any]:
     """A request body of some kind: well formed, one field broken, or fuzz."""
-    body_for, json_values = _fuzz()
     kind = draw(st.sampled_from(list(SagaKind)))
     roll = draw(st.integers(0, 99))
     if roll < 12:

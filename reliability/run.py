@@ -1,7 +1,7 @@
 """One scenario, start to finish: stack up, drive, settle, observe, check, stack down.
 
 A scenario only *drives* (starts sagas, injects its faults, plays the operator);
-everything before and after is the same for all six and lives here: the fresh
+everything before and after is the same for all seven and lives here: the fresh
 stack, the seeded workload, the planned operator requests, the progress line,
 waiting until every saga has settled, and the checks.
 """

@@ -1,8 +1,8 @@
-"""The six scenarios. Each only drives: start the sagas, inject its faults, return.
+"""The seven scenarios. Each only drives: start the sagas, inject its faults, return.
 
 ``run.run_scenario`` does the rest (fresh stack, settling, the checks, the report).
-Scenarios 4-6 drive through the product's entry points and live in their own
-modules (``storms``, ``hostile``, ``poison``).
+Scenarios 4-7 drive through the product's entry points and live in their own
+modules (``storms``, ``hostile``, ``poison``, ``contract``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from domain.common import SagaKind
 from reliability import recovery
 from reliability.bulk import BulkReschedule
+from reliability.contract import ApiContract
 from reliability.faults import (
     background_faults,
     crash_worker,
@@ -217,5 +218,6 @@ SCENARIOS: tuple[Scenario, ...] = (
     HostileInput(),
     PoisonOperatorInput(),
     BulkReschedule(),
+    ApiContract(),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

@@ -169,7 +169,10 @@ def order_cancellation_request(args: argparse.Namespace) -> OrderCancellationReq
 
 def add_cancel_future_orders_flags(future: argparse.ArgumentParser) -> None:
     future.add_argument(
-        "request_ids", metavar="REQUEST_ID", nargs="+", help="Airalo request_id, 25 characters"
+        "request_ids",
+        metavar="REQUEST_ID",
+        nargs="+",
+        help="Airalo request_id, 25 characters (after `--` when one begins with '-')",
     )
     future.add_argument("--customer-id", metavar="ID", help=_CUSTOMER_ID_HELP)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair
+from temporalio.converter import encode_typed_search_attribute_value
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes as sa
@@ -30,6 +31,10 @@ ROUTED_BY: dict[Provider, SearchAttributeKey[Any]] = {
 #: values are limited in size): their webhooks reach no saga, which still settles
 #: every order by lookup.
 MAX_ROUTED_REQUEST_IDS = 50
+#: Temporal's limit on one search attribute value (``limit.searchAttributesSizeOfValue``,
+#: 2 KiB by default), counted here on the encoded value with its metadata. Fewer ids
+#: can reach it too: each non-ASCII character is encoded as a ``\uXXXX`` escape.
+MAX_ROUTING_VALUE_BYTES = 2048
 _ROUTABLE_SUBJECT = re.compile(r"^[\w.@~-]{1,128}$")
 
 
@@ -44,7 +49,13 @@ def routing_of(
         pairs.append(SearchAttributePair(ROUTED_BY[Provider.REBILLY], rebilly.order_id))
     if airalo is not None and len(airalo.request_ids) <= MAX_ROUTED_REQUEST_IDS:
         pairs.append(SearchAttributePair(ROUTED_BY[Provider.AIRALO], list(airalo.request_ids)))
-    return pairs
+    # A value Temporal would refuse would refuse the start itself: left out instead.
+    return [pair for pair in pairs if _fits(pair)]
+
+
+def _fits(pair: SearchAttributePair[Any]) -> bool:
+    encoded = encode_typed_search_attribute_value(pair.key, pair.value)
+    return encoded.ByteSize() <= MAX_ROUTING_VALUE_BYTES
 
 
 async def route_notice(client: Client, notice: ProviderNotice) -> list[str]:

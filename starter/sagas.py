@@ -7,14 +7,24 @@ never starts anything. :func:`start` starts a saga of any kind from its entry in
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -243,24 +253,129 @@ async def start(
     )
 
 
+# -- operator requests: the saga's updates -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatorRequest:
+    """An operator's request to a running saga, validated: the update and its argument."""
+
+    kind: OperatorRequestKind
+    argument: BaseModel | None = None
+
+    @property
+    def args(self) -> tuple[BaseModel, ...]:
+        return () if self.argument is None else (self.argument,)
+
+
+def revoke_request(reason: str | None) -> OperatorRequest:
+    """Undo before the provider executed it (``InvalidRequest`` for a reason too long)."""
+    return OperatorRequest(
+        OperatorRequestKind.REVOKE, parse_request(RevokeRequest, {"reason": reason})
+    )
+
+
+def reschedule_request(wish_date: datetime, now: datetime | None = None) -> OperatorRequest:
+    """A new wish date: with an offset, ahead, not too far (``InvalidRequest``)."""
+    check_future_wish_date(wish_date, now or datetime.now(UTC))
+    return OperatorRequest(OperatorRequestKind.RESCHEDULE, RescheduleRequest(wish_date=wish_date))
+
+
+def confirm_request() -> OperatorRequest:
+    """Confirm a draft (preview) order cancellation."""
+    return OperatorRequest(OperatorRequestKind.CONFIRM)
+
+
+def resolve_request(action: ResolveAction, note: str | None) -> OperatorRequest:
+    """Answer a saga waiting in NEEDS_ATTENTION (``InvalidRequest`` for a bad note)."""
+    return OperatorRequest(
+        OperatorRequestKind.RESOLVE,
+        parse_request(ResolveRequest, {"action": action, "note": note}),
+    )
+
+
 async def _steer(
-    client: Client,
-    workflow_id: str,
-    kind: OperatorRequestKind,
-    request: Any = None,
-    *,
-    update_id: str | None = None,
+    client: Client, workflow_id: str, request: OperatorRequest, *, update_id: str | None = None
 ) -> dict[str, Any]:
-    """An operator request to a running saga (``SagaNotFound`` / ``SagaClosed`` first).
+    """An operator request to a running saga (``SagaNotFound`` / ``SagaClosed`` first),
+    waiting for its answer however long it takes (:func:`ask` waits a bounded time).
 
     ``update_id``: the request's identity; the same id sent again to the same run is
     answered with the first outcome, never applied twice (a bulk operation's retries).
     """
     await require_open(client, workflow_id)
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
-    args = () if request is None else (request,)
-    result: dict[str, Any] = await handle.execute_update(kind, *args, id=update_id)
+    result: dict[str, Any] = await handle.execute_update(
+        request.kind, args=request.args, id=update_id
+    )
     return result
+
+
+class RequestStage(StrEnum):
+    """How far an unanswered operator request got (Temporal's update life cycle)."""
+
+    #: Sent to Temporal, which holds it for the saga; the saga has not looked at it yet
+    #: (its worker is busy or away). It may still refuse it when it does.
+    SENT = "sent"
+    #: The saga's validator accepted it: it is in the saga's history and being applied.
+    ACCEPTED = "accepted"
+
+
+@dataclass(frozen=True)
+class RequestPending:
+    """An operator request the saga did not answer within the bound: follow its status."""
+
+    workflow_id: str
+    #: The update's id (each request gets a new one).
+    request_id: str
+    stage: RequestStage
+    waited_seconds: float
+
+
+async def ask(
+    client: Client, workflow_id: str, request: OperatorRequest, *, within: float
+) -> dict[str, Any] | RequestPending:
+    """Send ``request`` and wait at most ``within`` seconds for the saga's answer.
+
+    The answer (the saga's status after it applied the request) when it comes in
+    time; otherwise :class:`RequestPending`, never a longer wait. The update is
+    started with Temporal's "accepted" stage and its result awaited, both within the
+    bound; a refusal by the saga's validator in time raises
+    ``WorkflowUpdateFailedError`` as :func:`_steer` does. ``SagaNotFound`` /
+    ``SagaClosed`` first, read within the bound too (a Temporal too slow to answer
+    that raises its ``RPCError``: nothing was sent).
+
+    A request still ``SENT`` when the bound passes is held by Temporal, not yet in the
+    saga's history: the saga applies (or refuses) it when its worker takes the task.
+    """
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    def left() -> timedelta:
+        return timedelta(seconds=max(0.001, within - (loop.time() - began)))
+
+    await require_open(client, workflow_id, rpc_timeout=left())
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id)
+    request_id = str(uuid.uuid4())
+    stage = RequestStage.SENT
+
+    async def answer() -> dict[str, Any]:
+        nonlocal stage
+        update = await handle.start_update(
+            request.kind,
+            args=request.args,
+            id=request_id,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            rpc_timeout=left(),
+        )
+        stage = RequestStage.ACCEPTED
+        result: dict[str, Any] = await update.result(rpc_timeout=left())
+        return result
+
+    try:
+        return await asyncio.wait_for(answer(), left().total_seconds())
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return RequestPending(workflow_id, request_id, stage, round(loop.time() - began, 3))
 
 
 async def resolve(
@@ -272,22 +387,41 @@ async def resolve(
     update_id: str | None = None,
 ) -> dict[str, Any]:
     """Answer a saga waiting in NEEDS_ATTENTION."""
-    request = parse_request(ResolveRequest, {"action": action, "note": note})
-    return await _steer(
-        client, workflow_id, OperatorRequestKind.RESOLVE, request, update_id=update_id
-    )
+    return await _steer(client, workflow_id, resolve_request(action, note), update_id=update_id)
+
+
+class SagaBusy(Exception):
+    """The saga's worker did not answer in time (busy or away): retry later."""
 
 
 async def saga_status(
-    client: Client, workflow_id: str, *, run_id: str | None = None
+    client: Client,
+    workflow_id: str,
+    *,
+    run_id: str | None = None,
+    within: float | None = None,
 ) -> dict[str, Any]:
     """The saga's ``status`` query as JSON-ready data (any saga type), plus run facts.
 
-    ``run_id`` picks one run of the business key; without it, the latest.
+    ``run_id`` picks one run of the business key; without it, the latest. A query is
+    answered by the saga's worker: ``within`` seconds bound each call, and a query
+    not answered in time raises :class:`SagaBusy` (without a bound, Temporal's own
+    query timeout applies).
     """
+    timeout = None if within is None else timedelta(seconds=within)
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id, run_id=run_id)
-    description = await handle.describe()
-    state: dict[str, Any] = await handle.query(SagaQuery.STATUS)
+    description = await handle.describe(rpc_timeout=timeout)
+    try:
+        state: dict[str, Any] = await handle.query(SagaQuery.STATUS, rpc_timeout=timeout)
+    except RPCError as error:
+        # The SDK reports its own deadline as CANCELLED ("Timeout expired").
+        timed_out = error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+        if within is None or not timed_out:
+            raise
+        raise SagaBusy(
+            f"saga {workflow_id} did not answer its status within {within:g} s "
+            "(its worker is busy or away); retry later"
+        ) from None
     return {
         "workflowType": description.workflow_type,
         "runStatus": description.status.name if description.status else None,
@@ -298,15 +432,12 @@ async def saga_status(
 async def revoke(
     client: Client, workflow_id: str, reason: str | None, *, update_id: str | None = None
 ) -> dict[str, Any]:
-    request = parse_request(RevokeRequest, {"reason": reason})
-    return await _steer(
-        client, workflow_id, OperatorRequestKind.REVOKE, request, update_id=update_id
-    )
+    return await _steer(client, workflow_id, revoke_request(reason), update_id=update_id)
 
 
 async def confirm(client: Client, workflow_id: str) -> dict[str, Any]:
     """Confirm a draft (preview) order cancellation."""
-    return await _steer(client, workflow_id, OperatorRequestKind.CONFIRM)
+    return await _steer(client, workflow_id, confirm_request())
 
 
 async def reschedule(
@@ -317,10 +448,8 @@ async def reschedule(
     *,
     update_id: str | None = None,
 ) -> dict[str, Any]:
-    check_future_wish_date(wish_date, now or datetime.now(UTC))
-    request = RescheduleRequest(wish_date=wish_date)
     return await _steer(
-        client, workflow_id, OperatorRequestKind.RESCHEDULE, request, update_id=update_id
+        client, workflow_id, reschedule_request(wish_date, now), update_id=update_id
     )
 
 
@@ -332,10 +461,13 @@ class SagaClosed(Exception):
     """The saga's run has ended: there is nothing left to steer."""
 
 
-async def require_open(client: Client, workflow_id: str) -> None:
+async def require_open(
+    client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None
+) -> None:
     """Steering needs a running saga: ``SagaNotFound`` or ``SagaClosed`` otherwise."""
     try:
-        description = await client.get_workflow_handle(workflow_id).describe()
+        handle = client.get_workflow_handle(workflow_id)
+        description = await handle.describe(rpc_timeout=rpc_timeout)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise SagaNotFound(f"no saga {workflow_id}") from None
@@ -345,13 +477,16 @@ async def require_open(client: Client, workflow_id: str) -> None:
         raise SagaClosed(f"saga {workflow_id} is closed ({closed}); nothing to steer")
 
 
-async def cancel(client: Client, workflow_id: str) -> None:
+async def cancel(client: Client, workflow_id: str, *, within: float | None = None) -> None:
     """Cancel the workflow: the saga compensates what it did, then ends cancelled.
 
     Refused (``SagaClosed``) once the run has ended: cancelling it would do nothing.
+    Temporal records the request without the saga's worker (which then compensates in
+    its own time); ``within`` bounds each of the two calls to Temporal.
     """
-    await require_open(client, workflow_id)
-    await client.get_workflow_handle(workflow_id).cancel()
+    timeout = None if within is None else timedelta(seconds=within)
+    await require_open(client, workflow_id, rpc_timeout=timeout)
+    await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=timeout)
 
 
 #: The most sagas one listing returns (``cancelctl list --limit``, ``GET /v1/sagas?limit=``).

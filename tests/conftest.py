@@ -358,15 +358,26 @@ def provider_settings_for(sandbox: SandboxEndpoint) -> ProviderSettings:
     }
 
 
-@pytest.fixture
-async def worker(
-    client: Client, sandbox: TestSandbox, task_queue: str
+@contextlib.asynccontextmanager
+async def product_worker(
+    client: Client, sandbox: SandboxEndpoint, task_queue: str
 ) -> AsyncIterator[ProductWorkers]:
-    """The production workers (same workflows, activities, lanes, options) on a fresh queue."""
+    """The production workers (same workflows, activities, lanes, options) on
+    ``task_queue``, for as long as the ``async with`` lasts (a test may stop and start
+    them again: the saga's worker away)."""
     async with (
         provider_clients(provider_settings_for(sandbox)) as clients,
         build_worker(client, task_queue, clients) as running,
     ):
+        yield running
+
+
+@pytest.fixture
+async def worker(
+    client: Client, sandbox: TestSandbox, task_queue: str
+) -> AsyncIterator[ProductWorkers]:
+    """The production workers on a fresh queue, for the whole test."""
+    async with product_worker(client, sandbox, task_queue) as running:
         yield running
 
 

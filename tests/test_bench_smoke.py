@@ -25,10 +25,21 @@ from pathlib import Path
 
 import pytest
 
-from bench import bulk, intake, lane_rates, lanes, outcomes, overhead, report, scale
+from bench import (
+    bulk,
+    intake,
+    lane_rates,
+    lanes,
+    operator_latency,
+    outcomes,
+    overhead,
+    report,
+    scale,
+)
 from bench.measure import Processes, busiest_window
 from bench.phases import Kind
 from bench.target import tuned
+from config.settings import OrchestratorSettings
 
 #: Sagas per variant: enough that each figure asserted above 0 is several of /proc's
 #: 10 ms CPU ticks (the API spends ~5 ms per start, the server ~50 ms per saga).
@@ -36,6 +47,8 @@ SAGAS = 5
 INTAKE_SAGAS = 10
 #: Warm-up sagas per kind (the benchmark's own 20 exist to settle timings, not checked here).
 WARM_UP = 2
+#: The operator benchmark, small: sagas started meanwhile, revokes during them.
+OPERATOR_SAGAS, OPERATOR_REVOKES = 10, 2
 INTAKE_WAYS = [
     "bare client start (Client.start_workflow)",
     "direct client starts",
@@ -307,6 +320,32 @@ async def test_scale_on_the_dev_server_reads_the_footprint_and_both_waves(
     _, _, _, per_saga = await run_scale("dev", use_report(tmp_path, monkeypatch))
 
     assert {row["database CPU ms"] for row in per_saga} == {report.NOT_MEASURED}
+
+
+async def test_operator_latency_on_the_dev_server_answers_and_applies_every_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its section: one idle row, one busy row; every revoke answered 200 or 202 and
+    then applied, the bound stated. Never a timing."""
+    path = use_report(tmp_path, monkeypatch)
+    args = ["--sagas", str(OPERATOR_SAGAS), "--revokes", str(OPERATOR_REVOKES)]
+
+    await operator_latency.main(operator_latency.parse_args(args))
+
+    section = section_of(path, "operator")
+    rows = rows_of(section)
+    assert [row["when"] for row in rows] == [
+        "worker idle",
+        f"while {OPERATOR_SAGAS} sagas start",
+    ]
+    bound = OrchestratorSettings().operator_wait_seconds
+    for row, sent in zip(rows, (1, OPERATOR_REVOKES), strict=True):
+        assert row["sent"] == row["REVOKED"] == str(sent), row
+        assert int(row["answered 200"]) + int(row["answered 202"]) == sent, row
+        assert float(row["bound s"]) == bound, row
+        for cell in ("answer s p50 / max", "REVOKED after s p50 / max"):
+            assert all(float(part) >= 0 for part in row[cell].split(" / ")), row
+    assert "`python -m bench.operator_latency --sagas 10 --revokes 2`" in section
 
 
 # -- the parts, alone -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from sandbox.testing import SandboxAdmin
 from starter import cli
+from tests.conftest import TestSandbox, product_worker
 from tests.helpers import eventually, status_of, wait_for_phase
 from worker import ProductWorkers
 
@@ -152,6 +153,40 @@ async def test_a_request_after_a_revoked_saga_starts_a_new_one(
     assert (await client.get_workflow_handle(workflow_id).describe()).run_id != revoked_run
     await wait_for_phase(client, workflow_id, "WAITING")
     assert await cancelctl("revoke", workflow_id) == 0
+
+
+async def test_a_revoke_the_saga_cannot_answer_in_time_says_how_to_follow_it(
+    cli_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    client: Client,
+    sandbox: TestSandbox,
+    task_queue: str,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
+) -> None:
+    """The saga's worker is away: cancelctl waits CANCEL_OPERATOR_WAIT_SECONDS, says the
+    request was sent and how to follow it (exit 0); the revoke is applied later."""
+    monkeypatch.setenv("CANCEL_OPERATOR_WAIT_SECONDS", "1")
+    wish = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    async with product_worker(client, sandbox, task_queue):
+        assert (
+            await cancelctl("terminate", "--subscription-id", f"SUB-{uid}", "--wish-date", wish)
+            == 0
+        )
+        workflow_id = capsys.readouterr().out.strip()
+        await wait_for_phase(client, workflow_id, "WAITING")
+
+    assert await cancelctl("revoke", workflow_id, "--reason", "customer stayed") == 0
+
+    out, err = capsys.readouterr()
+    assert out.strip() == f"{workflow_id}: revoke sent"
+    assert "no answer within 1 s" in err and f"cancelctl status {workflow_id}" in err
+    assert await cancelctl("status", workflow_id) == 1  # not answered either: said, not hung
+    assert "did not answer its status within 1 s" in capsys.readouterr().err
+    async with product_worker(client, sandbox, task_queue):
+        await wait_for_phase(client, workflow_id, "REVOKED", within=60)
+        assert await cancelctl("status", workflow_id) == 0
+    assert "REVOKED" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

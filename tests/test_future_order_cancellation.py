@@ -653,7 +653,9 @@ async def test_cli_starts_the_saga_and_status_lists_every_outcome(
     ids = [*seed(sandbox_admin, uid, 2), unknown_id()]
 
     code = await asyncio.to_thread(
-        starter.cli.main, ["cancel-future-orders", *ids, "--customer-id", f"C-{uid}"]
+        # Request ids may begin with '-': after "--", as the help says.
+        starter.cli.main,
+        ["cancel-future-orders", "--customer-id", f"C-{uid}", "--", *ids],
     )
     workflow_id = capsys.readouterr().out.strip()
     assert code == 0 and workflow_id.startswith("cancel-future-orders-")

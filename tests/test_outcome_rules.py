@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.common import InvalidRequest
 from domain.outcomes import (
+    MAX_URL_LENGTH,
     ROTATION_OVERLAP,
+    SECRET_PATTERN,
+    SUBSCRIBER_URL_PATTERN,
     OutcomeEventType,
     Subscription,
     address_refusal,
@@ -64,6 +70,31 @@ def test_other_secrets_are_refused(secret: str, rule: str) -> None:
 )
 def test_subscriber_urls(url: str, ok: bool) -> None:
     assert (url_problem(url) is None) == ok
+
+
+# The API's document states these patterns (starter/api/contract.py), searched as JSON
+# Schema searches a pattern: a text matches exactly when the domain takes it.
+_URL_LIKE = st.one_of(
+    st.from_regex(SUBSCRIBER_URL_PATTERN),
+    st.text(max_size=40).map(lambda tail: "https://" + tail),
+    st.text(max_size=40),
+)
+_SECRET_LIKE = st.one_of(
+    st.from_regex(SECRET_PATTERN),
+    st.builds(whsec, st.integers(0, 80), padded=st.booleans()),
+    st.text(max_size=40).map(lambda tail: "whsec_" + tail),
+)
+
+
+@given(_URL_LIKE)
+def test_the_url_pattern_says_what_the_domain_takes(url: str) -> None:
+    matches = re.search(SUBSCRIBER_URL_PATTERN, url) is not None
+    assert matches == (url_problem(url) is None) or len(url) > MAX_URL_LENGTH
+
+
+@given(_SECRET_LIKE)
+def test_the_secret_pattern_says_what_the_domain_takes(secret: str) -> None:
+    assert (re.search(SECRET_PATTERN, secret) is not None) == (secret_problem(secret) is None)
 
 
 @pytest.mark.parametrize(

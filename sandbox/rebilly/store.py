@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.common import SandboxContext
@@ -185,6 +185,11 @@ class RebillyStore:
         subtotal = sum((item.signed_total for item in request.line_items), Decimal(0))
         if request.prorated:
             subtotal -= order.proration_credit(churn_time)
+        try:
+            subtotal = cents(subtotal)
+        except InvalidOperation:  # more digits than money has: refused, not a 500
+            out_of_range = FieldError("lineItems", "The line items' total is out of range.")
+            raise invalid([out_of_range]) from None
         cancellation.order_id = request.order_id
         cancellation.status = request.status
         cancellation.churn_time_policy = request.churn_time_policy
@@ -195,7 +200,7 @@ class RebillyStore:
         cancellation.prorated = request.prorated
         cancellation.line_items = request.line_items
         cancellation.line_items_time = now
-        cancellation.subtotal = cents(subtotal)
+        cancellation.subtotal = subtotal
         cancellation.currency = order.currency
         cancellation.updated_time = now
         if request.status == CONFIRMED and cancellation.canceled_time is None:

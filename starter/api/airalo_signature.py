@@ -31,9 +31,9 @@ def verify(body: bytes, signature: str | None, secret: str) -> bool:
         return False
     try:
         payload = json.loads(body)
-    except ValueError:
+        compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        forms = (canonical(payload), compact, body)
+    except ValueError:  # not JSON, or a string no UTF-8 holds (a lone surrogate escaped)
         return False
-    compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    forms = (canonical(payload), compact, body)
     given = signature.strip().lower().encode()  # bytes: compare_digest refuses non-ASCII str
     return any(hmac.compare_digest(_hmac(form, secret).encode(), given) for form in forms)

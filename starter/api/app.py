@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import fastapi.routing
 from fastapi import FastAPI
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,6 +54,7 @@ from starter.api.limits import BodySizeLimit
 from starter.api.routes import bulk as bulk_routes
 from starter.api.routes import events, health, sagas, starts, subscriptions, webhooks
 from starter.api.routes import lanes as lanes_routes
+from starter.api.routes.common import matchable
 from starter.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -162,12 +162,9 @@ def _connector(
 # -- requests and webhooks ---------------------------------------------------------------
 
 
-def matchable(routes: Sequence[BaseRoute]) -> list[Any]:
-    """Routes as they can be matched against a request, each with its full template:
-    FastAPI ≥ 0.137 nests included routers (``iter_route_contexts`` flattens them);
-    before, the routes are matchable as they are."""
-    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
-    return list(flatten(routes)) if flatten is not None else list(routes)
+def _template(route: Any) -> str | None:
+    """The route's path as the OpenAPI document names it (no ``:convertor``)."""
+    return getattr(route, "path_format", None) or getattr(route, "path", None)
 
 
 def route_of(scope: Scope, routes: Sequence[Any]) -> str:
@@ -178,10 +175,10 @@ def route_of(scope: Scope, routes: Sequence[Any]) -> str:
     for route in routes:
         match, _ = route.matches(scope)
         if match == Match.FULL:
-            candidate = getattr(route, "path", None)
+            candidate = _template(route)
             break
         if match == Match.PARTIAL and candidate is None:
-            candidate = getattr(route, "path", None)
+            candidate = _template(route)
     return f"{scope['method']} {candidate}" if candidate else "unmatched"
 
 

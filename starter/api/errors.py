@@ -6,7 +6,8 @@
 | unknown workflow                              | 404    | ``{"detail": "..."}``                |
 | the saga refused (update failed), closed run, | 409    | ``{"detail": "..."}``                |
 | idempotency key reused with another request   |        |                                      |
-| Temporal unreachable or overloaded            | 503    | ``{"detail": "..."}`` + Retry-After  |
+| Temporal unreachable or overloaded; a saga    | 503    | ``{"detail": "..."}`` + Retry-After  |
+| whose worker did not answer its status in time|        |                                      |
 
 Error texts never quote the request body (it may hold a phone number).
 """
@@ -17,8 +18,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
     WorkflowQueryFailedError,
@@ -29,7 +33,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.common import FieldProblem, InvalidRequest
 from starter.api.gateway import TemporalUnavailable
-from starter.sagas import DeliveryConflict, SagaClosed, SagaNotFound
+from starter.api.routes.common import matchable
+from starter.sagas import DeliveryConflict, SagaBusy, SagaClosed, SagaNotFound
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,20 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at the request's path (``Allow`` of a 405).
+
+    Starlette's 405 names the methods of the first route at the path only: two routes
+    at one path (``HEAD`` and ``POST /v1/webhooks/airalo``) would each hide the other.
+    """
+    methods: set[str] = set()
+    for route in matchable(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI, retry_after_seconds: int) -> None:
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
@@ -93,6 +112,12 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
             ]
         )
 
+    async def on_http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return await http_exception_handler(request, error)
+
     async def on_api_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
         return refusal(error.status_code, error.detail)
@@ -111,6 +136,9 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
 
     async def on_query_failed(_: Request, error: Exception) -> JSONResponse:
         return refusal(status.HTTP_409_CONFLICT, f"the saga did not answer its status: {error}")
+
+    async def on_busy(_: Request, error: Exception) -> JSONResponse:
+        return refusal(status.HTTP_503_SERVICE_UNAVAILABLE, str(error), retry_after)
 
     async def on_unavailable(_: Request, error: Exception) -> JSONResponse:
         log.warning("Temporal unavailable: %s", error)
@@ -134,6 +162,7 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
             log.error("Temporal refused %s %s: %s", request.method, request.url.path, error)
         return await on_unavailable(request, error)
 
+    app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(InvalidRequest, on_invalid)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ApiError, on_api_error)
@@ -141,6 +170,7 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
     # A steering request for a saga that is not running: nothing to steer.
     app.add_exception_handler(SagaNotFound, on_not_found)
     app.add_exception_handler(SagaClosed, on_conflict)
+    app.add_exception_handler(SagaBusy, on_busy)
     app.add_exception_handler(WorkflowUpdateFailedError, on_update_failed)
     app.add_exception_handler(WorkflowQueryFailedError, on_query_failed)
     app.add_exception_handler(WorkflowQueryRejectedError, on_query_failed)

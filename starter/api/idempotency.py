@@ -19,6 +19,12 @@ from starter.sagas import Delivery
 
 #: An Idempotency-Key header: printable ASCII without spaces, at most this long.
 MAX_HEADER_KEY_LENGTH = 200
+#: The rule of :func:`header_key_problem`, for the OpenAPI document.
+HEADER_KEY_SCHEMA = {
+    "minLength": 1,
+    "maxLength": MAX_HEADER_KEY_LENGTH,
+    "pattern": f"^[!-~]{{1,{MAX_HEADER_KEY_LENGTH}}}$",
+}
 
 
 def _keyed(secret: bytes, *parts: str) -> str:

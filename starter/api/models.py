@@ -6,7 +6,7 @@ from typing import Any
 
 from domain.common import CamelModel, FieldProblem
 from starter.lanes import LaneState
-from starter.sagas import SagaListing
+from starter.sagas import RequestStage, SagaListing
 
 
 class SagaAccepted(CamelModel):
@@ -52,6 +52,22 @@ class LaneList(CamelModel):
 class CancelRequested(CamelModel):
     workflow_id: str
     status_url: str
+    detail: str
+
+
+class OperatorRequestPending(CamelModel):
+    """202: the saga did not answer an operator request within the bound.
+
+    ``stage`` ``accepted``: the saga's validator accepted it; it is being applied.
+    ``sent``: Temporal holds it for the saga, whose worker has not taken it yet; the
+    saga applies or refuses it then. Either way the saga's status tells what came of it.
+    """
+
+    workflow_id: str
+    status_url: str
+    request_id: str
+    stage: RequestStage
+    waited_seconds: float
     detail: str
 
 

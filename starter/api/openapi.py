@@ -2,7 +2,8 @@
 
 Start and steering routes read their body themselves (so the domain's ``parse_*``
 rules run exactly as for ``cancelctl``); their request schemas are added here from
-the same pydantic models. ``make openapi`` writes ``docs/openapi.json``;
+the same pydantic models, with the rules the domain checks in code stated as well
+(:mod:`starter.api.contract`). ``make openapi`` writes ``docs/openapi.json``;
 ``tests/api/test_openapi.py`` fails when the committed file drifts from the code.
 """
 
@@ -17,10 +18,12 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from config.settings import ApiSettings, OrchestratorSettings, default_of
 from domain.bulk import BulkRequest
 from domain.churn import ResolveRequest
-from domain.common import RescheduleRequest, RevokeRequest
+from domain.common import MAX_SCHEDULE_AHEAD, RescheduleRequest, RevokeRequest
 from domain.outcomes import OutcomeEvent, RotateSecretRequest, SubscriptionRequest
+from starter.api import contract
 from starter.api.events import CloudEvent
 from starter.kinds import KINDS
 
@@ -28,11 +31,20 @@ TITLE = "cancellation-orchestrator"
 VERSION = "1"
 DESCRIPTION = (
     "Start, inspect and steer durable cancellation sagas (Temporal), and take "
-    "CloudEvents that start them. Every call but /healthz and /readyz needs "
-    "`Authorization: Bearer <API key>` with the scope the operation names: "
-    "`sagas:write` (start, steer), `sagas:read` (status, list), `events:write` (events), "
-    "`subscriptions:write` (outcome event subscriptions). The `webhooks` are the outcome "
-    "events a subscription receives."
+    "CloudEvents that start them. Every call but /healthz, /readyz and the provider "
+    "webhooks needs `Authorization: Bearer <API key>` with the scope the operation "
+    "names: `sagas:write` (start, steer), `sagas:read` (status, list), `events:write` "
+    "(events), `subscriptions:write` (outcome event subscriptions). The `webhooks` are "
+    "the outcome events a subscription receives.\n\n"
+    "The request schemas state every rule the API checks that JSON Schema can say; "
+    "the others are said in the fields' descriptions (a scheduled date lies ahead of "
+    f"the server's clock, at most {MAX_SCHEDULE_AHEAD.days} days). Ids are read in "
+    "Unicode NFKC form and trimmed. Bodies are at most `CANCEL_API_MAX_BODY_BYTES` "
+    f"({default_of(ApiSettings, 'max_body_bytes') // 1024} KiB) as sent. An operator "
+    "request (revoke, reschedule, confirm, resolve) and a saga's status wait for the "
+    "saga at most `CANCEL_OPERATOR_WAIT_SECONDS` "
+    f"({default_of(OrchestratorSettings, 'operator_wait_seconds'):g} s): then 202 with the "
+    "status URL (a status: 503 with `Retry-After`), never a connection left hanging."
 )
 
 #: The request models besides each saga kind's.
@@ -66,6 +78,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, definition in definitions.get("$defs", {}).items():
         components.setdefault(name, definition)
+    contract.refine(components)
     return schema
 
 

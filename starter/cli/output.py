@@ -8,7 +8,7 @@ from typing import Any
 
 from starter.forecast import Forecast
 from starter.lanes import LaneState
-from starter.sagas import SagaListing
+from starter.sagas import RequestPending, RequestStage, SagaListing
 
 _STATUS_HEADER_KEYS = frozenset({"workflowId", "workflowType", "phase", "runStatus", "steps"})
 
@@ -70,3 +70,18 @@ def print_forecast(forecast: Forecast) -> None:
         flag = "  ! more than the lane takes in this time" if bucket.exceeds_lane else ""
         start = bucket.start.strftime("%Y-%m-%d %H:%M")
         print(f"{start:<20} {bucket.provider:<10} {bucket.due:>8} {capacity:>11}{flag}")
+
+
+def pending_request(pending: RequestPending, within: float) -> str:
+    """What an unanswered operator request means, and how to follow it."""
+    if pending.stage is RequestStage.ACCEPTED:
+        what = "the saga accepted the request and is applying it"
+    else:
+        what = (
+            "the request was sent; the saga's worker has not taken it yet "
+            "(it applies or refuses it then)"
+        )
+    return (
+        f"no answer within {within:g} s: {what}; "
+        f"follow it with: cancelctl status {pending.workflow_id}"
+    )

@@ -9,20 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from config.codec import CodecConfigurationError
 from config.settings import OrchestratorSettings
 from config.temporal import connect, connect_config
-from domain.churn import ResolveAction, ResolveRequest
-from domain.common import (
-    OperatorRequestKind,
-    RevokeRequest,
-    SagaQuery,
-    parse_request,
-)
+from domain.churn import ResolveAction
+from domain.common import OperatorRequestKind, SagaQuery
 from starter import lanes, sagas
 from starter.cli import output, release, subscriptions
 from starter.cli.bulk import prepare_bulk, prepare_upcoming
@@ -54,21 +48,23 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
         return lambda client: _start(sagas.start(client, spec.kind, request, settings))
     match args.command:
         case OperatorRequestKind.REVOKE:
-            parse_request(RevokeRequest, {"reason": args.reason})  # refused before connecting
-            return lambda client: _steer(sagas.revoke(client, workflow_id, args.reason))
+            # Each request is validated here, before connecting.
+            revoke = sagas.revoke_request(args.reason)
+            return lambda client: _ask(client, workflow_id, revoke, settings)
         case OperatorRequestKind.RESCHEDULE:
-            wish_date = parse_datetime("wishDate", args.wish_date)
-            return lambda client: _steer(sagas.reschedule(client, workflow_id, wish_date))
+            reschedule = sagas.reschedule_request(parse_datetime("wishDate", args.wish_date))
+            return lambda client: _ask(client, workflow_id, reschedule, settings)
         case OperatorRequestKind.CONFIRM:
-            return lambda client: _steer(sagas.confirm(client, workflow_id))
+            return lambda client: _ask(client, workflow_id, sagas.confirm_request(), settings)
         case OperatorRequestKind.RESOLVE:
             action = ResolveAction.RETRY if args.retry else ResolveAction.MARK_HANDLED
-            parse_request(ResolveRequest, {"action": action, "note": args.note})
-            return lambda client: _steer(sagas.resolve(client, workflow_id, action, args.note))
+            resolve = sagas.resolve_request(action, args.note)
+            return lambda client: _ask(client, workflow_id, resolve, settings)
         case SagaQuery.STATUS:
-            return lambda client: _status(client, workflow_id, as_json=args.json)
+            within = settings.operator_wait_seconds
+            return lambda client: _status(client, workflow_id, within, as_json=args.json)
         case ControlCommand.CANCEL:
-            return lambda client: _cancel(client, workflow_id)
+            return lambda client: _cancel(client, workflow_id, settings)
         case ControlCommand.LANES:
             return _lane_command(args, settings)
         case ControlCommand.BULK:
@@ -108,10 +104,15 @@ async def _start(starting: Awaitable[sagas.StartedSaga]) -> int:
     return EXIT_OK
 
 
-async def _steer(action: Awaitable[dict[str, Any]]) -> int:
-    """Send an operator request (a saga update); a refusal by its validator is exit 1."""
+async def _ask(
+    client: Client, workflow_id: str, request: sagas.OperatorRequest, settings: OrchestratorSettings
+) -> int:
+    """Send an operator request (a saga update) and wait for the saga's answer at most
+    ``CANCEL_OPERATOR_WAIT_SECONDS``. A refusal is exit 1; no answer in time is exit 0
+    with how to follow it (the request was sent)."""
+    within = settings.operator_wait_seconds
     try:
-        state = await action
+        answer = await sagas.ask(client, workflow_id, request, within=within)
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         print(f"refused: {cause.message if hasattr(cause, 'message') else cause}", file=sys.stderr)
@@ -119,12 +120,20 @@ async def _steer(action: Awaitable[dict[str, Any]]) -> int:
     except (sagas.SagaNotFound, sagas.SagaClosed) as nothing:
         print(f"refused: {nothing}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{state.get('workflowId')}: {state.get('phase')}")
+    if isinstance(answer, sagas.RequestPending):
+        print(f"{workflow_id}: {request.kind} {answer.stage.value}")
+        print(output.pending_request(answer, within), file=sys.stderr)
+        return EXIT_OK
+    print(f"{answer.get('workflowId')}: {answer.get('phase')}")
     return EXIT_OK
 
 
-async def _status(client: Client, workflow_id: str, *, as_json: bool) -> int:
-    state = await sagas.saga_status(client, workflow_id)
+async def _status(client: Client, workflow_id: str, within: float, *, as_json: bool) -> int:
+    try:
+        state = await sagas.saga_status(client, workflow_id, within=within)
+    except sagas.SagaBusy as busy:
+        print(f"error: {busy}", file=sys.stderr)
+        return EXIT_FAILED
     if as_json:
         output.print_json(state)
     else:
@@ -132,9 +141,9 @@ async def _status(client: Client, workflow_id: str, *, as_json: bool) -> int:
     return EXIT_OK
 
 
-async def _cancel(client: Client, workflow_id: str) -> int:
+async def _cancel(client: Client, workflow_id: str, settings: OrchestratorSettings) -> int:
     try:
-        await sagas.cancel(client, workflow_id)
+        await sagas.cancel(client, workflow_id, within=settings.operator_wait_seconds)
     except (sagas.SagaNotFound, sagas.SagaClosed) as nothing:
         print(f"refused: {nothing}", file=sys.stderr)
         return EXIT_FAILED

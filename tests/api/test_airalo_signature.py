@@ -50,3 +50,5 @@ def test_a_changed_body_a_wrong_key_or_no_signature_is_refused() -> None:
     assert not airalo_signature.verify(body, "", SECRET)
     assert not airalo_signature.verify(b"not json", good, SECRET)
     assert not airalo_signature.verify(body, "ü" * 128, SECRET)
+    # A lone surrogate escaped in the JSON: text no UTF-8 holds, refused (it was a 500).
+    assert not airalo_signature.verify(b'{"request_id": "\\ud800"}', good, SECRET)

@@ -1,15 +1,30 @@
-"""Operator requests over HTTP: revoke, reschedule, confirm, resolve, cancel."""
+"""Operator requests over HTTP: revoke, reschedule, confirm, resolve, cancel.
+
+Each is answered within ``CANCEL_OPERATOR_WAIT_SECONDS``, however busy the saga's
+worker is: the tests at the end make the saga's answer slow on purpose (its worker
+stopped, or a provider call held), never by racing a timer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from sandbox.testing import SandboxAdmin
+from tests.api.conftest import ADMIN_TOKEN, ApiProcess, bearer, start_api
+from tests.conftest import TestSandbox, product_worker
 from tests.helpers import eventually, wait_for_phase
 from worker import ProductWorkers
+
+#: The bound of the API these tests start (the default is 5 s).
+BOUND_SECONDS = 1.5
+#: How long the client waits for any answer: a connection left hanging fails the test.
+CLIENT_TIMEOUT_SECONDS = 30.0
 
 
 def in_days(days: float) -> str:
@@ -122,3 +137,100 @@ async def test_cancel_compensates_and_stops(
     await eventually(closed)
     again = await http.post(f"/v1/sagas/{workflow_id}/cancel")
     assert again.status_code == 409 and "CANCELED" in again.json()["detail"]
+
+
+# -- answered within the bound, however busy the worker -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bounded_api(temporal_env: WorkflowEnvironment, task_queue: str) -> Iterator[ApiProcess]:
+    """An API that waits at most BOUND_SECONDS for a saga's answer, on the tests' queue."""
+    client = temporal_env.client
+    process = start_api(
+        TEMPORAL_ADDRESS=client.service_client.config.target_host,
+        TEMPORAL_NAMESPACE=client.namespace,
+        CANCEL_TASK_QUEUE=task_queue,
+        CANCEL_OPERATOR_WAIT_SECONDS=str(BOUND_SECONDS),
+    )
+    yield process
+    process.stop()
+    process.log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+async def bounded_http(bounded_api: ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=bounded_api.base_url,
+        headers=bearer(ADMIN_TOKEN),
+        timeout=CLIENT_TIMEOUT_SECONDS,
+    ) as http:
+        yield http
+
+
+async def test_a_revoke_is_answered_within_the_bound_while_the_worker_is_away(
+    bounded_http: httpx.AsyncClient,
+    client: Client,
+    sandbox: TestSandbox,
+    task_queue: str,
+    uid: str,
+) -> None:
+    """No worker takes the saga's task: 202 with where to follow it, and the revoke is
+    applied once a worker is back."""
+    async with product_worker(client, sandbox, task_queue):
+        started = await bounded_http.post(
+            "/v1/line-terminations", json={"subscriptionId": f"SUB-{uid}", "wishDate": in_days(2)}
+        )
+        workflow_id = started.json()["workflowId"]
+        await wait_for_phase(client, workflow_id, "WAITING")
+    # The worker has stopped: nothing can answer for the saga now.
+
+    sent = await bounded_http.post(f"/v1/sagas/{workflow_id}/revoke", json={"reason": "stays"})
+
+    assert sent.status_code == 202, sent.text
+    pending = sent.json()
+    assert pending["statusUrl"].endswith(f"/v1/sagas/{workflow_id}")
+    assert sent.headers["Location"] == pending["statusUrl"]
+    assert pending["workflowId"] == workflow_id and pending["stage"] == "sent"
+    assert pending["requestId"] and "follow its status" in pending["detail"]
+    # The status URL does not hang either: the saga cannot answer its status now.
+    busy = await bounded_http.get(pending["statusUrl"])
+    assert busy.status_code == 503 and "did not answer its status" in busy.json()["detail"]
+    assert busy.headers["Retry-After"]
+
+    async with product_worker(client, sandbox, task_queue):
+        state = await wait_for_phase(client, workflow_id, "REVOKED", within=60)
+        followed = await bounded_http.get(pending["statusUrl"])
+    assert followed.status_code == 200 and followed.json()["phase"] == "REVOKED"
+    assert [step["step"] for step in state["steps"]].count("revoked") == 1, state["steps"]
+
+
+@pytest.mark.own_sandbox
+async def test_a_revoke_the_saga_accepted_but_still_applies_is_202_accepted(
+    bounded_http: httpx.AsyncClient,
+    client: Client,
+    worker: ProductWorkers,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """sTN holds the cancellation call: the saga accepted the revoke (its validator ran)
+    and answers it only when sTN does, after the bound."""
+    started = await bounded_http.post(
+        "/v1/line-terminations", json={"subscriptionId": f"SUB-{uid}", "wishDate": in_days(2)}
+    )
+    workflow_id = started.json()["workflowId"]
+    await wait_for_phase(client, workflow_id, "WAITING")
+    sandbox_admin.add_fault(
+        provider="stn",
+        method="POST",
+        path="/api/CancelTerminateSubscription",
+        mode="latency",
+        latencySeconds=BOUND_SECONDS * 4,
+        count=1,
+    )
+
+    sent = await bounded_http.post(f"/v1/sagas/{workflow_id}/revoke", json={})
+
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["stage"] == "accepted"
+    state = await wait_for_phase(client, workflow_id, "REVOKED", within=60)
+    assert state["cancellationStatus"] == "DONE"

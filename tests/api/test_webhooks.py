@@ -188,3 +188,26 @@ async def test_rebilly_webhooks_need_its_credentials(api: ApiProcess) -> None:
     assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Basic"
     assert wrong.status_code == 401
     assert right.status_code == 200 and right.json()["routedTo"] == []  # nothing of ours
+
+
+async def test_a_verified_webhook_about_nothing_we_could_hold_is_200_not_a_crash(
+    api: ApiProcess,
+) -> None:
+    """Both were 500s: a Rebilly ``eventType`` that is no string (unhashable), an Airalo
+    ``request_id`` longer than any id a saga holds (the notice refused it)."""
+    rebilly_odd = {"eventType": ["subscription-churned"], "subscriptionId": "ord-x"}
+    rebilly_long = {"eventType": "subscription-churned", "subscriptionId": "o" * 129}
+    airalo_long = {"request_id": "r" * 129}
+    signed = {"airalo-signature": airalo_signature.sign(airalo_long, AIRALO_WEBHOOK_SECRET)}
+    rebilly_auth = (REBILLY_WEBHOOK_USERNAME, REBILLY_WEBHOOK_PASSWORD)
+    async with httpx.AsyncClient(base_url=api.base_url) as http:
+        odd = await http.post(REBILLY_HOOK, json=rebilly_odd, auth=rebilly_auth)
+        long_order = await http.post(REBILLY_HOOK, json=rebilly_long, auth=rebilly_auth)
+        long_request = await http.post(
+            AIRALO_HOOK, content=json.dumps(airalo_long).encode(), headers=signed
+        )
+
+    assert odd.status_code == 200 and odd.json() == {"event": None, "subject": None, "routedTo": []}
+    assert long_order.status_code == 200 and long_order.json()["routedTo"] == []
+    assert long_order.json()["event"] == "subscription-churned"
+    assert long_request.status_code == 200 and long_request.json()["routedTo"] == []

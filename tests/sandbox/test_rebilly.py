@@ -121,6 +121,19 @@ async def test_line_item_rules(client: httpx.AsyncClient) -> None:
     }
 
 
+async def test_a_total_no_money_holds_is_refused_not_a_server_error(
+    client: httpx.AsyncClient,
+) -> None:
+    """1e300 EUR passes every field's rule; its total in cents has more digits than a
+    Decimal holds (it was a 500, which the saga retried for ever)."""
+    item = {"type": "debit", "unitPriceAmount": 1e300, "unitPriceCurrency": "EUR", "quantity": 2}
+
+    fields = invalid_fields(await put(client, "c-1", orderId="o", lineItems=[item]))
+
+    assert list(fields) == ["lineItems"]
+    assert (await get(client, "c-1")).status_code == 404
+
+
 @pytest.mark.parametrize("cancellation_id", ["x" * 51, "bad id", "semi;colon"])
 async def test_put_id_rules(client: httpx.AsyncClient, cancellation_id: str) -> None:
     fields = invalid_fields(await put(client, cancellation_id, orderId="o"))

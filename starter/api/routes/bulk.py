@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from config.settings import ApiKey, ApiScope
 from domain.bulk import BulkProgress, parse_bulk_request
-from domain.common import FieldProblem, InvalidRequest
+from domain.common import FieldProblem, InvalidRequest, Provider
 from starter import bulk, forecast
 from starter.api.auth import require
 from starter.api.errors import ApiError
@@ -116,7 +116,7 @@ async def upcoming(
     _: Reader,
     days: Annotated[int, Query(ge=1, le=31)] = 7,
     by: Annotated[Literal["hour", "day"], Query()] = "day",
-    provider: Annotated[str | None, Query(description="stn, rebilly or airalo")] = None,
+    provider: Annotated[Provider | None, Query(description="only this provider's sagas")] = None,
 ) -> forecast.Forecast:
     asked = forecast.ForecastRequest.of(days=days, by=by, provider=provider)
     settings = orchestrator_settings(request)

@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 
 from starter.api.errors import refusal
 from starter.api.gateway import TemporalGateway
-from starter.api.models import Health, Refusal
+from starter.api.models import Health
+from starter.api.routes.common import UNAVAILABLE
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +21,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    responses={503: {"model": Refusal}},
+    responses={503: {**UNAVAILABLE, "description": "Temporal is not reachable"}},
     summary="Temporal answers within a short timeout",
 )
 async def readyz(request: Request) -> Health | JSONResponse:

@@ -14,17 +14,23 @@ from fastapi import APIRouter, Depends, Request
 from config.settings import ApiKey, ApiScope
 from starter import lanes
 from starter.api.auth import require
-from starter.api.models import LaneList, Refusal
-from starter.api.routes.common import orchestrator_settings, temporal
+from starter.api.models import LaneList
+from starter.api.routes.common import (
+    FORBIDDEN,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    orchestrator_settings,
+    temporal,
+)
 
 router = APIRouter(prefix="/v1/lanes", tags=["lanes"])
 
 Reader = Annotated[ApiKey, Depends(require(ApiScope.SAGAS_READ))]
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Refusal},
-    403: {"model": Refusal},
-    503: {"model": Refusal, "description": "Temporal unavailable: retry after Retry-After"},
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    503: UNAVAILABLE,
 }
 
 

@@ -13,8 +13,17 @@ from config.settings import ApiKey, ApiScope
 from domain.common import FieldProblem, InvalidRequest
 from starter.api import idempotency
 from starter.api.auth import require
-from starter.api.models import InvalidInput, Refusal, SagaAccepted
-from starter.api.routes.common import json_object, orchestrator_settings, request_body
+from starter.api.models import Refusal, SagaAccepted
+from starter.api.routes.common import (
+    FORBIDDEN,
+    INVALID,
+    TOO_LARGE,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    json_object,
+    orchestrator_settings,
+    request_body,
+)
 from starter.api.starting import start
 from starter.kinds import KINDS, SagaKindSpec
 
@@ -24,14 +33,34 @@ IDEMPOTENCY_HEADER_HELP = (
     "Must not contain personal data (it is hashed before it is stored)."
 )
 
-RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"model": SagaAccepted, "description": "A redelivery: the saga this key started"},
-    401: {"model": Refusal},
-    403: {"model": Refusal},
+#: ``Location`` of a start's answer: the saga's status.
+LOCATION = {
+    "Location": {
+        "description": "the saga's status URL (`statusUrl`)",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": SagaAccepted,
+        "description": (
+            "Nothing new started: a redelivery (`duplicateDelivery`: the saga this key "
+            "started) or a request its saga already carried out (`alreadyCompleted`), "
+            "with that saga's `status`"
+        ),
+        "headers": LOCATION,
+    },
+    202: {
+        "description": "Started, or attached to the saga already running for it (`alreadyRunning`)",
+        "headers": LOCATION,
+    },
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
     409: {"model": Refusal, "description": "The key was used with a different request"},
-    413: {"model": Refusal},
-    422: {"model": InvalidInput},
-    503: {"model": Refusal, "description": "Temporal unavailable: retry after Retry-After"},
+    413: TOO_LARGE,
+    422: INVALID,
+    503: UNAVAILABLE,
 }
 
 
@@ -49,7 +78,12 @@ def _add_start_route(router: APIRouter, spec: SagaKindSpec[Any]) -> None:
         response: Response,
         caller: Annotated[ApiKey, Depends(require(ApiScope.SAGAS_WRITE))],
         idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_HEADER_HELP)
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description=IDEMPOTENCY_HEADER_HELP,
+                json_schema_extra=idempotency.HEADER_KEY_SCHEMA,
+            ),
         ] = None,
     ) -> SagaAccepted:
         key = None

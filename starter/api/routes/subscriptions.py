@@ -139,9 +139,8 @@ async def list_deliveries(
     request: Request,
     subscription_id: SubscriptionId,
     _: Manager,
-    limit: Annotated[int, Query(description=f"1 to {outcomes.MAX_DELIVERIES}")] = 100,
+    limit: Annotated[int, Query(ge=1, le=outcomes.MAX_DELIVERIES)] = 100,
 ) -> DeliveryList:
-    outcomes.check_limit(limit)
     task_queue = orchestrator_settings(request).task_queue
     found = await _found(
         outcomes.list_deliveries(await temporal(request), task_queue, subscription_id, limit)
