@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkerDeploymentConfig
@@ -56,7 +56,7 @@ from domain.lanes import lane_queue, provider_of
 from domain.outcomes import WEBHOOKS_LANE
 from starter.kinds import KINDS
 from starter.releases import ReleaseRefused, adopt
-from workflows import patches
+from workflows import patches, versioning
 from workflows.bulk_operation import BulkOperationWorkflow
 from workflows.outcome_subscriptions import OutcomeSubscriptions
 from workflows.webhook_delivery import WebhookDelivery
@@ -218,6 +218,27 @@ class ProductWorkers:
         await self._stack.aclose()
 
 
+class UndeclaredVersioning(ValueError):
+    """A versioned worker was given a workflow type ``workflows/versioning.py`` does not declare."""
+
+
+def versioned(version: WorkerDeploymentVersion, runs: Sequence[type]) -> WorkerDeploymentConfig:
+    """The deployment options of a worker of ``version`` running ``runs``: every type
+    declared in ``workflows/versioning.py``, whose behaviour becomes the worker's default."""
+    names = [workflow._Definition.must_from_class(run).name or run.__name__ for run in runs]
+    missing = versioning.undeclared(names)
+    if missing:
+        raise UndeclaredVersioning(
+            f"workflow type(s) {', '.join(missing)} not declared "
+            f"{versioning.DEFAULT.name} in workflows/versioning.py"
+        )
+    return WorkerDeploymentConfig(
+        version=version,
+        use_worker_versioning=True,
+        default_versioning_behavior=versioning.DEFAULT,
+    )
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -245,10 +266,9 @@ def build_worker(
     """
     tuning = tuning or WorkerSettings()
     options = tuning_options(tuning, passthrough)
+    runs = [*(workflows if workflows is not None else WORKFLOWS), *OUTCOME_WORKFLOWS]
     if version is not None:
-        options["deployment_config"] = WorkerDeploymentConfig(
-            version=version, use_worker_versioning=True
-        )
+        options["deployment_config"] = versioned(version, runs)
     webhooks = webhooks or WebhookSettings()
     directory = SubscriptionDirectory(webhooks.subscription_cache_seconds)
     deliveries = WebhookActivities(
@@ -266,7 +286,7 @@ def build_worker(
         main = Worker(
             client,
             task_queue=task_queue,
-            workflows=[*(workflows if workflows is not None else WORKFLOWS), *OUTCOME_WORKFLOWS],
+            workflows=runs,
             # Runs started before lanes still call every provider on this queue; the
             # outcome events' publish runs here as the sagas' local activity; a bulk
             # operation steers sagas from here (through Temporal, no provider).
@@ -363,6 +383,7 @@ if __name__ == "__main__":
         UnknownPatchIds,
         LaneLimitError,
         UnknownLane,
+        UndeclaredVersioning,
         ReleaseRefused,
     ) as error:
         # Production without a payload key (docs/security.md), a setting out of range,

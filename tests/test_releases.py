@@ -17,8 +17,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType, VersioningBehavior
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import WorkerDeploymentConfig
 
 from config.settings import OrchestratorSettings
 from domain.common import SagaKind
@@ -26,9 +29,11 @@ from domain.stn import TerminationRequest
 from stacks.service import Service
 from starter import cli, releases, sagas
 from tests.conftest import TestSandbox
+from tests.fast.nimbus.sagas import PlanCancellationSaga
 from tests.helpers import eventually, result_of, wait_for_phase
 from tests.worker_process import worker_process
-from workflows import patches
+from worker import OUTCOME_WORKFLOWS, WORKFLOWS, UndeclaredVersioning, versioned
+from workflows import patches, versioning
 
 #: Runs started while v2 ramps at half: each goes to v1 or v2 by its workflow id's hash;
 #: all 16 on one side has a chance of 2 in 65,536.
@@ -114,8 +119,10 @@ async def started_on(client: Client, workflow_id: str) -> str:
 
 
 async def running_on(client: Client, workflow_id: str) -> str:
+    """The build id the run is on now, and it runs AUTO_UPGRADE (workflows/versioning.py)."""
     described = await client.get_workflow_handle(workflow_id).describe()
     info = described.raw_description.workflow_execution_info.versioning_info
+    assert info.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE, info
     return info.deployment_version.build_id
 
 
@@ -253,3 +260,26 @@ async def test_release_unknown_version_and_unreachable_server(
     monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
     assert await cancelctl("release", "status") == 1
     assert "cannot reach Temporal at 127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_every_workflow_type_is_declared_and_none_in_its_decorator() -> None:
+    """A versioned worker runs each type AUTO_UPGRADE; a decorator's declaration would
+    make the server refuse every task of an unversioned worker (workflows/versioning.py)."""
+    runs = [*WORKFLOWS, *OUTCOME_WORKFLOWS]
+    config = versioned(WorkerDeploymentVersion("co", "v1"), runs)
+
+    assert isinstance(config, WorkerDeploymentConfig) and config.use_worker_versioning
+    assert config.default_versioning_behavior == versioning.DEFAULT
+    definitions = [workflow._Definition.must_from_class(run) for run in runs]
+    assert {definition.name for definition in definitions} == set(versioning.BEHAVIOURS)
+    assert [d.name for d in definitions if d.versioning_behavior is not None] == []
+    assert all(entry.reason for entry in versioning.BEHAVIOURS.values())
+
+
+def test_a_versioned_worker_refuses_an_undeclared_workflow_type() -> None:
+    with pytest.raises(UndeclaredVersioning) as refused:
+        versioned(WorkerDeploymentVersion("co", "v1"), [*WORKFLOWS, PlanCancellationSaga])
+
+    assert "NimbusPlanCancellation not declared AUTO_UPGRADE in workflows/versioning.py" in str(
+        refused.value
+    )

@@ -18,7 +18,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -52,10 +52,8 @@ RETRY = RetryPolicy(
 )
 
 
-# PINNED: an operation lasts minutes to hours (its continue-as-new runs stay on its
-# version) and finishes on the code that started it, so changes to it need no patch;
-# its version's workers stay up until it drained (README "Releases").
-@workflow.defn(name="BulkOperation", versioning_behavior=VersioningBehavior.PINNED)
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
+@workflow.defn(name="BulkOperation")
 class BulkOperationWorkflow:
     @workflow.init
     def __init__(self, job: BulkJob) -> None:

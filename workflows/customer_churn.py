@@ -12,7 +12,6 @@ activities of one workflow rather than child sagas are in ``docs/sagas.md``.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from domain.churn import CustomerChurnRequest, CustomerChurnStatus
@@ -26,10 +25,8 @@ from workflows.rebilly_billing import RebillyBilling
 from workflows.stn_line import StnLine
 
 
-# AUTO_UPGRADE: a saga waits for weeks without continuing as new; pinned, every release's
-# workers would have to run until its last saga ended. Its runs move to the current
-# version at their next task, so changes to it go behind patches (workflows/patches.py).
-@workflow.defn(name="CustomerChurn", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
+@workflow.defn(name="CustomerChurn")
 class CustomerChurnSaga(PivotComposition[CustomerChurnStatus]):
     @workflow.init
     def __init__(self, request: CustomerChurnRequest) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -52,10 +51,8 @@ NOTHING_TO_STOP = (
 )
 
 
-# AUTO_UPGRADE: a saga waits for weeks without continuing as new; pinned, every release's
-# workers would have to run until its last saga ended. Its runs move to the current
-# version at their next task, so changes to it go behind patches (workflows/patches.py).
-@workflow.defn(name="FutureOrderCancellation", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
+@workflow.defn(name="FutureOrderCancellation")
 class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], ReceivesNotices):
     _revoke_after_end = NOTHING_TO_STOP
 

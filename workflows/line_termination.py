@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -42,10 +41,8 @@ from workflows.stn_line import StnLine
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 
 
-# AUTO_UPGRADE: a saga waits for weeks without continuing as new; pinned, every release's
-# workers would have to run until its last saga ended. Its runs move to the current
-# version at their next task, so changes to it go behind patches (workflows/patches.py).
-@workflow.defn(name="LineTermination", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
+@workflow.defn(name="LineTermination")
 class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     @workflow.init
     def __init__(self, request: TerminationRequest) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from domain.outcomes import (
@@ -40,9 +39,8 @@ with workflow.unsafe.imports_passed_through():
 CHANGES_PER_RUN = 500
 
 
-# AUTO_UPGRADE: the store never ends (it continues as new); pinned, it would hold its
-# version's workers forever. Changes to it go behind patches, like the sagas'.
-@workflow.defn(name="OutcomeSubscriptions", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
+@workflow.defn(name="OutcomeSubscriptions")
 class OutcomeSubscriptions:
     @workflow.init
     def __init__(self, state: SubscriptionsState | None = None) -> None:

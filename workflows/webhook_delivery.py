@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.lanes import lane_queue
@@ -52,10 +52,8 @@ DELIVERY_RETRY = RetryPolicy(
 )
 
 
-# PINNED: a delivery lasts at most DELIVERY_DEADLINE (72 h) and finishes on the code that
-# started it, so changes to it need no patch; its version's workers stay up until it
-# drained (README "Releases").
-@workflow.defn(name="WebhookDelivery", versioning_behavior=VersioningBehavior.PINNED)
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
+@workflow.defn(name="WebhookDelivery")
 class WebhookDelivery:
     @workflow.run
     async def run(self, delivery: Delivery) -> DeliveryResult:
