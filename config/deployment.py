@@ -2,9 +2,9 @@
 
 Workers run as a version of a Temporal Worker Deployment: the deployment's name and a
 build id per release. The server sends new runs to the deployment's *current* version
-(or a share of them to a *ramping* one), moves each AUTO_UPGRADE run to it at its next
-workflow task and keeps each PINNED run on the version that started it (every workflow
-type says which, with its reason, in its ``@workflow.defn``).
+(or a share of them to a *ramping* one) and moves each AUTO_UPGRADE run to it at its next
+workflow task; every workflow type is AUTO_UPGRADE, with its reason, in
+``workflows/versioning.py``.
 
 Env prefix ``CANCEL_DEPLOYMENT_``: ``NAME`` (default ``cancellation-orchestrator``),
 ``BUILD_ID`` (default: the release, ``<package version>-<git commit>``),

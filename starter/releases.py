@@ -2,11 +2,11 @@
 
 A release is a new version (build id) of the Worker Deployment (``config/deployment.py``),
 started beside the current one (blue-green: README "Releases"). The server routes new
-runs to the deployment's current version, or a share of them to a ramping one; each
-AUTO_UPGRADE run (the sagas) moves to the current version at its next workflow task, each
-PINNED run (a webhook delivery, a bulk operation) stays on the version that started it,
-and that version is *draining* until its last pinned run closed, then *drained*: only then
-may its workers stop.
+runs to the deployment's current version, or a share of them to a ramping one. Every
+workflow type runs AUTO_UPGRADE (``workflows/versioning.py``): a run moves to the current
+version at its next workflow task. A version no longer current is *draining* while runs
+pinned to it are open (none of ours; a run pinned by an operator's override would be),
+then *drained*: only then may its workers stop.
 
 Everything here is the SDK's ``workflow_service`` RPCs (DescribeWorkerDeployment,
 SetWorkerDeploymentCurrentVersion, SetWorkerDeploymentRampingVersion) and visibility
@@ -64,7 +64,7 @@ class VersionView(CamelModel):
     build_id: str
     # current, ramping, draining, drained, inactive (never current), created.
     status: str
-    # Of a version that is neither current nor ramping: "draining" while pinned runs of
+    # Of a version that is neither current nor ramping: "draining" while runs pinned to
     # it are open, then "drained" (its workers may stop); None otherwise.
     drainage: str | None
     created: datetime | None

@@ -194,7 +194,7 @@ async def test_release_ramp_promote_drain_rollback(
             assert (await markers(client, workflow_id))[0] == generation, workflow_id
 
         # Promote: every new run goes to v2; v1's waiting saga finishes on v2, on its
-        # old path (no outcome events), and v1 drains: no pinned run is left on it.
+        # old path (no outcome events), and v1 drains: no run is pinned to it.
         assert await cancelctl("release", "promote", "v2") == 0
         assert "current v2" in capsys.readouterr().out
         waiting_v2 = await start_line(client, settings, f"{uid}-b", far())
@@ -272,7 +272,7 @@ def test_every_workflow_type_is_declared_and_none_in_its_decorator() -> None:
     assert config.default_versioning_behavior == versioning.DEFAULT
     definitions = [workflow._Definition.must_from_class(run) for run in runs]
     assert {definition.name for definition in definitions} == set(versioning.BEHAVIOURS)
-    assert [d.name for d in definitions if d.versioning_behavior is not None] == []
+    assert [d.name for d in definitions if d.versioning_behavior] == []  # UNSPECIFIED is 0
     assert all(entry.reason for entry in versioning.BEHAVIOURS.values())
 
 
@@ -283,3 +283,45 @@ def test_a_versioned_worker_refuses_an_undeclared_workflow_type() -> None:
     assert "NimbusPlanCancellation not declared AUTO_UPGRADE in workflows/versioning.py" in str(
         refused.value
     )
+
+
+async def test_release_patches_names_the_old_paths_runs_still_need_and_gates_a_release(
+    cli_env: None,
+    client: Client,
+    settings: OrchestratorSettings,
+    release_workers: dict[str, Service],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uid: str,
+) -> None:
+    """v1 holds outcome events: its waiting saga could still take that patch's old path;
+    the retired patches' old paths no run can take (its generation marker implies them)."""
+    waiting = await start_line(client, settings, uid, far())
+    await wait_for_phase(client, waiting, "WAITING")
+
+    async def counted() -> dict[str, dict[str, object]]:
+        assert await cancelctl("release", "patches", "--json") == 0
+        uses = {use["patch"]: use for use in json.loads(capsys.readouterr().out)}
+        assert uses[patches.OUTCOME_EVENTS]["openRuns"] == 1, uses
+        return uses
+
+    uses = await eventually(counted, within=30, interval=1.0)
+    assert list(uses) == list(patches.IN_ORDER)
+    assert {patch for patch, use in uses.items() if use["retired"]} == patches.RETIRED
+    assert {patch for patch, use in uses.items() if use["openRuns"]} == {patches.OUTCOME_EVENTS}
+    assert await cancelctl("release", "patches") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{patches.SHIELDED_SUBMIT:<38} retired: no run can take its old path" in lines
+    assert f"{patches.OUTCOME_EVENTS:<38} in use: 1 open run(s) can still take its old path" in (
+        lines
+    )
+
+    # A release that retired outcome events would break that saga: ramp and promote refuse.
+    monkeypatch.setattr(patches, "RETIRED", patches.RETIRED | {patches.OUTCOME_EVENTS})
+    assert await cancelctl("release", "promote", "v1") == 1
+    assert (
+        f"refused: {patches.OUTCOME_EVENTS}: retired in this release, but 1 open run(s) can "
+        "still take its old path: do not ramp or promote this release yet"
+    ) in capsys.readouterr().err
+    assert await cancelctl("release", "ramp", "v1", "--percent", "10") == 1
+    assert "do not ramp or promote this release yet" in capsys.readouterr().err
