@@ -33,7 +33,7 @@ from activities.outcomes import OutcomeActivities, SubscriptionDirectory
 from activities.providers import PROVIDERS, activity_methods
 from activities.webhooks import WebhookActivities
 from config.codec import CodecConfigurationError
-from config.deployment import DeploymentSettings
+from config.deployment import DeploymentSettings, MissingBuildId
 from config.settings import (
     SERVES_WORKFLOWS,
     Environment,
@@ -335,7 +335,7 @@ async def main() -> None:
     settings = OrchestratorSettings()
     tuning = WorkerSettings()
     deployment = DeploymentSettings()
-    version = deployment.version()
+    version = deployment.version(production=settings.environment is Environment.PRODUCTION)
     # Every setting is checked before anything connects: a wrong one stops the worker
     # here, named, not a new run (UnknownPatchIds, LaneLimitError, ValidationError).
     check_held_patches(tuning.hold_patches)
@@ -384,6 +384,7 @@ if __name__ == "__main__":
         LaneLimitError,
         UnknownLane,
         UndeclaredVersioning,
+        MissingBuildId,
         ReleaseRefused,
     ) as error:
         # Production without a payload key (docs/security.md), a setting out of range,

@@ -61,11 +61,8 @@ def build_id_problem(build_id: str) -> str | None:
 
 
 @cache
-def release_build_id() -> str:
-    """This release: the package version and, in a git checkout, its commit
-    (``0.1.0-1a2b3c4d5e6f``). An image built without ``.git`` passes its own
-    ``CANCEL_DEPLOYMENT_BUILD_ID`` (the Dockerfile's ``BUILD_ID`` argument)."""
-    version = metadata.version(PACKAGE)
+def checkout_commit() -> str | None:
+    """The git commit of this checkout (12 hex digits); ``None`` outside one (an image)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -76,8 +73,21 @@ def release_build_id() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return version
+        return None
+    return commit or None
+
+
+def release_build_id() -> str:
+    """This release: the package version and, in a git checkout, its commit
+    (``0.1.0-1a2b3c4d5e6f``). An image built without ``.git`` passes its own
+    ``CANCEL_DEPLOYMENT_BUILD_ID`` (the Dockerfile's ``BUILD_ID`` argument)."""
+    version = metadata.version(PACKAGE)
+    commit = checkout_commit()
     return f"{version}-{commit}" if commit else version
+
+
+class MissingBuildId(ValueError):
+    """A production worker that cannot tell its release from another one."""
 
 
 class DeploymentSettings(BaseSettings):
@@ -108,8 +118,18 @@ class DeploymentSettings(BaseSettings):
             raise ValueError(problem)
         return value
 
-    def version(self) -> WorkerDeploymentVersion | None:
-        """This worker's version; ``None`` when versioning is off."""
+    def version(self, *, production: bool = False) -> WorkerDeploymentVersion | None:
+        """This worker's version; ``None`` when versioning is off.
+
+        In production a build id is required unless the worker runs from a git checkout:
+        the package version alone is the same for two builds of one version, and two
+        releases under one build id would replay each other's runs with the wrong code.
+        """
         if not self.versioning:
             return None
+        if self.build_id is None and production and checkout_commit() is None:
+            raise MissingBuildId(
+                "CANCEL_DEPLOYMENT_BUILD_ID: required in production outside a git checkout "
+                "(the release's build id, e.g. the Dockerfile's BUILD_ID argument)"
+            )
         return WorkerDeploymentVersion(self.name, self.build_id or release_build_id())

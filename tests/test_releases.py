@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import WorkerDeploymentConfig
 
+from config import deployment as deployment_settings
 from config.settings import OrchestratorSettings
 from domain.common import SagaKind
 from domain.stn import TerminationRequest
@@ -325,3 +326,24 @@ async def test_release_patches_names_the_old_paths_runs_still_need_and_gates_a_r
     ) in capsys.readouterr().err
     assert await cancelctl("release", "ramp", "v1", "--percent", "10") == 1
     assert "do not ramp or promote this release yet" in capsys.readouterr().err
+
+
+def test_a_production_worker_outside_a_checkout_needs_a_build_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An image has no git commit: two builds of one package version would share a build
+    id, so production refuses to guess; a checkout, or development, uses version+commit."""
+    monkeypatch.setattr(deployment_settings, "checkout_commit", lambda: None)
+    settings = deployment_settings.DeploymentSettings
+    with pytest.raises(deployment_settings.MissingBuildId, match="BUILD_ID: required"):
+        settings().version(production=True)
+
+    assert settings(build_id="0.2.0-abc").version(production=True) == (
+        WorkerDeploymentVersion(deployment_settings.DEFAULT_DEPLOYMENT_NAME, "0.2.0-abc")
+    )
+    unversioned = deployment_settings.DeploymentSettings(versioning=False)
+    assert unversioned.version(production=True) is None
+    monkeypatch.setattr(deployment_settings, "checkout_commit", lambda: "1a2b3c4d5e6f")
+    package = deployment_settings.metadata.version(deployment_settings.PACKAGE)
+    found = deployment_settings.DeploymentSettings().version(production=True)
+    assert found is not None and found.build_id == f"{package}-1a2b3c4d5e6f"
