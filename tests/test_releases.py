@@ -15,6 +15,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 
 import pytest
 from temporalio import workflow
@@ -344,6 +345,6 @@ def test_a_production_worker_outside_a_checkout_needs_a_build_id(
     unversioned = deployment_settings.DeploymentSettings(versioning=False)
     assert unversioned.version(production=True) is None
     monkeypatch.setattr(deployment_settings, "checkout_commit", lambda: "1a2b3c4d5e6f")
-    package = deployment_settings.metadata.version(deployment_settings.PACKAGE)
+    package = metadata.version(deployment_settings.PACKAGE)
     found = deployment_settings.DeploymentSettings().version(production=True)
     assert found is not None and found.build_id == f"{package}-1a2b3c4d5e6f"
