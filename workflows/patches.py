@@ -70,25 +70,26 @@ PROVIDER_LANES = "provider-lanes"
 # nothing and start no jeopardy timer. Also the newest generation marker (below).
 OUTCOME_EVENTS = "outcome-events"
 
+#: The patches of 2026-11, each asked on its own by the runs before the first generation
+#: marker; now all retired (:data:`RETIRED`).
+FIRST_GENERATION = frozenset(
+    {
+        SHIELDED_SUBMIT,
+        FOLLOW_STN_CANCELLATION,
+        AIRALO_SETTLE_UNNAMED_AFTER_422,
+        AIRALO_WAIT_OUT_LAST_INTERVAL,
+        CHURN_UNDO_LINE_FIRST,
+        CHURN_UNRECORDED_ORDERS_OWED,
+    }
+)
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
 GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
     (OUTCOME_EVENTS, frozenset()),
     (PROVIDER_LANES, frozenset({CHURN_COMPLETED_BILLING_NOT_UNDONE})),
-    (
-        ONE_UPSERT_PER_TASK,
-        frozenset(
-            {
-                SHIELDED_SUBMIT,
-                FOLLOW_STN_CANCELLATION,
-                AIRALO_SETTLE_UNNAMED_AFTER_422,
-                AIRALO_WAIT_OUT_LAST_INTERVAL,
-                CHURN_UNDO_LINE_FIRST,
-                CHURN_UNRECORDED_ORDERS_OWED,
-            }
-        ),
-    ),
+    (ONE_UPSERT_PER_TASK, FIRST_GENERATION),
 )
 
 #: The marker every new run records.
@@ -99,16 +100,7 @@ GENERATION = GENERATIONS[0][0]
 #: every other run takes its new path. ``cancelctl release patches`` says whether any run
 #: of a deployment could still need an old path; ``release ramp|promote`` refuse a
 #: release while one does.
-RETIRED: frozenset[str] = frozenset(
-    {
-        SHIELDED_SUBMIT,
-        FOLLOW_STN_CANCELLATION,
-        AIRALO_SETTLE_UNNAMED_AFTER_422,
-        AIRALO_WAIT_OUT_LAST_INTERVAL,
-        CHURN_UNDO_LINE_FIRST,
-        CHURN_UNRECORDED_ORDERS_OWED,
-    }
-)
+RETIRED: frozenset[str] = FIRST_GENERATION
 
 #: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
 #: it): a retired patch can no longer be held.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from enum import StrEnum
 from typing import Any
 
@@ -19,9 +19,7 @@ from config.deployment import DeploymentSettings
 from config.settings import OrchestratorSettings
 from starter import patch_uses, releases
 from starter.cli import output
-
-Command = Callable[[Client], Awaitable[int]]
-EXIT_OK, EXIT_FAILED = 0, 1
+from starter.cli.output import EXIT_FAILED, EXIT_OK, Command
 
 
 class ReleaseCommand(StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
@@ -20,14 +20,12 @@ from domain.common import OperatorRequestKind, SagaQuery
 from starter import lanes, sagas
 from starter.cli import output, release, subscriptions
 from starter.cli.bulk import prepare_bulk, prepare_upcoming
+from starter.cli.output import EXIT_FAILED, EXIT_OK, Command
 from starter.cli.parser import ControlCommand, LaneCommand
 from starter.kind_flags import parse_datetime
 from starter.kinds import KINDS
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
 #: What a validated command does once connected; returns the exit code.
-Command = Callable[[Client], Awaitable[int]]
 
 
 class TemporalUnreachable(Exception):
