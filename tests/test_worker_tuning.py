@@ -242,11 +242,14 @@ async def test_a_new_run_records_one_patch_marker_and_upserts_once_per_task(
 async def test_a_held_generation_makes_new_runs_take_the_generation_before_it(
     client: Client, sandbox, task_queue: str, uid: str
 ) -> None:
-    """A rolling upgrade: with lanes (and the outcome events after them) held, new runs
+    """A rolling upgrade: with lanes (and the generations after them) held, new runs
     record the generation before (one marker, one upsert per task) and call sTN on the
     sagas' own queue, as the release before did (its workers can replay them and serve
     their calls)."""
-    held = WorkerSettings(hold_patches=f"{patches.OUTCOME_EVENTS},{patches.PROVIDER_LANES}")
+    held = WorkerSettings(
+        hold_patches=f"{patches.AIRALO_LIST_PAGE_BY_PAGE},{patches.OUTCOME_EVENTS},"
+        f"{patches.PROVIDER_LANES}"
+    )
 
     markers, upserts, queues = await _history_of_an_immediate_termination(
         client, sandbox, task_queue, f"SUB-HELD-{uid}", held
@@ -264,8 +267,8 @@ async def test_every_held_generation_makes_new_runs_ask_each_patch(
     """Every generation held: new runs ask each patch and upsert at every phase change,
     as the release before the generations did."""
     held = WorkerSettings(
-        hold_patches=f"{patches.OUTCOME_EVENTS},{patches.PROVIDER_LANES},"
-        f"{patches.ONE_UPSERT_PER_TASK}"
+        hold_patches=f"{patches.AIRALO_LIST_PAGE_BY_PAGE},{patches.OUTCOME_EVENTS},"
+        f"{patches.PROVIDER_LANES},{patches.ONE_UPSERT_PER_TASK}"
     )
 
     markers, upserts, queues = await _history_of_an_immediate_termination(

@@ -67,13 +67,20 @@ PROVIDER_LANES = "provider-lanes"
 
 # 2026-12: every saga tells its subscribers what happened (workflows/outcome_events.py):
 # a local activity per event, jeopardy timers (domain/outcomes.py). Runs before it emit
-# nothing and start no jeopardy timer. Also the newest generation marker (below).
+# nothing and start no jeopardy timer. Also a generation marker (below).
 OUTCOME_EVENTS = "outcome-events"
+
+# 2026-12: Airalo's listing is one activity per page of one status (one HTTP request
+# each, so a lane's limit is Airalo's rate); runs before it read every page of every
+# status in one activity (tests/histories/*_before_airalo_pages_patch.json). Also the
+# newest generation marker (below).
+AIRALO_LIST_PAGE_BY_PAGE = "airalo-list-page-by-page"
 
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
 GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    (AIRALO_LIST_PAGE_BY_PAGE, frozenset()),
     (OUTCOME_EVENTS, frozenset()),
     (PROVIDER_LANES, frozenset({CHURN_COMPLETED_BILLING_NOT_UNDONE})),
     (
