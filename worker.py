@@ -172,7 +172,7 @@ def tuning_options(tuning: WorkerSettings, passthrough: Sequence[str] = ()) -> d
         )
     if tuning.hold_patches:
         check_held_patches(tuning.hold_patches)
-        held = tuning.hold_patches
+        held = patches.holding(tuning.hold_patches)
         options["patch_activation_callback"] = lambda asked: asked.patch_id not in held
     return options
 

@@ -15,7 +15,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,6 +34,8 @@ from activities.provider_http import (
 from config.settings import AiraloSettings
 from domain import airalo_signature
 from domain.airalo import (
+    MAX_LISTINGS,
+    MAX_PAGES,
     TRANSIENT_BUSINESS_CODES,
     AiraloActivity,
     CancelFutureOrders,
@@ -42,9 +44,12 @@ from domain.airalo import (
     CreateFutureOrder,
     FutureOrder,
     FutureOrdersListed,
+    FutureOrdersPage,
     ListFutureOrders,
+    ListFutureOrdersPage,
     business_error,
     format_airalo_date,
+    page_digest,
     parse_cancel_rejections,
 )
 
@@ -53,12 +58,6 @@ TOKEN_PATH = "/v2/token"
 FUTURE_ORDERS_PATH = "/v2/future-orders"
 CANCEL_PATH = "/v2/cancel-future-orders"
 PAGE_SIZE = 100
-# A runaway pagination (a provider bug) must not loop forever inside one activity.
-MAX_PAGES = 1000
-# Airalo pages by page number: while others cancel orders, an order can slide from
-# the next page onto one already read and be missed. An order we look for that a
-# listing missed is looked for in a fresh listing, up to this many listings in all.
-MAX_LISTINGS = 3
 
 # Token lifetime: Airalo's docs say both 24 h and one year, so we trust neither.
 # A token is used for at most an hour (what the official SDK caches, ignoring
@@ -270,34 +269,75 @@ class AiraloActivities:
         except httpx.HTTPError as error:
             raise unavailable(PROVIDER, error) from error
 
+    async def _page(
+        self,
+        status: str,
+        page: int,
+        from_due_date: datetime | None,
+        to_due_date: datetime | None,
+    ) -> tuple[list[FutureOrder], bool]:
+        """One ``GET /v2/future-orders`` page of one status (Airalo lists one status per
+        request): its orders, and whether it is the last page."""
+        params: dict[str, str | int] = {"status": status, "limit": PAGE_SIZE, "page": page}
+        if from_due_date is not None:
+            params["from_due_date"] = format_airalo_date(from_due_date)
+        if to_due_date is not None:
+            params["to_due_date"] = format_airalo_date(to_due_date)
+        response = await self._send("GET", FUTURE_ORDERS_PATH, params=params)
+        raise_for_airalo(response)
+        body = response.json()
+        items = [FutureOrder.from_airalo(item) for item in body.get("data") or []]
+        last_page = (body.get("meta") or {}).get("last_page")
+        last = page >= int(last_page) if last_page is not None else len(items) < PAGE_SIZE
+        return items, last or not items
+
     async def _list(self, request: ListFutureOrders, status: str) -> tuple[list[FutureOrder], int]:
-        """Every page of one status (Airalo lists one status per request)."""
-        params: dict[str, str | int] = {"status": status, "limit": PAGE_SIZE}
-        if request.from_due_date is not None:
-            params["from_due_date"] = format_airalo_date(request.from_due_date)
-        if request.to_due_date is not None:
-            params["to_due_date"] = format_airalo_date(request.to_due_date)
+        """Every page of one status, in one activity: the listing of runs from before
+        patch ``airalo-list-page-by-page``, and a retried create's look-up."""
         orders: dict[str, FutureOrder] = {}
         page = 1
         while True:
-            response = await self._send("GET", FUTURE_ORDERS_PATH, params={**params, "page": page})
-            raise_for_airalo(response)
-            body = response.json()
-            items = [FutureOrder.from_airalo(item) for item in body.get("data") or []]
+            items, last = await self._page(status, page, request.from_due_date, request.to_due_date)
             new = [order for order in items if order.request_id not in orders]
             orders.update((order.request_id, order) for order in new)
-            last_page = (body.get("meta") or {}).get("last_page")
-            done = page >= int(last_page) if last_page is not None else len(items) < PAGE_SIZE
             # A page with nothing new means the API ignored ``page``: stop, not loop.
-            if done or not new or page >= MAX_PAGES:
+            if last or not new or page >= MAX_PAGES:
                 return list(orders.values()), page
             page += 1
+
+    @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS_PAGE)
+    async def list_future_orders_page(self, request: ListFutureOrdersPage) -> FutureOrdersPage:
+        """``GET /v2/future-orders``: one page of one status, one HTTP request (plus a
+        token fetch when the worker's token is due, and one resend after a 401).
+
+        Returns only the orders in ``request.request_ids`` (all, without them), the
+        page's size and a digest of its ids: a page can hold a hundred orders, the
+        workflow's history only what it needs. The paging rules (statuses, the last
+        page, a repeated page, :data:`MAX_PAGES`, re-listing) are the workflow's
+        (``workflows/airalo_listing.py``)."""
+        items, last = await self._page(
+            request.status, request.page, request.from_due_date, request.to_due_date
+        )
+        wanted = items
+        if request.request_ids is not None:
+            ids = set(request.request_ids)
+            wanted = [order for order in items if order.request_id in ids]
+        return FutureOrdersPage(
+            orders=wanted,
+            listed=len(items),
+            last=last,
+            digest=page_digest([order.request_id for order in items]),
+        )
 
     @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS)
     async def list_future_orders(self, request: ListFutureOrders) -> FutureOrdersListed:
         """``GET /v2/future-orders``, all pages, once per status in ``request.statuses``
         (pending, failed and retry by default): the orders that still exist, each with
         its details and cut-off. Processed and cancelled orders are not listed.
+
+        Several HTTP requests in one activity, so Airalo sees a multiple of its lane's
+        limit: runs from before patch ``airalo-list-page-by-page`` still call it; newer
+        ones call :meth:`list_future_orders_page` once per page.
 
         With ``request_ids``, a listing that missed some of them is read again
         (:data:`MAX_LISTINGS`): pages shift while other sagas cancel orders."""

@@ -26,9 +26,11 @@ first start until every saga of the wave had closed.
 
 A lane's limit counts **activities** (Temporal hands out that many tasks a second),
 not HTTP requests: an activity that makes several requests multiplies it at the
-provider. Airalo's listing is one activity that reads every page of each open status
-(pending, failed, retry: three requests at least), so Airalo sees up to three times
-its lane's limit while a wave lists its orders.
+provider. Every provider call is one request per activity: Airalo's listing reads one
+page of one status per activity (patch ``airalo-list-page-by-page``; runs before it
+read every page of pending, failed and retry in one activity, 4 requests per saga here,
+3.8-4.0x Airalo's limit). The one-queue shape holds that patch too, so its Airalo
+listing is the old one.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ WINDOW_SECONDS = 10.0
 LIMITS: dict[str, float] = {Provider.STN: 20.0, Provider.REBILLY: 10.0, Provider.AIRALO: 5.0}
 #: Sagas per provider: about a minute of calls each at ``LIMITS`` (a termination makes
 #: two sTN calls, an order cancellation one Rebilly call, a future-order cancellation
-#: two Airalo calls).
+#: two or three Airalo calls: a listing page or two, the cancel).
 WAVE: dict[str, float] = {Provider.STN: 600, Provider.REBILLY: 600, Provider.AIRALO: 150}
 WITHIN = 3600.0
 

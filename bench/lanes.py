@@ -16,8 +16,8 @@ on the same server, the sandbox reset between them:
 * **one queue, one cap** (the release before lanes): every provider call on the
   sagas' own task queue under one limit at the lowest provider's rate
   (``CANCEL_WORKER_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND=3``), new runs started with
-  ``CANCEL_WORKER_HOLD_PATCHES=provider-lanes``, so they take the path of the release
-  before.
+  ``CANCEL_WORKER_HOLD_PATCHES`` holding ``provider-lanes`` and the generations after
+  it, so they take the path of the release before.
 
 Reported per shape: the seconds from each cancellation's start to its
 ``POST /v2/cancel-future-orders`` at the sandbox (the call log; "not sent" when the
@@ -74,10 +74,16 @@ def with_lanes(limits: Mapping[str, float]) -> Shape:
     return Shape("lanes", f"lanes (shipped): {caps}", env)
 
 
+def before_lanes() -> str:
+    """``CANCEL_WORKER_HOLD_PATCHES`` for new runs as the release before lanes (the
+    worker holds every newer generation's marker with it: ``patches.holding``)."""
+    return patches.PROVIDER_LANES
+
+
 def one_queue(cap: float) -> Shape:
     """Every provider call on the sagas' queue, ``cap`` calls/s for all (before lanes)."""
     env = {
-        "CANCEL_WORKER_HOLD_PATCHES": patches.PROVIDER_LANES,
+        "CANCEL_WORKER_HOLD_PATCHES": before_lanes(),
         "CANCEL_WORKER_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND": f"{cap:g}",
     }
     return Shape("one-queue", f"one queue, one cap of {cap:g}/s (before lanes)", env)

@@ -37,6 +37,13 @@ CANCELLATION_WINDOW = timedelta(hours=24)
 # ``GET /v2/future-orders`` lists only ``pending`` orders unless ``status`` is given;
 # these are every status it documents (processed and cancelled orders are never listed).
 LISTED_STATUSES = ("pending", "failed", "retry")
+# A runaway pagination (a provider bug) must not loop forever: at most this many pages
+# of one status in one listing.
+MAX_PAGES = 1000
+# Airalo pages by page number: while others cancel orders, an order can slide from
+# the next page onto one already read and be missed. An order we look for that a
+# listing missed is looked for in a fresh listing, up to this many listings in all.
+MAX_LISTINGS = 3
 # Business errors ``{"code": N, "reason": ...}`` (HTTP 422): 13 operator maintenance and
 # 53 unexpected error are transient (retried); every other code is final.
 TRANSIENT_BUSINESS_CODES = frozenset({13, 53})
@@ -51,6 +58,7 @@ class AiraloActivity(StrEnum):
     """Activity names: the workflow calls them by name and so never imports httpx."""
 
     LIST_FUTURE_ORDERS = "airalo.list_future_orders"
+    LIST_FUTURE_ORDERS_PAGE = "airalo.list_future_orders_page"
     CANCEL_FUTURE_ORDERS = "airalo.cancel_future_orders"
     CREATE_FUTURE_ORDER = "airalo.create_future_order"
 
@@ -187,6 +195,11 @@ def parse_future_order_cancellation_request(
         return FutureOrderCancellationRequest.model_validate(data)
     except ValidationError as error:
         raise InvalidRequest(problems_from_validation_error(error)) from None
+
+
+def page_digest(request_ids: Sequence[str]) -> str:
+    """A short fingerprint of one listing page's request ids (in any order)."""
+    return hashlib.sha256("\n".join(sorted(request_ids)).encode()).hexdigest()[:16]
 
 
 def future_order_cancellation_workflow_id(request: FutureOrderCancellationRequest) -> str:
@@ -348,8 +361,34 @@ class FutureOrdersListed(CamelModel):
     orders: list[FutureOrder]
     # Pages read, over all the statuses listed.
     pages: int
-    # Every order Airalo listed, before filtering by ``request_ids``.
+    # Every order Airalo listed, before filtering by ``request_ids`` (read page by
+    # page: an order on two pages, having slid between them, is counted twice).
     listed: int
+
+
+class ListFutureOrdersPage(CamelModel):
+    """``GET /v2/future-orders``: one page of one status, one HTTP request (a lane's
+    limit counts activities, so this is the rate Airalo sees). With ``request_ids``
+    only those of the page's orders are returned."""
+
+    status: str
+    page: int = Field(ge=1)
+    request_ids: list[str] | None = None
+    from_due_date: datetime | None = None
+    to_due_date: datetime | None = None
+
+
+class FutureOrdersPage(CamelModel):
+    """One page: the wanted orders on it, and what tells the workflow whether to read on."""
+
+    orders: list[FutureOrder]
+    # Orders on the page, before filtering by ``request_ids``.
+    listed: int
+    # No page after this one: ``meta.last_page`` reached, or a short or empty page.
+    last: bool
+    # The page's request ids, hashed: a page equal to one already read means Airalo
+    # ignored ``page`` (stop, not loop) without the ids in the workflow's history.
+    digest: str
 
 
 class CancelFutureOrders(CamelModel):

@@ -20,7 +20,9 @@ from domain.airalo import (
     CreatedFutureOrder,
     CreateFutureOrder,
     FutureOrdersListed,
+    FutureOrdersPage,
     ListFutureOrders,
+    ListFutureOrdersPage,
 )
 from domain.rebilly import (
     Cancellation,
@@ -93,6 +95,10 @@ class AiraloCalls:
 
     @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS)
     async def list_future_orders(self, request: ListFutureOrders) -> FutureOrdersListed:
+        raise NotImplementedError
+
+    @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS_PAGE)
+    async def list_future_orders_page(self, request: ListFutureOrdersPage) -> FutureOrdersPage:
         raise NotImplementedError
 
     @activity.defn(name=AiraloActivity.CANCEL_FUTURE_ORDERS)

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.airalo import (
-    MAX_LISTINGS,
+    PAGE_SIZE,
     TOKEN_MAX_AGE,
     AiraloActivities,
     AiraloTokens,
@@ -29,11 +29,13 @@ from config.settings import AiraloSettings
 from domain.airalo import (
     CANCELLATION_WINDOW,
     MAX_IDS_PER_CANCEL,
+    MAX_LISTINGS,
     CancelFutureOrders,
     CreateFutureOrder,
     FutureOrder,
     FutureOrderCancellationRequest,
     ListFutureOrders,
+    ListFutureOrdersPage,
     OrderOutcome,
     OrderOutcomeRecord,
     RejectionKind,
@@ -42,6 +44,7 @@ from domain.airalo import (
     earliest_due_date,
     format_airalo_date,
     future_order_cancellation_workflow_id,
+    page_digest,
     parse_airalo_date,
     parse_cancel_rejections,
     parse_future_order_cancellation_request,
@@ -543,6 +546,68 @@ async def test_listing_stops_when_the_api_ignores_pages() -> None:
     assert len(found.orders) == 100 and len(fake.calls) == 2
 
 
+def page_of(items: list[dict[str, Any]], **meta: Any) -> httpx.Response:
+    return httpx.Response(200, json={"data": items, "meta": {"message": "success", **meta}})
+
+
+async def test_a_page_is_one_request_and_returns_only_the_wanted_orders() -> None:
+    fake = FakeAiralo()
+    fake.responder = lambda r: page_of(
+        [listed_item(rid(n), "failed") for n in range(5)], current_page=2, last_page=4
+    )
+    since = datetime(2030, 1, 1, 9, 30, tzinfo=UTC)
+    request = ListFutureOrdersPage(
+        status="failed", page=2, request_ids=[rid(3), rid(1), rid(77)], from_due_date=since
+    )
+
+    found = await run_activity(fake, "list_future_orders_page", request)
+
+    assert [(o.request_id, o.status) for o in found.orders] == [
+        (rid(1), "failed"),
+        (rid(3), "failed"),
+    ]
+    assert found.listed == 5 and not found.last
+    assert found.digest == page_digest([rid(n) for n in (4, 3, 2, 1, 0)])
+    (sent,) = fake.calls  # one request (the token fetch is the cache's, once per hour)
+    assert (sent.method, sent.url.path) == ("GET", "/v2/future-orders")
+    assert dict(sent.url.params) == {
+        "status": "failed",
+        "limit": str(PAGE_SIZE),
+        "page": "2",
+        "from_due_date": "2030-01-01 09:30",
+    }
+    assert len(fake.token_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("items", "meta", "last"),
+    [
+        (100, {"last_page": 3}, True),  # page 3 of 3
+        (100, {"last_page": 4}, False),
+        (100, {}, False),  # no last_page: a full page may have a next one
+        (99, {}, True),  # a short page is the last
+        (0, {"last_page": 9}, True),  # an empty page ends the status, whatever meta says
+    ],
+)
+async def test_a_page_says_whether_it_is_the_last(
+    items: int, meta: dict[str, Any], last: bool
+) -> None:
+    fake = FakeAiralo()
+    fake.responder = lambda r: page_of([listed_item(rid(n)) for n in range(items)], **meta)
+
+    found = await run_activity(
+        fake, "list_future_orders_page", ListFutureOrdersPage(status="pending", page=3)
+    )
+
+    assert found.last is last and found.listed == items and len(found.orders) == items
+
+
+def test_a_page_digest_names_its_ids_in_any_order() -> None:
+    assert page_digest([rid(1), rid(2)]) == page_digest([rid(2), rid(1)])
+    assert page_digest([rid(1), rid(2)]) != page_digest([rid(1), rid(3)])
+    assert page_digest([]) != page_digest([rid(1)])
+
+
 async def test_cancel_422_is_returned_as_rejections() -> None:
     def reject(request: httpx.Request) -> httpx.Response:
         sent = json.loads(request.content)["request_ids"]
@@ -580,6 +645,7 @@ async def test_transient_business_errors_are_retried(code: int) -> None:
     for activity, argument in (
         ("cancel_future_orders", CancelFutureOrders(request_ids=[rid(1)])),
         ("list_future_orders", ListFutureOrders()),
+        ("list_future_orders_page", ListFutureOrdersPage(status="pending", page=1)),
     ):
         with pytest.raises(ApplicationError) as transient:
             await run_activity(fake, activity, argument)

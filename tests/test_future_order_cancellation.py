@@ -555,11 +555,16 @@ async def test_token_fetched_once_refreshed_after_401(
     first = seed(sandbox_admin, uid, 12)
     done = await result_of(client, (await start(client, settings, first)).workflow_id)
     assert set(outcomes(done).values()) == {"CANCELLED"}
-    # One lookup (a listing per status) and two cancel calls, one token.
+    # One lookup and two cancel calls, one token.
     assert token_calls() == before + 1
 
     sandbox_admin.airalo_revoke_tokens()
-    second = seed(sandbox_admin, uid, 3)
+    # One order of each listed status: the lookup reads them all before it stops.
+    second = [
+        *seed(sandbox_admin, uid),
+        *seed(sandbox_admin, uid, status="failed"),
+        *seed(sandbox_admin, uid, status="retry"),
+    ]
     calls_before = len(sandbox_admin.calls(provider="airalo"))
     done = await result_of(client, (await start(client, settings, second)).workflow_id)
 
@@ -574,7 +579,8 @@ async def test_token_fetched_once_refreshed_after_401(
         ("GET", ORDERS, 200),
         ("POST", CANCEL, 200),
     ]
-    # Airalo lists only pending orders unless asked: every status is asked for.
+    # Airalo lists only pending orders unless asked: every status is asked for, a page
+    # a request (one activity each).
     listed = [c for c in later if c["path"] == ORDERS and c["status"] == 200]
     assert [c["query"].get("status") for c in listed] == [
         "pending",

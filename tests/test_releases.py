@@ -4,8 +4,8 @@ ramped, promoted; v1's waiting saga finishing on v2; v1 drained; a rollback send
 runs back to v1 and v2's waiting saga finishing on v1; not one failed workflow task.
 
 v1 is the release before outcome events: its workers hold the ``outcome-events`` patch
-(``CANCEL_WORKER_HOLD_PATCHES``), so the runs it starts record the ``provider-lanes``
-generation and emit no outcome event, while v2's record ``outcome-events``: a real
+(``CANCEL_WORKER_HOLD_PATCHES``, with every newer marker), so the runs it starts record the
+``provider-lanes`` generation and emit no outcome event, while v2's record the newest: a real
 difference in the commands a run issues, seen in each run's markers.
 """
 
@@ -192,7 +192,7 @@ async def test_release_ramp_promote_drain_rollback(
         versions = {workflow_id: await started_on(client, workflow_id) for workflow_id in ramped}
         assert set(versions.values()) == {"v1", "v2"}, versions
         for workflow_id, build_id in versions.items():
-            generation = patches.OUTCOME_EVENTS if build_id == "v2" else patches.PROVIDER_LANES
+            generation = patches.GENERATION if build_id == "v2" else patches.PROVIDER_LANES
             assert (await markers(client, workflow_id))[0] == generation, workflow_id
 
         # Promote: every new run goes to v2; v1's waiting saga finishes on v2, on its
@@ -202,7 +202,7 @@ async def test_release_ramp_promote_drain_rollback(
         waiting_v2 = await start_line(client, settings, f"{uid}-b", far())
         await wait_for_phase(client, waiting_v2, "WAITING")
         assert await started_on(client, waiting_v2) == "v2"
-        assert await markers(client, waiting_v2) == [patches.OUTCOME_EVENTS]
+        assert await markers(client, waiting_v2) == [patches.GENERATION]
         await wake(client, waiting_v1)
         assert (await result_of(client, waiting_v1))["phase"] == "COMPLETED"
         assert await running_on(client, waiting_v1) == "v2"
@@ -310,7 +310,10 @@ async def test_release_patches_names_the_old_paths_runs_still_need_and_gates_a_r
     uses = await eventually(counted, within=30, interval=1.0)
     assert list(uses) == list(patches.IN_ORDER)
     assert {patch for patch, use in uses.items() if use["retired"]} == patches.RETIRED
-    assert {patch for patch, use in uses.items() if use["openRuns"]} == {patches.OUTCOME_EVENTS}
+    # outcome-events and every newer marker: the ones v1 held.
+    held = patches.holding(frozenset({patches.OUTCOME_EVENTS}))
+    assert patches.GENERATION in held and patches.PROVIDER_LANES not in held
+    assert {patch for patch, use in uses.items() if use["openRuns"]} == held, uses
     assert await cancelctl("release", "patches") == 0
     lines = capsys.readouterr().out.splitlines()
     assert f"{patches.SHIELDED_SUBMIT:<38} retired: no run can take its old path" in lines

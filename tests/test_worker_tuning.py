@@ -136,8 +136,26 @@ def test_held_patches_are_read_from_a_comma_separated_list(
     callback = tuning_options(WorkerSettings())["patch_activation_callback"]
 
     assert WorkerSettings().hold_patches == {patches.GENERATION, held}
-    asked = [patches.GENERATION, held, patches.PROVIDER_LANES]
+    asked = [patches.GENERATION, held, patches.ONE_UPSERT_PER_TASK]
     assert [callback(_asked(patch_id)) for patch_id in asked] == [False, False, True]
+
+
+def test_holding_a_patch_holds_every_marker_that_implies_it() -> None:
+    """A newer generation's marker implies the older patches: held alone, a new run would
+    record the newest marker and take the held patch's new path all the same."""
+    callback = tuning_options(WorkerSettings(hold_patches=patches.PROVIDER_LANES))[
+        "patch_activation_callback"
+    ]
+
+    newer = [marker for marker, _ in patches.GENERATIONS][
+        : [marker for marker, _ in patches.GENERATIONS].index(patches.PROVIDER_LANES)
+    ]
+    assert newer and patches.GENERATION in newer
+    assert [callback(_asked(marker)) for marker in [*newer, patches.PROVIDER_LANES]] == [False] * (
+        len(newer) + 1
+    )
+    assert callback(_asked(patches.ONE_UPSERT_PER_TASK))
+    assert callback(_asked(patches.CHURN_COMPLETED_BILLING_NOT_UNDONE))
 
 
 def test_a_retired_patch_can_no_longer_be_held() -> None:
@@ -250,11 +268,14 @@ async def test_a_new_run_records_one_patch_marker_and_upserts_once_per_task(
 async def test_a_held_generation_makes_new_runs_take_the_generation_before_it(
     client: Client, sandbox, task_queue: str, uid: str
 ) -> None:
-    """A rolling upgrade: with lanes (and the outcome events after them) held, new runs
+    """A rolling upgrade: with lanes (and the generations after them) held, new runs
     record the generation before (one marker, one upsert per task) and call sTN on the
     sagas' own queue, as the release before did (its workers can replay them and serve
     their calls)."""
-    held = WorkerSettings(hold_patches=f"{patches.OUTCOME_EVENTS},{patches.PROVIDER_LANES}")
+    held = WorkerSettings(
+        hold_patches=f"{patches.AIRALO_LIST_PAGE_BY_PAGE},{patches.OUTCOME_EVENTS},"
+        f"{patches.PROVIDER_LANES}"
+    )
 
     markers, upserts, queues = await _history_of_an_immediate_termination(
         client, sandbox, task_queue, f"SUB-HELD-{uid}", held
@@ -272,8 +293,8 @@ async def test_every_held_generation_makes_new_runs_ask_each_patch(
     """Every generation held: new runs ask each patch and upsert at every phase change,
     as the release before the generations did."""
     held = WorkerSettings(
-        hold_patches=f"{patches.OUTCOME_EVENTS},{patches.PROVIDER_LANES},"
-        f"{patches.ONE_UPSERT_PER_TASK}"
+        hold_patches=f"{patches.AIRALO_LIST_PAGE_BY_PAGE},{patches.OUTCOME_EVENTS},"
+        f"{patches.PROVIDER_LANES},{patches.ONE_UPSERT_PER_TASK}"
     )
 
     markers, upserts, queues = await _history_of_an_immediate_termination(

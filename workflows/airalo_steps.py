@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.lanes import Urgency, before_deadline
     from domain.provider_activities import AiraloCalls
 
+from workflows import patches
+from workflows.airalo_listing import list_page_by_page
 from workflows.ledger import describe_failure
 from workflows.provider_calls import CALL_DEADLINE, call
 
@@ -45,16 +47,20 @@ async def list_future_orders(
     to_due_date: datetime | None = None,
     urgency: Urgency = Urgency.ROUTINE,
 ) -> FutureOrdersListed:
-    """The listed (still existing) future orders: ``request_ids`` only, if given."""
+    """The listed (still existing) future orders: ``request_ids`` only, if given.
+
+    Page by page, one activity per HTTP request (``workflows/airalo_listing.py``);
+    runs from before patch ``airalo-list-page-by-page`` read every page in one activity.
+    """
+    request = ListFutureOrders(
+        request_ids=list(request_ids) if request_ids is not None else None,
+        from_due_date=from_due_date,
+        to_due_date=to_due_date,
+    )
+    if patches.patched(patches.AIRALO_LIST_PAGE_BY_PAGE):
+        return await list_page_by_page(request, urgency)
     return await call(
-        AiraloCalls.list_future_orders,
-        ListFutureOrders(
-            request_ids=list(request_ids) if request_ids is not None else None,
-            from_due_date=from_due_date,
-            to_due_date=to_due_date,
-        ),
-        "Airalo GET /v2/future-orders",
-        urgency=urgency,
+        AiraloCalls.list_future_orders, request, "Airalo GET /v2/future-orders", urgency=urgency
     )
 
 

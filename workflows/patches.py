@@ -67,8 +67,14 @@ PROVIDER_LANES = "provider-lanes"
 
 # 2026-12: every saga tells its subscribers what happened (workflows/outcome_events.py):
 # a local activity per event, jeopardy timers (domain/outcomes.py). Runs before it emit
-# nothing and start no jeopardy timer. Also the newest generation marker (below).
+# nothing and start no jeopardy timer. Also a generation marker (below).
 OUTCOME_EVENTS = "outcome-events"
+
+# 2026-12: Airalo's listing is one activity per page of one status (one HTTP request
+# each, so a lane's limit is Airalo's rate); runs before it read every page of every
+# status in one activity (tests/histories/*_before_airalo_pages_patch.json). Also the
+# newest generation marker (below).
+AIRALO_LIST_PAGE_BY_PAGE = "airalo-list-page-by-page"
 
 #: The patches of 2026-11, each asked on its own by the runs before the first generation
 #: marker; now all retired (:data:`RETIRED`).
@@ -87,6 +93,7 @@ FIRST_GENERATION = frozenset(
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
 GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    (AIRALO_LIST_PAGE_BY_PAGE, frozenset()),
     (OUTCOME_EVENTS, frozenset()),
     (PROVIDER_LANES, frozenset({CHURN_COMPLETED_BILLING_NOT_UNDONE})),
     (ONE_UPSERT_PER_TASK, FIRST_GENERATION),
@@ -119,6 +126,14 @@ def carriers(patch_id: str) -> frozenset[str]:
         {patch_id}
         | {marker for index, (marker, _) in enumerate(GENERATIONS) if patch_id in _implied(index)}
     )
+
+
+def holding(patch_ids: frozenset[str]) -> frozenset[str]:
+    """What a worker must not let new runs record to keep ``patch_ids``' old paths
+    (``CANCEL_WORKER_HOLD_PATCHES``): each id and every marker that implies it. Holding
+    ``provider-lanes`` alone would let a new run record a newer generation's marker,
+    which implies lanes: the hold would change nothing."""
+    return frozenset(marker for patch_id in patch_ids for marker in carriers(patch_id))
 
 
 def _implied(generation: int) -> frozenset[str]:

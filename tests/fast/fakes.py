@@ -42,8 +42,11 @@ from domain.airalo import (
     CreateFutureOrder,
     FutureOrder,
     FutureOrdersListed,
+    FutureOrdersPage,
     ListFutureOrders,
+    ListFutureOrdersPage,
     RejectionKind,
+    page_digest,
 )
 from domain.common import ErrorType
 from domain.rebilly import (
@@ -154,6 +157,7 @@ class FakeProviders:
             RebillyActivity.REACTIVATE_ORDER: self._rebilly_reactivate,
             RebillyActivity.DELETE_DRAFT: self._rebilly_delete_draft,
             AiraloActivity.LIST_FUTURE_ORDERS: self._airalo_list,
+            AiraloActivity.LIST_FUTURE_ORDERS_PAGE: self._airalo_list_page,
             AiraloActivity.CANCEL_FUTURE_ORDERS: self._airalo_cancel,
             AiraloActivity.CREATE_FUTURE_ORDER: self._airalo_create,
         }
@@ -326,6 +330,23 @@ class FakeProviders:
             orders = [order for order in orders if order.due_date <= request.to_due_date]
         return FutureOrdersListed(orders=orders, pages=1, listed=len(self.future_orders))
 
+    def _airalo_list_page(self, request: ListFutureOrdersPage) -> FutureOrdersPage:
+        """One page holds every order of its status (the fake's orders are all pending)."""
+        window = ListFutureOrders(
+            from_due_date=request.from_due_date, to_due_date=request.to_due_date
+        )
+        listed = self._airalo_list(window).orders if request.page == 1 else []
+        page = [order for order in listed if order.status == request.status]
+        wanted = page
+        if request.request_ids is not None:
+            wanted = [order for order in page if order.request_id in request.request_ids]
+        return FutureOrdersPage(
+            orders=wanted,
+            listed=len(page),
+            last=True,
+            digest=page_digest([order.request_id for order in page]),
+        )
+
     def _airalo_cancel(self, request: CancelFutureOrders) -> CancelFutureOrdersResult:
         """Airalo's 422: every ID it does not list is named and nothing is cancelled."""
         unknown = [i for i in request.request_ids if i not in self.future_orders]
@@ -407,6 +428,13 @@ class FakeProviders:
         result: FutureOrdersListed = await self._answer(AiraloActivity.LIST_FUTURE_ORDERS, request)
         return result
 
+    @activity.defn(name=AiraloActivity.LIST_FUTURE_ORDERS_PAGE)
+    async def airalo_list_page(self, request: ListFutureOrdersPage) -> FutureOrdersPage:
+        result: FutureOrdersPage = await self._answer(
+            AiraloActivity.LIST_FUTURE_ORDERS_PAGE, request
+        )
+        return result
+
     @activity.defn(name=AiraloActivity.CANCEL_FUTURE_ORDERS)
     async def airalo_cancel(self, request: CancelFutureOrders) -> CancelFutureOrdersResult:
         result: CancelFutureOrdersResult = await self._answer(
@@ -431,6 +459,7 @@ class FakeProviders:
             self.rebilly_reactivate,
             self.rebilly_delete_draft,
             self.airalo_list,
+            self.airalo_list_page,
             self.airalo_cancel,
             self.airalo_create,
         ]

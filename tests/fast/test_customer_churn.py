@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
-from domain.airalo import AiraloActivity
+from domain.airalo import LISTED_STATUSES, AiraloActivity
 from domain.churn import CustomerChurnRequest, ResolveAction
 from domain.common import SagaKind
 from domain.rebilly import Cancellation, PutCancellation, PutResult, RebillyActivity, RebillyStatus
@@ -24,7 +24,10 @@ from tests.helpers import record_history, result_of, status_of
 
 DRAFT_BILLING = RebillyActivity.PUT_CANCELLATION
 SUBMIT = StnActivity.SUBMIT_TERMINATION
-LIST = AiraloActivity.LIST_FUTURE_ORDERS
+# One page of one status a call: a lookup of orders the fake lists finds them on the
+# first page of pending; the compensation's listing (by due date) reads every status.
+LIST = AiraloActivity.LIST_FUTURE_ORDERS_PAGE
+LIST_ALL = [LIST] * len(LISTED_STATUSES)
 CANCEL_ESIMS = AiraloActivity.CANCEL_FUTURE_ORDERS
 POLL_LINE = StnActivity.AWAIT_ACTIVATION_FINAL
 CONFIRM_BILLING = RebillyActivity.PUT_CANCELLATION
@@ -37,7 +40,7 @@ REACTIVATE = RebillyActivity.REACTIVATE_ORDER
 PREPARE = [DRAFT_BILLING, SUBMIT, LIST, CANCEL_ESIMS]
 # Undone the line first (it alone may be beyond undoing), then newest first: eSIMs
 # (look up, re-create), billing draft.
-UNDO = [CANCEL_LINE, LIST, RECREATE, DELETE_DRAFT]
+UNDO = [CANCEL_LINE, *LIST_ALL, RECREATE, DELETE_DRAFT]
 
 
 def in_days(days: float) -> datetime:
@@ -128,7 +131,7 @@ async def test_stn_error_undoes_every_part_newest_first(
 
     assert final["phase"] == "COMPENSATED" and "number is ported out" in final["cause"]
     # sTN did not terminate the line: nothing to cancel there, the rest undone in reverse.
-    assert fakes.names(checks=False) == [*PREPARE, POLL_LINE, LIST, RECREATE, DELETE_DRAFT]
+    assert fakes.names(checks=False) == [*PREPARE, POLL_LINE, *LIST_ALL, RECREATE, DELETE_DRAFT]
     assert [p.body.status for p in fakes.args(DRAFT_BILLING)] == [RebillyStatus.DRAFT]
     assert sorted(final["undoneParts"]) == ["airalo", "rebilly", "stn"]
     assert "line_kept" in [s["step"] for s in final["steps"]]
@@ -240,7 +243,7 @@ async def test_a_failing_compensation_needs_attention_until_a_retry_succeeds(
 
     assert resolved["phase"] == "COMPENSATED" and resolved["pendingActions"] == []
     # Each retry redoes only the part still owed: the line and billing are not touched again.
-    assert fakes.names(checks=False) == [*PREPARE, *UNDO, LIST, RECREATE, LIST, RECREATE]
+    assert fakes.names(checks=False) == [*PREPARE, *UNDO, *LIST_ALL, RECREATE, *LIST_ALL, RECREATE]
     assert (await result_of(client, workflow_id))["phase"] == "COMPENSATED"
 
 
@@ -256,13 +259,15 @@ async def test_an_esim_order_cancelled_without_its_details_is_owed_on_undo(
     churn must not end COMPENSATED as if it were back; it is owed to an operator."""
     listed, missed = fakes.add_future_order(in_days(6)), fakes.add_future_order(in_days(7))
 
+    every_page = fakes.default(LIST)
+
     def listing_that_misses_one(request: Any) -> Any:
-        listing = fakes.default(LIST)(request)
+        listing = every_page(request)
         return listing.model_copy(
             update={"orders": [o for o in listing.orders if o.request_id != missed]}
         )
 
-    fakes.on(LIST, listing_that_misses_one)
+    fakes.always(LIST, listing_that_misses_one)  # every listing (a saga lists again)
     workflow_id = await start(
         client, settings, fakes, uid, in_days(3), [], airalo={"requestIds": [listed, missed]}
     )
@@ -419,7 +424,7 @@ async def test_cancellation_during_the_esim_step_undoes_exactly_what_was_cancell
     assert fakes.names(checks=False) == [
         *PREPARE,
         CANCEL_LINE,
-        LIST,
+        *LIST_ALL,
         *[RECREATE] * 10,
         DELETE_DRAFT,
     ]

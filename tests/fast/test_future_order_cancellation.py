@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from config.settings import OrchestratorSettings
 from domain.airalo import (
+    LISTED_STATUSES,
     AiraloActivity,
     CancelFutureOrders,
     CancelFutureOrdersResult,
@@ -25,7 +26,10 @@ from tests.fast.fakes import FakeProviders, Gate, reject, request_id, unavailabl
 from tests.fast.polling import INTERVAL, wait_for_phase
 from tests.helpers import eventually, record_history, result_of, status_of
 
-LIST = AiraloActivity.LIST_FUTURE_ORDERS
+# One page of one status a call: a lookup of orders the fake lists finds them on the
+# first page of pending; the compensation's listing (by due date) reads every status.
+LIST = AiraloActivity.LIST_FUTURE_ORDERS_PAGE
+LIST_ALL = [LIST] * len(LISTED_STATUSES)
 CANCEL = AiraloActivity.CANCEL_FUTURE_ORDERS
 CREATE = AiraloActivity.CREATE_FUTURE_ORDER
 
@@ -221,7 +225,7 @@ async def test_revoke_during_a_call_lets_its_answer_count_then_recreates(
         **dict.fromkeys(ids[10:], "KEPT"),
     }
     assert sent(fakes) == [ids[:10]]
-    assert fakes.names() == [LIST, CANCEL, LIST, *[CREATE] * 10]
+    assert fakes.names() == [LIST, CANCEL, *LIST_ALL, *[CREATE] * 10]
     assert [create.order.request_id for create in fakes.args(CREATE)] == ids[:10]
     assert {r["originalRequestId"] for r in revoked["recreated"]} == set(ids[:10])
     assert all(r["requestId"] for r in revoked["recreated"])

@@ -105,7 +105,7 @@ async def test_each_call_takes_its_providers_lane_and_its_priority(
     assert all(queue == stn and key == Urgency.UNDO for _, queue, key in line[1:])
     orders = await scheduled_priorities(client, esims.workflow_id)
     assert orders == [
-        (AiraloActivity.LIST_FUTURE_ORDERS, airalo, Urgency.ROUTINE),
+        (AiraloActivity.LIST_FUTURE_ORDERS_PAGE, airalo, Urgency.ROUTINE),
         (AiraloActivity.CANCEL_FUTURE_ORDERS, airalo, Urgency.DEADLINE),
     ]
 

@@ -273,9 +273,12 @@ async def test_runs_of_the_generation_before_emit_nothing(
     sandbox_admin: SandboxAdmin,
     uid: str,
 ) -> None:
-    """A rolling upgrade: with ``outcome-events`` held, new runs take the generation
-    before it: no publish marker, no jeopardy timer, so nothing to deliver."""
-    held = WorkerSettings(hold_patches=patches.OUTCOME_EVENTS)
+    """A rolling upgrade: with ``outcome-events`` held (and the generation after it), new
+    runs take the generation before it: no publish marker, no jeopardy timer, so nothing
+    to deliver."""
+    held = WorkerSettings(
+        hold_patches=f"{patches.AIRALO_LIST_PAGE_BY_PAGE},{patches.OUTCOME_EVENTS}"
+    )
     async with build_worker(client, task_queue, ProviderClients.of(fakes.activities()), held):
         await subscribe(client, task_queue, sandbox_admin, f"fast-held-{uid}")
         workflow_id = await terminate(client, settings, uid)
