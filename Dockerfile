@@ -13,5 +13,9 @@ COPY sandbox sandbox
 COPY stacks stacks
 COPY worker.py ./
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 app
+# The release's Worker Deployment build id (README "Releases"): an image has no .git, so
+# the release passes it (docker compose: BLUE_BUILD_ID / GREEN_BUILD_ID).
+ARG BUILD_ID=
+ENV CANCEL_DEPLOYMENT_BUILD_ID=${BUILD_ID}
 USER app
 CMD ["python", "worker.py"]

@@ -21,9 +21,10 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.bulk import BulkSteering
@@ -32,6 +33,7 @@ from activities.outcomes import OutcomeActivities, SubscriptionDirectory
 from activities.providers import PROVIDERS, activity_methods
 from activities.webhooks import WebhookActivities
 from config.codec import CodecConfigurationError
+from config.deployment import DeploymentSettings, MissingBuildId
 from config.settings import (
     SERVES_WORKFLOWS,
     Environment,
@@ -53,7 +55,8 @@ from config.temporal import connect
 from domain.lanes import lane_queue, provider_of
 from domain.outcomes import WEBHOOKS_LANE
 from starter.kinds import KINDS
-from workflows import patches
+from starter.releases import ReleaseRefused, adopt
+from workflows import patches, versioning
 from workflows.bulk_operation import BulkOperationWorkflow
 from workflows.outcome_subscriptions import OutcomeSubscriptions
 from workflows.webhook_delivery import WebhookDelivery
@@ -169,13 +172,15 @@ def tuning_options(tuning: WorkerSettings, passthrough: Sequence[str] = ()) -> d
         )
     if tuning.hold_patches:
         check_held_patches(tuning.hold_patches)
-        held = tuning.hold_patches
+        held = patches.holding(tuning.hold_patches)
         options["patch_activation_callback"] = lambda asked: asked.patch_id not in held
     return options
 
 
 # Options of a worker that runs activities only (a provider lane).
-_ACTIVITY_OPTIONS = frozenset({"max_concurrent_activities", "activity_task_poller_behavior"})
+_ACTIVITY_OPTIONS = frozenset(
+    {"max_concurrent_activities", "activity_task_poller_behavior", "deployment_config"}
+)
 
 
 class ProductWorkers:
@@ -213,6 +218,27 @@ class ProductWorkers:
         await self._stack.aclose()
 
 
+class UndeclaredVersioning(ValueError):
+    """A versioned worker was given a workflow type ``workflows/versioning.py`` does not declare."""
+
+
+def versioned(version: WorkerDeploymentVersion, runs: Sequence[type]) -> WorkerDeploymentConfig:
+    """The deployment options of a worker of ``version`` running ``runs``: every type
+    declared in ``workflows/versioning.py``, whose behaviour becomes the worker's default."""
+    names = [workflow._Definition.must_from_class(run).name or run.__name__ for run in runs]
+    missing = versioning.undeclared(names)
+    if missing:
+        raise UndeclaredVersioning(
+            f"workflow type(s) {', '.join(missing)} not declared "
+            f"{versioning.DEFAULT.name} in workflows/versioning.py"
+        )
+    return WorkerDeploymentConfig(
+        version=version,
+        use_worker_versioning=True,
+        default_versioning_behavior=versioning.DEFAULT,
+    )
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -223,6 +249,7 @@ def build_worker(
     passthrough: Sequence[str] = (),
     webhooks: WebhookSettings | None = None,
     environment: Environment | None = None,
+    version: WorkerDeploymentVersion | None = None,
 ) -> ProductWorkers:
     """The workers this process runs for ``task_queue`` (``CANCEL_WORKER_SERVES``).
 
@@ -232,9 +259,16 @@ def build_worker(
     local activity of the sagas' worker), their store and delivery workflows, and the
     webhooks lane that POSTs to subscribers (``webhooks``: ``CANCEL_WEBHOOK_*``;
     ``environment``: production refuses internal subscriber addresses).
+
+    ``version``: every worker of the process (the sagas' and each lane's) polls as this
+    version of the Worker Deployment (``config/deployment.py``), so a run's activities
+    go to the lanes of the version its workflow runs on; ``None``: unversioned.
     """
     tuning = tuning or WorkerSettings()
     options = tuning_options(tuning, passthrough)
+    runs = [*(workflows if workflows is not None else WORKFLOWS), *OUTCOME_WORKFLOWS]
+    if version is not None:
+        options["deployment_config"] = versioned(version, runs)
     webhooks = webhooks or WebhookSettings()
     directory = SubscriptionDirectory(webhooks.subscription_cache_seconds)
     deliveries = WebhookActivities(
@@ -252,7 +286,7 @@ def build_worker(
         main = Worker(
             client,
             task_queue=task_queue,
-            workflows=[*(workflows if workflows is not None else WORKFLOWS), *OUTCOME_WORKFLOWS],
+            workflows=runs,
             # Runs started before lanes still call every provider on this queue; the
             # outcome events' publish runs here as the sagas' local activity; a bulk
             # operation steers sagas from here (through Temporal, no provider).
@@ -300,6 +334,8 @@ async def main() -> None:
     configure_logging(telemetry)
     settings = OrchestratorSettings()
     tuning = WorkerSettings()
+    deployment = DeploymentSettings()
+    version = deployment.version(production=settings.environment is Environment.PRODUCTION)
     # Every setting is checked before anything connects: a wrong one stops the worker
     # here, named, not a new run (UnknownPatchIds, LaneLimitError, ValidationError).
     check_held_patches(tuning.hold_patches)
@@ -310,18 +346,27 @@ async def main() -> None:
     try:
         client = await connect(runtime=process_runtime, interceptors=tracing_interceptors(tracing))
         async with provider_clients(tracing=tracing) as clients:
-            workers = build_worker(client, settings.task_queue, clients, tuning)
+            workers = build_worker(client, settings.task_queue, clients, tuning, version=version)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            log.info(
-                "Worker polling task queue(s) %s; lane limits %s; tracing %s",
-                ", ".join(repr(queue) for queue in workers.task_queues),
-                {lane: clients.limits.get(lane) for lane in workers.lanes} or "none served",
-                telemetry.tracing_exporter.value,
-            )
             async with workers:
+                routing = "unversioned"
+                if version is not None:
+                    # Ready once routable: the first release (or a local stack) makes
+                    # its version current here; a later one waits for `cancelctl release`.
+                    current = await adopt(client, version, deployment.on_start, workers.task_queues)
+                    routing = f"version {version.deployment_name}:{version.build_id} " + (
+                        "(current)" if current else "(not current: `cancelctl release`)"
+                    )
+                log.info(
+                    "Worker polling task queue(s) %s as %s; lane limits %s; tracing %s",
+                    ", ".join(repr(queue) for queue in workers.task_queues),
+                    routing,
+                    {lane: clients.limits.get(lane) for lane in workers.lanes} or "none served",
+                    telemetry.tracing_exporter.value,
+                )
                 await stop.wait()
                 log.info("Shutting down: finishing in-flight tasks")
     finally:
@@ -338,6 +383,9 @@ if __name__ == "__main__":
         UnknownPatchIds,
         LaneLimitError,
         UnknownLane,
+        UndeclaredVersioning,
+        MissingBuildId,
+        ReleaseRefused,
     ) as error:
         # Production without a payload key (docs/security.md), a setting out of range,
         # an unknown held patch or lane: said, not a traceback.

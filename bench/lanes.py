@@ -75,11 +75,9 @@ def with_lanes(limits: Mapping[str, float]) -> Shape:
 
 
 def before_lanes() -> str:
-    """``CANCEL_WORKER_HOLD_PATCHES`` for new runs as the release before lanes: the
-    ``provider-lanes`` generation and every newer one (a newer generation's marker
-    implies lanes, so holding ``provider-lanes`` alone would still take them)."""
-    markers = [marker for marker, _ in patches.GENERATIONS]
-    return ",".join(markers[: markers.index(patches.PROVIDER_LANES) + 1])
+    """``CANCEL_WORKER_HOLD_PATCHES`` for new runs as the release before lanes (the
+    worker holds every newer generation's marker with it: ``patches.holding``)."""
+    return patches.PROVIDER_LANES
 
 
 def one_queue(cap: float) -> Shape:

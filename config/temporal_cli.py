@@ -37,10 +37,18 @@ DEV_SERVER_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 #: before its bulk work, ``domain/lanes.py``) only with its new matcher, and within one
 #: task-queue partition: one partition per queue makes the order, and a lane's limit,
 #: exact (a single dev server gains nothing from more; tests/fast/test_lanes.py).
+#: Worker Versioning (README "Releases"): deployment versions and their routing are on
+#: by default in 1.29, said explicitly; a version no longer current or ramping is
+#: checked for open pinned runs every 5 s after 5 s (the server's 3 min each would make
+#: a local release, and its test, wait minutes to see a version drained).
 DEV_SERVER_DYNAMIC_CONFIG = {
     "matching.useNewMatcher": "true",
     "matching.numTaskqueueReadPartitions": "1",
     "matching.numTaskqueueWritePartitions": "1",
+    "system.enableDeploymentVersions": "true",
+    "frontend.workerVersioningWorkflowAPIs": "true",
+    "matching.wv.VersionDrainageStatusVisibilityGracePeriod": '"5s"',
+    "matching.wv.VersionDrainageStatusRefreshInterval": '"5s"',
 }
 
 

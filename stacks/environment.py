@@ -8,7 +8,7 @@ that wiring over it, for its :class:`Role`:
   base URLs on the sandbox, and the Airalo webhook URL of re-created orders (the
   stack's API, when it serves one);
 - the worker and the API: their metrics address, each provider call's timeout, when
-  given;
+  given; the worker makes its deployment version current once it polls;
 - the API: where it listens, the stack's dev key (every scope), the webhook secrets
   the sandbox signs with;
 - the sandbox: its webhooks to the API, with the stack's Rebilly Basic password;
@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from config.deployment import OnStart
 from config.settings import ApiScope
 from sandbox.settings import SandboxSettings
 
@@ -138,6 +139,10 @@ def environment(
         if variable is None:
             raise ValueError(f"a {role} serves no metrics")
         env[f"CANCEL_METRICS_{variable}_ADDRESS"] = metrics_address
+    if role is Role.WORKER:
+        # A local stack runs one version at a time: the one it just started is made
+        # current (config/deployment.py), unless the caller's environment says otherwise.
+        env.setdefault("CANCEL_DEPLOYMENT_ON_START", OnStart.CURRENT.value)
     if role is Role.API:
         if wiring.api_port is None:
             raise ValueError("this stack serves no HTTP API (its wiring has no api_port)")

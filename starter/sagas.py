@@ -198,25 +198,45 @@ async def _start_or_attach(
     if spreads:
         # A wave's first polls spread over its lanes' time (domain/lanes.py): fixed now.
         memo[MEMO_OBSERVATION_SPREAD] = spreads
-    try:
-        handle = await client.start_workflow(
-            run,
-            request,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=summary,
-            memo=memo or None,
-            search_attributes=TypedSearchAttributes(
-                [
-                    *routing,
-                    *([SearchAttributePair(sa.IDEMPOTENCY_KEY, delivery.key)] if delivery else []),
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError as existing:
-        return StartedSaga(workflow_id, existing.run_id, already_running=True)
-    return StartedSaga(workflow_id, handle.result_run_id, already_running=False)
+    # The read above and this start are two calls: a run that was open (or absent) when
+    # read may have COMPLETED since. Unless a closed run was read (a new run may follow
+    # it), the start refuses any existing run, and a refusal is read again.
+    closed = latest is not None and latest.status != WorkflowExecutionStatus.RUNNING
+    while True:
+        try:
+            handle = await client.start_workflow(
+                run,
+                request,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if closed
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary,
+                memo=memo or None,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        *routing,
+                        *(
+                            [SearchAttributePair(sa.IDEMPOTENCY_KEY, delivery.key)]
+                            if delivery
+                            else []
+                        ),
+                    ]
+                ),
+            )
+        except WorkflowAlreadyStartedError as existing:
+            if closed:
+                return StartedSaga(workflow_id, existing.run_id, already_running=True)
+            latest = await latest_run(client, workflow_id)
+            completed = _completed_run(latest)
+            if completed is not None:
+                return completed
+            if latest is None or latest.status == WorkflowExecutionStatus.RUNNING:
+                return StartedSaga(workflow_id, existing.run_id, already_running=True)
+            closed = True  # it closed without carrying the request out: a new run follows
+            continue
+        return StartedSaga(workflow_id, handle.result_run_id, already_running=False)
 
 
 async def start(

@@ -40,6 +40,7 @@ from config.codec import (
     load_codec,
     resolve_keys,
 )
+from config.deployment import DeploymentSettings
 from config.settings import CodecSettings, Environment, OrchestratorSettings, lane_limit_variable
 from config.temporal import converter_with, data_converter
 from domain.common import SagaKind
@@ -422,6 +423,9 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
     }
     # Each provider lane's limit, read by name (config.settings.lane_limits).
     expected |= {lane_limit_variable(entry.provider) for entry in PROVIDERS}
+    # The worker's deployment version (README "Releases").
+    prefix = DeploymentSettings.model_config["env_prefix"]
+    expected |= {f"{prefix}{field}".upper() for field in DeploymentSettings.model_fields}
 
     assert set(listed) == expected
     assert "CANCEL_CODEC_KEYS" in expected and "CANCEL_CODEC_SERVER_TOKENS" in expected

@@ -112,7 +112,7 @@ PRODUCTION = {
     *(f"temporal-{name}" for name in TEMPORAL_SERVICES),
     "temporal-setup",
     "temporal-ui",
-    "orchestrator-worker",
+    "orchestrator-worker-blue",
     "orchestrator-api",
     "orchestrator-codec-server",
 }
@@ -146,6 +146,10 @@ def test_the_two_profiles_never_start_together() -> None:
     production = {name for name, named in profiles.items() if "production" in named}
     assert production == PRODUCTION
     assert not [name for name in production if profiles[name] != {"production"}]
+    # The next release's workers join the production stack only when asked for.
+    assert {name for name, named in profiles.items() if "release" in named} == {
+        "orchestrator-worker-green"
+    }
 
 
 def test_production_temporal_runs_one_service_per_container_on_our_config() -> None:
@@ -198,7 +202,7 @@ def test_production_registers_exactly_our_search_attributes() -> None:
 
 
 def test_production_workers_reach_the_frontend_with_every_setting() -> None:
-    worker = services()["orchestrator-worker"]
+    worker = services()["orchestrator-worker-blue"]
     env = worker["environment"]
     for settings in (StnSettings, RebillySettings, AiraloSettings):
         prefix = settings.model_config["env_prefix"]
@@ -219,7 +223,7 @@ def test_production_workers_reach_the_frontend_with_every_setting() -> None:
 
 
 def test_production_api_and_ui_reach_the_same_frontend() -> None:
-    api, worker = services()["orchestrator-api"], services()["orchestrator-worker"]
+    api, worker = services()["orchestrator-api"], services()["orchestrator-worker-blue"]
     env = api["environment"]
     for name in (
         "TEMPORAL_ADDRESS",
@@ -247,3 +251,19 @@ def test_production_api_and_ui_reach_the_same_frontend() -> None:
     assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{port}"
     origins = json.loads(codec["environment"]["CANCEL_CODEC_SERVER_ALLOWED_ORIGINS"])
     assert ui["environment"]["TEMPORAL_CORS_ORIGINS"] in origins
+
+
+def test_production_releases_blue_green_each_colour_its_own_build_id() -> None:
+    """README "Releases": two colours of one worker, each built with its release's build
+    id (the Dockerfile turns BUILD_ID into CANCEL_DEPLOYMENT_BUILD_ID), never one service
+    restarted in place."""
+    blue, green = services()["orchestrator-worker-blue"], services()["orchestrator-worker-green"]
+    assert blue["environment"] == green["environment"]
+    assert blue["command"] == green["command"] == ["python", "worker.py"]
+    assert blue["build"]["args"] == {"BUILD_ID": "${BLUE_BUILD_ID:-}"}
+    assert green["build"]["args"] == {"BUILD_ID": "${GREEN_BUILD_ID:-}"}
+    assert blue["image"] != green["image"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG BUILD_ID=" in dockerfile
+    assert "ENV CANCEL_DEPLOYMENT_BUILD_ID=${BUILD_ID}" in dockerfile
+    assert "CANCEL_DEPLOYMENT_BUILD_ID" not in blue["environment"], "the image carries it"

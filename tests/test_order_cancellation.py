@@ -415,6 +415,38 @@ async def test_a_repeat_after_the_order_churned_answers_with_that_saga(
     assert len(puts_for(sandbox_admin, order)) == 1
 
 
+async def test_a_repeat_read_before_the_saga_completed_still_answers_with_it(
+    client: Client,
+    worker: ProductWorkers,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    monkeypatch: pytest.MonkeyPatch,
+    uid: str,
+) -> None:
+    """The reliability suite's concurrent copies under load: a copy read the business key
+    before the first run existed (or while it ran), the run COMPLETED, then the copy
+    started. With ALLOW_DUPLICATE that was a second run (FAILED: "already churned"); the
+    start now refuses an existing run it did not read as closed, and reads it again."""
+    order = f"ORD-{uid}"
+    first = await start(client, settings, orderId=order)
+    assert (await result_of(client, first.workflow_id))["phase"] == "COMPLETED"
+    real = sagas.latest_run
+    reads = []
+
+    async def read_before_it_existed(client: Client, workflow_id: str) -> Any:
+        reads.append(workflow_id)
+        return None if len(reads) == 1 else await real(client, workflow_id)
+
+    monkeypatch.setattr(sagas, "latest_run", read_before_it_existed)
+    again = await start(client, settings, orderId=order)
+
+    assert again.already_completed and again.run_id == first.run_id
+    assert len(reads) == 2, "read again after the start was refused"
+    runs = [run async for run in client.list_workflows(f"WorkflowId = '{first.workflow_id}'")]
+    assert [run.run_id for run in runs] == [first.run_id]
+    assert len(puts_for(sandbox_admin, order)) == 1
+
+
 async def test_rebillys_own_conflict_fails_with_its_reason(
     client: Client,
     worker: ProductWorkers,

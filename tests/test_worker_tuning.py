@@ -130,15 +130,41 @@ async def test_shared_modules_without_cache_replay_a_saga_to_completion(
 def test_held_patches_are_read_from_a_comma_separated_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(
-        "CANCEL_WORKER_HOLD_PATCHES", f" {patches.GENERATION}, {patches.SHIELDED_SUBMIT} "
-    )
+    held = patches.CHURN_COMPLETED_BILLING_NOT_UNDONE
+    monkeypatch.setenv("CANCEL_WORKER_HOLD_PATCHES", f" {patches.GENERATION}, {held} ")
 
     callback = tuning_options(WorkerSettings())["patch_activation_callback"]
 
-    assert WorkerSettings().hold_patches == {patches.GENERATION, patches.SHIELDED_SUBMIT}
-    asked = [patches.GENERATION, patches.SHIELDED_SUBMIT, patches.CHURN_UNDO_LINE_FIRST]
+    assert WorkerSettings().hold_patches == {patches.GENERATION, held}
+    asked = [patches.GENERATION, held, patches.ONE_UPSERT_PER_TASK]
     assert [callback(_asked(patch_id)) for patch_id in asked] == [False, False, True]
+
+
+def test_holding_a_patch_holds_every_marker_that_implies_it() -> None:
+    """A newer generation's marker implies the older patches: held alone, a new run would
+    record the newest marker and take the held patch's new path all the same."""
+    callback = tuning_options(WorkerSettings(hold_patches=patches.PROVIDER_LANES))[
+        "patch_activation_callback"
+    ]
+
+    newer = [marker for marker, _ in patches.GENERATIONS][
+        : [marker for marker, _ in patches.GENERATIONS].index(patches.PROVIDER_LANES)
+    ]
+    assert newer and patches.GENERATION in newer
+    assert [callback(_asked(marker)) for marker in [*newer, patches.PROVIDER_LANES]] == [False] * (
+        len(newer) + 1
+    )
+    assert callback(_asked(patches.ONE_UPSERT_PER_TASK))
+    assert callback(_asked(patches.CHURN_COMPLETED_BILLING_NOT_UNDONE))
+
+
+def test_a_retired_patch_can_no_longer_be_held() -> None:
+    """Its old path is gone (workflows/patches.py RETIRED): holding it would change nothing."""
+    with pytest.raises(UnknownPatchIds) as refused:
+        tuning_options(WorkerSettings(hold_patches=patches.SHIELDED_SUBMIT))
+
+    assert f"unknown patch id(s) {patches.SHIELDED_SUBMIT}" in str(refused.value)
+    assert patches.SHIELDED_SUBMIT in patches.RETIRED
 
 
 def test_an_unknown_patch_id_is_refused_with_the_known_ones() -> None:

@@ -28,7 +28,14 @@ def worker_process(
     client: Client, sandbox: SandboxEndpoint, task_queue: str, **env: str
 ) -> Iterator[Service]:
     """Start the worker (its output, the log, to a file); yield once it polls (its log
-    says so); stop it (SIGINT, then SIGKILL) at the end."""
+    says so); stop it (SIGINT, then SIGKILL) at the end.
+
+    It runs as a version of a Worker Deployment of the test's task queue (a deployment
+    per test: the shared dev server's tests never route to each other's workers), made
+    current once it polls, as a local stack's worker is; ``env`` may say otherwise
+    (``CANCEL_DEPLOYMENT_*``, ``config/deployment.py``).
+    """
+    env = {"CANCEL_DEPLOYMENT_NAME": f"co-{task_queue}", **env}
     log = Path(tempfile.gettempdir()) / f"co-worker-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
     wiring = Wiring(
         temporal_address=client.service_client.config.target_host,

@@ -380,14 +380,11 @@ class FutureOrderCanceller:
             return []
         named = {rejection.request_id for rejection in result.rejections}
         unnamed = set(pending) - named
-        if patches.patched(patches.AIRALO_SETTLE_UNNAMED_AFTER_422):
-            # Undocumented: the call may have cancelled them. Settled by lookup first.
-            self._uncertain.update(unnamed)
-            self._unverified.update(unnamed)
-            then = "the others are looked up before they are sent again"
-        else:
-            self._uncertain.difference_update(unnamed)
-            then = "nothing was cancelled, sending the rest again"
+        # Undocumented: the call may have cancelled them. Settled by lookup first.
+        patches.retired(patches.AIRALO_SETTLE_UNNAMED_AFTER_422)
+        self._uncertain.update(unnamed)
+        self._unverified.update(unnamed)
+        then = "the others are looked up before they are sent again"
         for rejection in result.rejections:
             self._apply_rejection(rejection)
         for request_id in pending:
@@ -496,7 +493,8 @@ class FutureOrderCanceller:
         left = min(cutoffs) - workflow.now()
         retry_interval = CALL_RETRY.initial_interval or timedelta(seconds=1)
         last_interval = timedelta(0) < left < retry_interval
-        if last_interval and patches.patched(patches.AIRALO_WAIT_OUT_LAST_INTERVAL):
+        if last_interval:
+            patches.retired(patches.AIRALO_WAIT_OUT_LAST_INTERVAL)
             await workflow.sleep(left)
 
     def _apply_rejection(self, rejection: CancelRejection) -> None:

@@ -89,9 +89,10 @@ class AiraloOrders(ProviderPart):
     async def undo(self, cause: str) -> None:
         todo = self.orders_to_recreate()
         unrecorded = self.canceller.cancelled_without_details()
-        if not unrecorded or not patches.patched(patches.CHURN_UNRECORDED_ORDERS_OWED):
+        if not unrecorded:
             await self._recreate(todo)
             return
+        patches.retired(patches.CHURN_UNRECORDED_ORDERS_OWED)
         # Not silently COMPENSATED: these are owed until an operator re-creates them.
         owed = (
             "cancelled but never listed, so nothing was recorded to re-create them from: "

@@ -52,6 +52,7 @@ RETRY = RetryPolicy(
 )
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="BulkOperation")
 class BulkOperationWorkflow:
     @workflow.init

@@ -25,6 +25,7 @@ from workflows.rebilly_billing import RebillyBilling
 from workflows.stn_line import StnLine
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="CustomerChurn")
 class CustomerChurnSaga(PivotComposition[CustomerChurnStatus]):
     @workflow.init

@@ -51,6 +51,7 @@ NOTHING_TO_STOP = (
 )
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="FutureOrderCancellation")
 class FutureOrderCancellationSaga(Revocable[FutureOrderCancellationStatus], ReceivesNotices):
     _revoke_after_end = NOTHING_TO_STOP

@@ -41,6 +41,7 @@ from workflows.stn_line import StnLine
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="LineTermination")
 class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
     @workflow.init
@@ -89,14 +90,12 @@ class LineTerminationSaga(Reschedulable[LineTerminationStatus]):
             SagaPhase.SUBMITTING,
             f"asking sTN to terminate (reference {submission.reference_number})",
         )
-        # Shielded: a workflow cancellation no longer cancels the submit activity
+        # Shielded: a workflow cancellation does not cancel the submit activity
         # (which cannot stop an HTTP call already sent); the compensation waits
-        # for its outcome and undoes exactly that. Before the patch a cancellation
-        # mid-submit cancelled the activity and ended FAILED without undoing; runs
-        # from then replay that path.
-        shielded = patches.patched(patches.SHIELDED_SUBMIT)
-        self._cancellation_compensates = shielded
-        await self._submit_step.run(self._send(), shield=shielded)
+        # for its outcome and undoes exactly that (retired patch: README "Releases").
+        patches.retired(patches.SHIELDED_SUBMIT)
+        self._cancellation_compensates = True
+        await self._submit_step.run(self._send(), shield=True)
         assert self._line.activation is not None
         when = self._wish_date.isoformat() if self._wish_date else "as soon as possible"
         self._steering.scheduled(

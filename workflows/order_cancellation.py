@@ -50,6 +50,7 @@ CONFIRM = OperatorRequestKind.CONFIRM
 REVOKE, RESCHEDULE = OperatorRequestKind.REVOKE, OperatorRequestKind.RESCHEDULE
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="OrderCancellation")
 class OrderCancellationSaga(Reschedulable[OrderCancellationStatus], ReceivesNotices):
     @workflow.init

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
 CHANGES_PER_RUN = 500
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="OutcomeSubscriptions")
 class OutcomeSubscriptions:
     @workflow.init

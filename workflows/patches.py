@@ -76,6 +76,19 @@ OUTCOME_EVENTS = "outcome-events"
 # newest generation marker (below).
 AIRALO_LIST_PAGE_BY_PAGE = "airalo-list-page-by-page"
 
+#: The patches of 2026-11, each asked on its own by the runs before the first generation
+#: marker; now all retired (:data:`RETIRED`).
+FIRST_GENERATION = frozenset(
+    {
+        SHIELDED_SUBMIT,
+        FOLLOW_STN_CANCELLATION,
+        AIRALO_SETTLE_UNNAMED_AFTER_422,
+        AIRALO_WAIT_OUT_LAST_INTERVAL,
+        CHURN_UNDO_LINE_FIRST,
+        CHURN_UNRECORDED_ORDERS_OWED,
+    }
+)
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
@@ -83,26 +96,44 @@ GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
     (AIRALO_LIST_PAGE_BY_PAGE, frozenset()),
     (OUTCOME_EVENTS, frozenset()),
     (PROVIDER_LANES, frozenset({CHURN_COMPLETED_BILLING_NOT_UNDONE})),
-    (
-        ONE_UPSERT_PER_TASK,
-        frozenset(
-            {
-                SHIELDED_SUBMIT,
-                FOLLOW_STN_CANCELLATION,
-                AIRALO_SETTLE_UNNAMED_AFTER_422,
-                AIRALO_WAIT_OUT_LAST_INTERVAL,
-                CHURN_UNDO_LINE_FIRST,
-                CHURN_UNRECORDED_ORDERS_OWED,
-            }
-        ),
-    ),
+    (ONE_UPSERT_PER_TASK, FIRST_GENERATION),
 )
 
 #: The marker every new run records.
 GENERATION = GENERATIONS[0][0]
 
-#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
-ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches))
+#: Patches whose old path is gone (README "Releases", "Retiring a patch"): a run that
+#: recorded one's marker still asks it (``workflow.deprecate_patch``, :func:`retired`);
+#: every other run takes its new path. ``cancelctl release patches`` says whether any run
+#: of a deployment could still need an old path; ``release ramp|promote`` refuse a
+#: release while one does.
+RETIRED: frozenset[str] = FIRST_GENERATION
+
+#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
+#: it): a retired patch can no longer be held.
+ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches)) - RETIRED
+
+#: Every patch id, retired or not, oldest generation first (``cancelctl release patches``).
+IN_ORDER: tuple[str, ...] = tuple(
+    patch for marker, patches in reversed(GENERATIONS) for patch in (*sorted(patches), marker)
+)
+
+
+def carriers(patch_id: str) -> frozenset[str]:
+    """The markers that give a run ``patch_id``'s new path: its own, and every generation
+    marker that implies it (visibility lists a run's markers in ``TemporalChangeVersion``)."""
+    return frozenset(
+        {patch_id}
+        | {marker for index, (marker, _) in enumerate(GENERATIONS) if patch_id in _implied(index)}
+    )
+
+
+def holding(patch_ids: frozenset[str]) -> frozenset[str]:
+    """What a worker must not let new runs record to keep ``patch_ids``' old paths
+    (``CANCEL_WORKER_HOLD_PATCHES``): each id and every marker that implies it. Holding
+    ``provider-lanes`` alone would let a new run record a newer generation's marker,
+    which implies lanes: the hold would change nothing."""
+    return frozenset(marker for patch_id in patch_ids for marker in carriers(patch_id))
 
 
 def _implied(generation: int) -> frozenset[str]:
@@ -139,3 +170,14 @@ def patched(patch_id: str) -> bool:
     if run_generation is not None and patch_id in _implied(run_generation):
         return True
     return workflow.patched(patch_id)
+
+
+def retired(patch_id: str) -> None:
+    """A retired patch (:data:`RETIRED`), asked where ``patched`` was: a run of a generation
+    that implies it asks nothing, as before; any other run asks
+    ``workflow.deprecate_patch``, which matches the marker it recorded (or records a
+    deprecated one), and takes the new path, the only one left."""
+    run_generation = generation()
+    if run_generation is not None and patch_id in _implied(run_generation):
+        return
+    workflow.deprecate_patch(patch_id)

@@ -171,8 +171,7 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         if line is not None and line.activation is not None:
             try:
                 try:
-                    # Runs recorded before following cancellations kept the termination.
-                    await line.release(f"rescheduled to {new.isoformat()}", adopt_unfollowed=False)
+                    await line.release(f"rescheduled to {new.isoformat()}")
                 except StepFailed as stands:
                     raise Refused(f"cannot reschedule: {stands}") from None
             except (ActivityError, Refused) as error:
@@ -242,7 +241,8 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
         cause = self._cause or ""
         todo = [part for part in reversed(self._started) if part.name not in self._undone]
         line = self._pivot_line
-        if line is not None and line in todo and patches.patched(patches.CHURN_UNDO_LINE_FIRST):
+        if line is not None and line in todo:
+            patches.retired(patches.CHURN_UNDO_LINE_FIRST)
             todo.remove(line)
             try:
                 await line.undo(cause)
@@ -316,25 +316,14 @@ class PivotComposition(Reschedulable[S], ReceivesNotices):
             for action in owed:
                 if action.kind == "undo":
                     self._undone.add(action.part)
-        elif patches.patched(patches.CHURN_UNDO_LINE_FIRST):
+        else:
+            patches.retired(patches.CHURN_UNDO_LINE_FIRST)
             self._ledger.record("resolve_retry", f"operator asked to retry: {note}")
             for action in owed:
                 if action.kind == "finish":
                     await self._finish_part(action)
             if any(action.kind == "undo" for action in owed) and await self._undo_parts():
                 return  # the line was gone: the churn went forward and ended
-        else:
-            self._ledger.record("resolve_retry", f"operator asked to retry: {note}")
-            for action in owed:
-                part = self._part(action.part)
-                try:
-                    if action.kind == "finish":
-                        await part.finish()
-                    else:
-                        await part.undo(self._cause or "")
-                        self._undone.add(action.part)
-                except StepFailed as error:
-                    self._add_pending(action.part, action.kind, action.description, str(error))
         if self._pending:
             self._ledger.fail(
                 SagaPhase.NEEDS_ATTENTION,

@@ -133,16 +133,11 @@ class StnLine(ProviderPart):
 
     # -- cancelling ----------------------------------------------------------------
 
-    async def _cancel(
-        self, note: str, *, find_submission: bool, adopt_unfollowed: bool = True
-    ) -> stn_steps.Undo:
+    async def _cancel(self, note: str, *, find_submission: bool) -> stn_steps.Undo:
         """CancelTerminateSubscription, followed until sTN decided, and learnt.
 
         ``find_submission``: also send the submission, so sTN's termination is found
         by its reference when its id was never learnt (a lost answer).
-        ``adopt_unfollowed`` only matters to runs recorded before the
-        ``follow-stn-cancellation`` patch: whether the cancellation's answer was taken
-        as the termination's (as the saga did) or not (as the churn's reschedule did).
         """
         undo = await stn_steps.cancel_termination(
             CancelTermination(
@@ -151,16 +146,14 @@ class StnLine(ProviderPart):
                 note=note,
             )
         )
-        if not undo.followed:
-            if adopt_unfollowed and undo.cancellation is not None:
-                self.activation = undo.cancellation
+        if undo.cancellation is None:
             return undo
         self.cancellation = undo.cancellation
         if undo.termination is not None:
             self.activation = undo.termination
         return undo
 
-    async def release(self, note: str, *, adopt_unfollowed: bool = True) -> str:
+    async def release(self, note: str) -> str:
         """Cancel the termination for an operator's revoke or reschedule.
 
         Returns the id of sTN's cancellation. An ``ActivityError`` when sTN refused or
@@ -168,7 +161,7 @@ class StnLine(ProviderPart):
         :class:`StepFailed` when sTN could not cancel it (the termination stands).
         """
         assert self.activation is not None
-        undo = await self._cancel(note, find_submission=False, adopt_unfollowed=adopt_unfollowed)
+        undo = await self._cancel(note, find_submission=False)
         if undo.failure is None:
             return undo.cancellation.id if undo.cancellation else self.activation.id
         if self.activation.is_done:

@@ -50,15 +50,13 @@ class Undo:
     cancellation: Activation | None
     # The termination as sTN shows it after a cancellation ended DONE (if its id is known).
     termination: Activation | None = None
-    # False on the pre-patch path: the cancellation was not followed to its end.
-    followed: bool = True
 
     @property
     def failure(self) -> str | None:
         """Why the termination stands, if it does (the cancellation ended ERROR, or
         the termination executed regardless)."""
         cancellation, termination = self.cancellation, self.termination
-        if not self.followed or cancellation is None:
+        if cancellation is None:
             return None
         if not cancellation.is_done:
             return (
@@ -83,8 +81,9 @@ async def cancel_termination(request: CancelTermination) -> Undo:
         "sTN CancelTerminateSubscription",
         urgency=Urgency.UNDO,
     )
-    if cancellation is None or not patches.patched(patches.FOLLOW_STN_CANCELLATION):
-        return Undo(cancellation, followed=False)
+    if cancellation is None:
+        return Undo(None)
+    patches.retired(patches.FOLLOW_STN_CANCELLATION)
     decided = (await await_activation_final(cancellation.id, urgency=Urgency.UNDO)).activation
     if not decided.is_done or request.activation_id is None:
         return Undo(decided)

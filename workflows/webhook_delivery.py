@@ -52,6 +52,7 @@ DELIVERY_RETRY = RetryPolicy(
 )
 
 
+# Worker Versioning: AUTO_UPGRADE, declared in workflows/versioning.py (why there).
 @workflow.defn(name="WebhookDelivery")
 class WebhookDelivery:
     @workflow.run

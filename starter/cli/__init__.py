@@ -21,8 +21,9 @@ from temporalio.service import RPCError
 
 from config.codec import CodecConfigurationError
 from domain.common import InvalidRequest
+from starter.cli.output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from starter.cli.parser import build_parser
-from starter.cli.runner import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, TemporalUnreachable, run
+from starter.cli.runner import TemporalUnreachable, run
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "entrypoint", "main"]
 

@@ -32,9 +32,9 @@ from domain.bulk import (
 from domain.churn import ResolveAction
 from starter import bulk, forecast
 from starter.cli import output
+from starter.cli.output import EXIT_FAILED, EXIT_OK
 from starter.kind_flags import parse_datetime
 
-EXIT_OK, EXIT_FAILED = 0, 1
 #: How often the progress bar asks the operation where it is (a display, not a wait).
 PROGRESS_EVERY = 0.5
 

@@ -1,14 +1,22 @@
-"""How cancelctl prints a saga's status and a saga listing."""
+"""How cancelctl prints a saga's status and a saga listing, and its exit codes."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+from temporalio.client import Client
 
 from starter.forecast import Forecast
 from starter.lanes import LaneState
 from starter.sagas import RequestPending, RequestStage, SagaListing
+
+#: cancelctl's exit codes: done; refused or failed (the reason on stderr); bad input.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+#: What a sub-command prepares from its arguments and runs once connected.
+Command = Callable[[Client], Awaitable[int]]
 
 _STATUS_HEADER_KEYS = frozenset({"workflowId", "workflowType", "phase", "runStatus", "steps"})
 

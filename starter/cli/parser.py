@@ -6,7 +6,7 @@ import argparse
 from enum import StrEnum
 
 from domain.common import OperatorRequestKind, SagaQuery
-from starter.cli import subscriptions
+from starter.cli import release, subscriptions
 from starter.cli.bulk import add_bulk, add_upcoming
 from starter.kinds import KINDS
 
@@ -28,6 +28,7 @@ class ControlCommand(StrEnum):
     BULK = "bulk"
     UPCOMING = "upcoming"
     SUBSCRIPTIONS = "subscriptions"
+    RELEASE = "release"
 
 
 class LaneCommand(StrEnum):
@@ -113,6 +114,7 @@ def _add_workflow_controls(commands: argparse._SubParsersAction[argparse.Argumen
     add_bulk(commands)
     add_upcoming(commands)
     subscriptions.add_parser(commands, ControlCommand.SUBSCRIPTIONS)
+    release.add_parser(commands, ControlCommand.RELEASE)
 
 
 def _add_lanes(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
@@ -18,16 +18,14 @@ from config.temporal import connect, connect_config
 from domain.churn import ResolveAction
 from domain.common import OperatorRequestKind, SagaQuery
 from starter import lanes, sagas
-from starter.cli import output, subscriptions
+from starter.cli import output, release, subscriptions
 from starter.cli.bulk import prepare_bulk, prepare_upcoming
+from starter.cli.output import EXIT_FAILED, EXIT_OK, Command
 from starter.cli.parser import ControlCommand, LaneCommand
 from starter.kind_flags import parse_datetime
 from starter.kinds import KINDS
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
 #: What a validated command does once connected; returns the exit code.
-Command = Callable[[Client], Awaitable[int]]
 
 
 class TemporalUnreachable(Exception):
@@ -73,6 +71,8 @@ def prepare(args: argparse.Namespace, settings: OrchestratorSettings) -> Command
             return prepare_upcoming(args, settings)
         case ControlCommand.SUBSCRIPTIONS:
             return subscriptions.prepare(args, settings)
+        case ControlCommand.RELEASE:
+            return release.prepare(args, settings)
         case ControlCommand.LIST:
             sagas.list_query(args.status, args.customer_id)  # refuses a bad filter early
             sagas.check_list_limit(args.limit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from enum import StrEnum
 from typing import Any
 
@@ -26,9 +26,7 @@ from domain.outcomes import (
 )
 from starter import outcomes
 from starter.cli import output
-
-Command = Callable[[Client], Awaitable[int]]
-EXIT_OK, EXIT_FAILED = 0, 1
+from starter.cli.output import EXIT_FAILED, EXIT_OK, Command
 
 
 class SubscriptionCommand(StrEnum):
