@@ -70,6 +70,12 @@ PROVIDER_LANES = "provider-lanes"
 # nothing and start no jeopardy timer. Also the newest generation marker (below).
 OUTCOME_EVENTS = "outcome-events"
 
+# 2026-12: a delivery's first attempt is a local activity in its one workflow task; only
+# a failed one falls back to the retried activity on the webhooks lane
+# (tests/histories/webhook_delivery_*_before_first_attempt_local_patch.json). Asked by
+# WebhookDelivery with ``workflow.patched``: it records no generation marker.
+WEBHOOK_FIRST_ATTEMPT_LOCAL = "webhook-first-attempt-local"
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
@@ -94,8 +100,13 @@ GENERATIONS: tuple[tuple[str, frozenset[str]], ...] = (
 #: The marker every new run records.
 GENERATION = GENERATIONS[0][0]
 
-#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
-ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches))
+#: Patches asked on their own, in workflows that record no generation marker.
+UNGROUPED: frozenset[str] = frozenset({WEBHOOK_FIRST_ATTEMPT_LOCAL})
+
+#: Every patch id the workflows ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against it).
+ALL = UNGROUPED | frozenset(
+    patch for marker, patches in GENERATIONS for patch in (marker, *patches)
+)
 
 
 def _implied(generation: int) -> frozenset[str]:
