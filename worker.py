@@ -293,6 +293,8 @@ def build_worker(
             activities=[
                 *clients.activities(),
                 OutcomeActivities(directory).publish,
+                # A delivery's first attempt, its local activity (the retries: the lane).
+                deliveries.deliver,
                 *activity_methods(BulkSteering(client, task_queue)),
             ],
             interceptors=[HeartbeatingActivities()],

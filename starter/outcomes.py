@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.outcomes import DELIVERY_WORKFLOW, start_delivery
@@ -41,6 +41,7 @@ from domain.outcomes import (
     SubscriptionView,
     subscriptions_workflow_id,
 )
+from workflows.patches import WEBHOOK_FIRST_ATTEMPT_LOCAL
 
 STORE_WORKFLOW = "OutcomeSubscriptions"
 MAX_DELIVERIES = 1000
@@ -52,6 +53,8 @@ _STATES = {
     WorkflowExecutionStatus.COMPLETED: DeliveryState.DELIVERED,
 }
 _REPLAYABLE = ("Failed", "TimedOut", "Terminated", "Canceled")
+#: The patches a run took (sdk-core upserts it with each patch marker).
+_CHANGE_VERSION = SearchAttributeKey.for_keyword_list("TemporalChangeVersion")
 
 
 class SubscriptionNotFound(LookupError):
@@ -198,8 +201,12 @@ async def _delivery(client: Client, execution: WorkflowExecution) -> DeliveryLis
         described = await client.get_workflow_handle(
             execution.id, run_id=execution.run_id
         ).describe()
+        # A patched run's first attempt was a local activity, before the lane's.
+        local_first = WEBHOOK_FIRST_ATTEMPT_LOCAL in (
+            described.typed_search_attributes.get(_CHANGE_VERSION) or []
+        )
         for pending in described.raw_description.pending_activities:
-            attempt = pending.attempt
+            attempt = pending.attempt + local_first
             if pending.HasField("last_failure"):
                 # Failure messages are encrypted like every payload (config/codec.py).
                 failure = str(await client.data_converter.decode_failure(pending.last_failure))

@@ -89,6 +89,12 @@ FIRST_GENERATION = frozenset(
     }
 )
 
+# 2026-12: a delivery's first attempt is a local activity in its one workflow task; only
+# a failed one falls back to the retried activity on the webhooks lane
+# (tests/histories/webhook_delivery_*_before_first_attempt_local_patch.json). Asked by
+# WebhookDelivery with ``workflow.patched``: it records no generation marker.
+WEBHOOK_FIRST_ATTEMPT_LOCAL = "webhook-first-attempt-local"
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
@@ -109,9 +115,14 @@ GENERATION = GENERATIONS[0][0]
 #: release while one does.
 RETIRED: frozenset[str] = FIRST_GENERATION
 
-#: Every patch id the sagas ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
+#: Patches asked on their own, in workflows that record no generation marker.
+UNGROUPED: frozenset[str] = frozenset({WEBHOOK_FIRST_ATTEMPT_LOCAL})
+
+#: Every patch id the workflows ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
 #: it): a retired patch can no longer be held.
-ALL = frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches)) - RETIRED
+ALL = (
+    UNGROUPED | frozenset(patch for marker, patches in GENERATIONS for patch in (marker, *patches))
+) - RETIRED
 
 #: Every patch id, retired or not, oldest generation first (``cancelctl release patches``).
 IN_ORDER: tuple[str, ...] = tuple(
