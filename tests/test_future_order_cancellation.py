@@ -15,7 +15,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -827,9 +827,20 @@ async def test_compensation_refused_by_airalo_is_reported_per_order(
     sandbox_admin: SandboxAdmin,
     uid: str,
 ) -> None:
-    # Due in 30 hours: cancellable now, but too soon to be created again (Airalo takes
-    # due dates "from the day after tomorrow (UTC)").
-    soon = seed(sandbox_admin, uid, due=datetime.now(UTC) + timedelta(hours=30))[0]
+    # Cancellable now (24 hours or more ahead), but too soon to be created again (Airalo
+    # takes due dates "from the day after tomorrow (UTC)"): between the two. A fixed
+    # "30 hours ahead" was the day after tomorrow itself from 18:00 UTC on.
+    now = datetime.now(UTC)
+    day_after_tomorrow = datetime.combine(now.date() + timedelta(days=2), time(), UTC)
+    earliest = now + timedelta(hours=24, minutes=5)
+    if day_after_tomorrow - earliest < timedelta(minutes=2):
+        # The last minutes before midnight UTC leave no such time: wait for the new day
+        # (the wall clock is the condition here).
+        await asyncio.sleep((day_after_tomorrow - timedelta(days=1) - now).total_seconds() + 1)
+        now = datetime.now(UTC)
+        day_after_tomorrow = datetime.combine(now.date() + timedelta(days=2), time(), UTC)
+        earliest = now + timedelta(hours=24, minutes=5)
+    soon = seed(sandbox_admin, uid, due=earliest + (day_after_tomorrow - earliest) / 2)[0]
     cancelled = await result_of(client, (await start(client, settings, [soon])).workflow_id)
     details = [FutureOrder.model_validate(order) for order in cancelled["recordedOrders"]]
 
