@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from domain import outcomes
@@ -220,7 +220,13 @@ class OutcomeEvents(LedgerWatcher):
                 schedule_to_close_timeout=PUBLISH_DEADLINE,
                 retry_policy=PUBLISH_RETRY,
             )
-        except ActivityError as error:
+        except (ActivityError, ApplicationError, TimeoutError) as error:
+            # A failed local activity raises its own error, not an ActivityError; runs
+            # from before this was caught failed here (patches.PUBLISH_FAILURE_COUNTED).
+            if not isinstance(error, ActivityError) and not patches.patched(
+                patches.PUBLISH_FAILURE_COUNTED
+            ):
+                raise
             workflow.logger.warning(
                 "outcome event %s (%s) not published: %s",
                 request.event.id,

@@ -95,6 +95,12 @@ FIRST_GENERATION = frozenset(
 # WebhookDelivery with ``workflow.patched``: it records no generation marker.
 WEBHOOK_FIRST_ATTEMPT_LOCAL = "webhook-first-attempt-local"
 
+# 2026-12: an outcome event whose publish failed for good failed the saga at its end: the
+# SDK raises a failed local activity's own error (ApplicationError, TimeoutError), not an
+# ActivityError, and only ActivityError was caught. Now logged and counted, as the module
+# always said. Asked only on that path, so only such runs carry its marker.
+PUBLISH_FAILURE_COUNTED = "outcome-publish-failure-counted"
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
@@ -115,8 +121,9 @@ GENERATION = GENERATIONS[0][0]
 #: release while one does.
 RETIRED: frozenset[str] = FIRST_GENERATION
 
-#: Patches asked on their own, in workflows that record no generation marker.
-UNGROUPED: frozenset[str] = frozenset({WEBHOOK_FIRST_ATTEMPT_LOCAL})
+#: Patches asked on their own, outside every generation: in a workflow that records no
+#: generation marker, or only on a rare path.
+UNGROUPED: frozenset[str] = frozenset({WEBHOOK_FIRST_ATTEMPT_LOCAL, PUBLISH_FAILURE_COUNTED})
 
 #: Every patch id the workflows ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
 #: it): a retired patch can no longer be held.

@@ -10,23 +10,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.outcomes import SubscriptionDirectory
 from config.settings import OrchestratorSettings, WorkerSettings
 from domain import outcomes as rules
 from domain import search_attributes as sa
 from domain.airalo import AiraloActivity, FutureOrderCancellationRequest
 from domain.churn import ResolveAction
 from domain.common import SagaKind
-from domain.outcomes import JeopardyCause
+from domain.outcomes import JeopardyCause, Subscription
 from domain.stn import StnActivity, TerminationRequest
 from sandbox.testing import SandboxAdmin
 from starter import sagas
 from tests.fast import test_customer_churn as churn
 from tests.fast.fakes import FakeProviders, Gate, reject
 from tests.fast.polling import wait_for_phase
-from tests.helpers import eventually, result_of, status_of
+from tests.helpers import eventually, record_history, result_of, status_of
 from tests.outcomes import subscribe, wait_for_types
 from worker import ProviderClients, build_worker
 from workflows import patches
@@ -107,6 +110,36 @@ async def test_an_immediate_termination_tells_only_its_outcome(
     }
     failure = next(event for event in received if event["type"] == "saga.failed")
     assert "number is ported out" in failure["data"]["lastError"]
+
+
+async def test_an_event_that_cannot_be_published_never_fails_its_saga(
+    client: Client,
+    fake_worker: Worker,
+    settings: OrchestratorSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    uid: str,
+) -> None:
+    """The subscription store unreadable for good: the publish local activity fails, and
+    the saga still COMPLETES (a failed local activity raises its own ApplicationError, not
+    an ActivityError; caught since patch ``outcome-publish-failure-counted``)."""
+
+    async def unreadable(*_: object) -> list[Subscription]:
+        raise ApplicationError("subscription store unreadable", non_retryable=True)
+
+    monkeypatch.setattr(SubscriptionDirectory, "subscriptions", unreadable)
+    done = await terminate(client, settings, uid)
+
+    assert (await result_of(client, done))["phase"] == "COMPLETED"
+    await record_history(client.get_workflow_handle(done), "line_termination_publish_failed")
+    history = await client.get_workflow_handle(done).fetch_history()
+    patched = [
+        event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+    assert any(patches.PUBLISH_FAILURE_COUNTED.encode() in data for data in patched)
+    assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
 async def test_a_churn_tells_scheduled_its_point_of_no_return_then_completed(
