@@ -172,7 +172,12 @@ def _read_report(result: ContractRun, workdir: Path) -> None:
     if path is None:
         result.errors.append("Schemathesis wrote no report (see its output)")
         return
-    report: dict[str, Any] = json.loads(path.read_text())
+    try:
+        report: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        # A run stopped at its time bound (exit -9) can leave the report unwritten.
+        result.errors.append(f"Schemathesis's report {path.name} is not complete JSON: {error}")
+        return
     result.operations = report["operations"]["tested"]
     result.test_cases = report["test_cases"]["generated"]
     result.phases = {name: phase["status"] for name, phase in report["phases"].items()}

@@ -286,7 +286,17 @@ async def adopt(
             )
         await asyncio.sleep(0.2)
     while True:
-        view = await _must_describe(client, name)
+        view = await describe(client, name)
+        if view is None:
+            # The version is registered; the deployment's own record (a system workflow)
+            # follows a moment later, longer on a loaded server: NOT_FOUND until then.
+            if time.monotonic() > deadline:
+                raise ReleaseRefused(
+                    f"deployment {name!r} not described within {within:.0f} s of its "
+                    f"version {build_id} being registered"
+                )
+            await asyncio.sleep(0.2)
+            continue
         if view.current_build_id == build_id:
             return True
         if on_start is OnStart.FIRST and view.current_build_id is not None:

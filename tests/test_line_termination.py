@@ -229,7 +229,9 @@ async def test_reschedule_moves_the_termination(
 
     state = await sagas.reschedule(client, started.workflow_id, new_date)
 
-    assert state["phase"] == "WAITING"
+    # Waiting for the new date, or, on a loaded machine, past it already when the answer
+    # came (the phase at that moment is a matter of timing, not of behaviour).
+    assert state["phase"] in ("WAITING", "POLLING")
     assert datetime.fromisoformat(state["wishDate"]) == new_date
     assert state["activationId"] != first["activationId"]
     final = await result_of(client, started.workflow_id)

@@ -170,7 +170,9 @@ async def test_reschedule_cancels_and_resubmits_at_the_new_date(
 
     state = await sagas.reschedule(client, workflow_id, new_date)
 
-    assert state["phase"] == "WAITING" and state["submissions"] == 2
+    # Waiting for the new date, or, on a loaded machine, past it already when the answer
+    # came (a matter of timing); that the poll came after the new date is checked below.
+    assert state["phase"] in ("WAITING", "POLLING") and state["submissions"] == 2
     assert datetime.fromisoformat(state["wishDate"]) == new_date
     assert state["activationId"] != first["activationId"]
     final = await result_of(client, workflow_id)
