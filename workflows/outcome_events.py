@@ -36,7 +36,8 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from domain import outcomes
@@ -220,7 +221,7 @@ class OutcomeEvents(LedgerWatcher):
                 schedule_to_close_timeout=PUBLISH_DEADLINE,
                 retry_policy=PUBLISH_RETRY,
             )
-        except (ActivityError, ApplicationError, TimeoutError) as error:
+        except (ActivityError, ApplicationError, ActivityTimeout) as error:
             # A failed local activity raises its own error, not an ActivityError; runs
             # from before this was caught failed here (patches.PUBLISH_FAILURE_COUNTED).
             if not isinstance(error, ActivityError) and not patches.patched(

@@ -26,7 +26,8 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from domain.lanes import lane_queue
@@ -87,7 +88,7 @@ class WebhookDelivery:
             return delivered
         # A local activity's failure reaches the workflow as the activity raised it (an
         # ApplicationError; a TimeoutError when the attempt timed out), not wrapped.
-        except (ActivityError, ApplicationError, TimeoutError) as failed:
+        except (ActivityError, ApplicationError, ActivityTimeout) as failed:
             if not _retried(failed):
                 raise  # 410, another 4xx, an inactive subscription, a refused destination
             await workflow.sleep(_first_interval(failed))
