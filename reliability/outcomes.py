@@ -39,16 +39,23 @@ SLOW_ANSWER_SECONDS = 0.5
 RUNNING_DELIVERIES = 'WorkflowType = "WebhookDelivery" AND ExecutionStatus = "Running"'
 
 
+#: Requests the subscriber refuses first, whatever the clock says.
+REFUSED_AT_LEAST = 2
+
+
 async def subscribe(
     client: Client, admin: SandboxAdmin, task_queue: str, down_seconds: float
 ) -> None:
-    """The scenario's subscription; its endpoint is down (503) for ``down_seconds``."""
+    """The scenario's subscription; its endpoint is down (503) for ``down_seconds``, and
+    for its first :data:`REFUSED_AT_LEAST` requests in any case: on a fast machine the
+    first final events can come after the window, and the outage would go untested."""
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     await asyncio.to_thread(
         admin.configure_subscriber,
         ENDPOINT,
         secrets=[secret],
         failForSeconds=down_seconds,
+        failCount=REFUSED_AT_LEAST,
         delaySeconds=SLOW_ANSWER_SECONDS,
     )
     request = SubscriptionRequest(
