@@ -59,6 +59,7 @@ from starter.releases import ReleaseRefused, adopt
 from workflows import patches, versioning
 from workflows.bulk_operation import BulkOperationWorkflow
 from workflows.outcome_subscriptions import OutcomeSubscriptions
+from workflows.subscriber_outbox import SubscriberOutbox
 from workflows.webhook_delivery import WebhookDelivery
 
 log = logging.getLogger("worker")
@@ -68,9 +69,9 @@ SAGAS: Sequence[type] = tuple(spec.workflow for spec in KINDS)
 #: What the sagas' worker runs: the sagas, and the operations that steer them in bulk.
 WORKFLOWS: Sequence[type] = (*SAGAS, BulkOperationWorkflow)
 
-#: What every sagas' worker runs beside the sagas: the outcome subscription store and the
-#: webhook deliveries (README "Outcome events").
-OUTCOME_WORKFLOWS: Sequence[type] = (OutcomeSubscriptions, WebhookDelivery)
+#: What every sagas' worker runs beside the sagas: the outcome subscription store, the
+#: subscribers' outboxes and the webhook deliveries (README "Outcome events").
+OUTCOME_WORKFLOWS: Sequence[type] = (OutcomeSubscriptions, SubscriberOutbox, WebhookDelivery)
 
 #: Our packages a workflow imports, shared by all runs with ``share_workflow_modules``.
 WORKFLOW_PACKAGES = ("workflows", "domain")
@@ -293,7 +294,9 @@ def build_worker(
             activities=[
                 *clients.activities(),
                 OutcomeActivities(directory).publish,
-                # A delivery's first attempt, its local activity (the retries: the lane).
+                # The outboxes' first attempts and a replayed delivery's, local
+                # activities (the retries: the lane).
+                deliveries.deliver_batch,
                 deliveries.deliver,
                 *activity_methods(BulkSteering(client, task_queue)),
             ],

@@ -3,11 +3,12 @@ local activity that starts one delivery per matching subscription.
 
 ``outcomes.publish`` runs in the saga's own workflow task (a local activity: one
 marker event, no task queue round trip). It does no HTTP: it reads the subscription
-store (a short per-process cache, :class:`SubscriptionDirectory`) and starts one
-``WebhookDelivery`` workflow per (event, subscription) with the id
-``delivery-<event id>-<subscription id>``; a retried attempt finds the deliveries it
-already started ("already started": nothing doubles). With no matching subscription
-it returns at once.
+store (a short per-process cache, :class:`SubscriptionDirectory`) and signals the event
+to each matching subscription's outbox (``SubscriberOutbox``, id
+``outbox-<subscription id>``, started by the signal if it is not running), which makes
+the first attempts in batches and hands what fails to a ``WebhookDelivery``
+(:func:`start_delivery`). A retried attempt signals again; the outbox drops the repeat.
+With no matching subscription it returns at once.
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes as sa
 from domain.outcomes import (
+    OUTBOX_ENQUEUE,
     PUBLISH_ACTIVITY,
     Delivery,
+    OutboxState,
     PublishRequest,
     PublishResult,
     Subscription,
     SubscriptionStoreQuery,
     delivery_workflow_id,
+    outbox_workflow_id,
     subscriptions_workflow_id,
 )
 
 #: The delivery workflow's type (``workflows.webhook_delivery.WebhookDelivery``).
 DELIVERY_WORKFLOW = "WebhookDelivery"
+#: A subscriber's outbox (``workflows.subscriber_outbox.SubscriberOutbox``).
+OUTBOX_WORKFLOW = "SubscriberOutbox"
 DELIVERY_EXECUTION_TIMEOUT = timedelta(days=4)
 
 
@@ -99,18 +105,30 @@ class OutcomeActivities:
         ]
         if not matching:
             return PublishResult(matched=0, started=0)
-        started = await asyncio.gather(
-            *(_start_delivery(client, request, store, subscription) for subscription in matching)
+        await asyncio.gather(
+            *(_enqueue(client, request, store, subscription) for subscription in matching)
         )
-        return PublishResult(matched=len(matching), started=sum(started))
+        # ``started``: the outboxes the event went to (the field's name is older).
+        return PublishResult(matched=len(matching), started=len(matching))
 
 
-async def _start_delivery(
+async def _enqueue(
     client: Client, request: PublishRequest, store: str, subscription: Subscription
-) -> bool:
-    """Start the delivery; ``False`` if it exists already (this is a retried attempt)."""
-    delivery = Delivery(subscription_id=subscription.id, store_id=store, event=request.event)
-    return await start_delivery(client, delivery, request.task_queue)
+) -> None:
+    """Signal the event to the subscriber's outbox, starting it if it is not running
+    (a retried attempt signals it again; the outbox drops the repeat)."""
+    await client.start_workflow(
+        OUTBOX_WORKFLOW,
+        OutboxState(subscription_id=subscription.id, store_id=store),
+        id=outbox_workflow_id(subscription.id),
+        task_queue=request.task_queue,
+        start_signal=OUTBOX_ENQUEUE,
+        start_signal_args=[request.event],
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(sa.OUTCOME_SUBSCRIPTION_ID, subscription.id)]
+        ),
+        static_summary=f"Outbox of subscription {subscription.id}",
+    )
 
 
 async def start_delivery(
@@ -119,9 +137,11 @@ async def start_delivery(
     """Start ``WebhookDelivery`` for ``delivery``; ``False`` if it exists already.
 
     Only a ``replay`` starts a delivery id again, and only one that ended failed: a
-    retried publish must never send an event twice, even one the subscriber refused.
+    retried batch must never send an event twice, even one the subscriber refused.
     """
     event = delivery.event
+    if replay:  # attempted again from the first attempt, at once
+        delivery = delivery.model_copy(update={"first_attempt": None})
     try:
         await client.start_workflow(
             DELIVERY_WORKFLOW,

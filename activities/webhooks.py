@@ -33,18 +33,23 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from activities.outcomes import SubscriptionDirectory
+from activities.outcomes import SubscriptionDirectory, start_delivery
 from activities.provider_http import retry_after
 from config.settings import Environment, WebhookSettings
 from domain.outcomes import (
     DELIVER_ACTIVITY,
+    DELIVER_BATCH_ACTIVITY,
     DESTINATION_REFUSED,
     SUBSCRIBER_GONE,
     SUBSCRIBER_REFUSED,
     SUBSCRIPTION_INACTIVE,
+    BatchAttempt,
+    BatchResult,
     Delivery,
+    DeliveryBatch,
     DeliveryResult,
     DisableSubscription,
+    FirstAttempt,
     OutcomeEvent,
     Subscription,
     SubscriptionStoreUpdate,
@@ -53,6 +58,10 @@ from domain.outcomes import (
 )
 
 SUBSCRIBER_UNAVAILABLE = "SubscriberUnavailable"
+#: POSTs of one outbox batch under way at once (each bounded by the HTTP timeout).
+BATCH_CONCURRENCY = 10
+#: First attempts after which the subscription receives nothing more.
+ENDS_SUBSCRIPTION = (SUBSCRIPTION_INACTIVE, SUBSCRIBER_GONE)
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 USER_AGENT = "cancellation-orchestrator-webhooks/1"
 
@@ -88,6 +97,17 @@ def signed_headers(
     }
 
 
+def first_attempt_of(failed: ApplicationError) -> FirstAttempt:
+    """What a ``WebhookDelivery`` needs to know of a failed first attempt."""
+    delay = failed.next_retry_delay
+    return FirstAttempt(
+        failure=failed.message,
+        failure_type=failed.type or SUBSCRIBER_UNAVAILABLE,
+        retried=not failed.non_retryable,
+        retry_after_seconds=delay.total_seconds() if delay else None,
+    )
+
+
 class WebhookActivities:
     """The deliver activity with this worker's HTTP client and subscription directory."""
 
@@ -108,7 +128,43 @@ class WebhookActivities:
 
     @activity.defn(name=DELIVER_ACTIVITY)
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        return await self._attempt(activity.client(), delivery, activity.info().attempt)
+
+    @activity.defn(name=DELIVER_BATCH_ACTIVITY)
+    async def deliver_batch(self, batch: DeliveryBatch) -> BatchResult:
+        """The outbox's first attempts (``workflows/subscriber_outbox.py``): every event
+        POSTed, at most :data:`BATCH_CONCURRENCY` at a time; each one not accepted is
+        handed to its ``WebhookDelivery`` with how its first attempt went."""
         client = activity.client()
+        slots = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def first_attempt(event: OutcomeEvent) -> BatchAttempt:
+            delivery = Delivery(
+                subscription_id=batch.subscription_id, store_id=batch.store_id, event=event
+            )
+            async with slots:
+                try:
+                    delivered = await self._attempt(client, delivery, 1)
+                except ApplicationError as failed:
+                    first = first_attempt_of(failed)
+                    handed = delivery.model_copy(update={"first_attempt": first})
+                    await start_delivery(client, handed, batch.task_queue)
+                    return BatchAttempt(
+                        event_id=event.id,
+                        delivered=False,
+                        failure=first.failure,
+                        failure_type=first.failure_type,
+                        retried=first.retried,
+                    )
+            return BatchAttempt(event_id=event.id, status=delivered.status, delivered=True)
+
+        attempts = await asyncio.gather(*(first_attempt(event) for event in batch.events))
+        inactive = any(a.failure_type in ENDS_SUBSCRIPTION for a in attempts)
+        return BatchResult(attempts=list(attempts), inactive=inactive)
+
+    async def _attempt(self, client: Client, delivery: Delivery, attempt: int) -> DeliveryResult:
+        """One POST of ``delivery``: its result, or the ``ApplicationError`` that says
+        whether it is retried (see the module docstring)."""
         subscription = await self._subscription(client, delivery)
         if self._environment == Environment.PRODUCTION:
             refusal = await destination_refusal(subscription.url)
@@ -129,7 +185,6 @@ class WebhookActivities:
                 f"subscriber unreachable: {type(error).__name__}: {error}",
                 type=SUBSCRIBER_UNAVAILABLE,
             ) from None
-        attempt = activity.info().attempt
         if 200 <= status < 300:
             return DeliveryResult(status=status, attempt=attempt)
         if status == 410:

@@ -8,9 +8,9 @@ emits one event, ``saga.completed``), on one stack, one way after another:
   *Off*: no subscription (every saga still records its publish marker; the local
   activity finds nothing to deliver). *On*: one subscription to every type, its
   endpoint the sandbox's subscriber (checks the signature, answers 204): each saga
-  also starts a ``WebhookDelivery`` workflow (eagerly) whose first attempt, a local
-  activity in its one workflow task, POSTs the event, on the same server and worker.
-  The ratio on / off is the price.
+  also signals the event to the subscription's outbox (``SubscriberOutbox``), which
+  POSTs the events that came meanwhile as one batch (a local activity), on the same
+  server and worker. The ratio on / off is the price.
 * **latency at a steady load**: terminations started at ``--rate`` per second, the
   subscription on; for each event, from the state change (the event's ``time``: the
   workflow task that completed the saga) to the first delivery attempt reaching the

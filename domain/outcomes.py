@@ -91,6 +91,14 @@ WEBHOOKS_LANE = "webhooks"
 PUBLISH_ACTIVITY = "outcomes.publish"
 #: The activity that POSTs one event to one subscriber (on the webhooks lane).
 DELIVER_ACTIVITY = "webhooks.deliver"
+#: The outbox's local activity: the first attempt of a batch of events to one subscriber.
+DELIVER_BATCH_ACTIVITY = "webhooks.deliver_batch"
+#: The subscriber outbox's signals (one event to deliver; its subscription removed) and
+#: queries (its recent deliveries; how many events wait for their first attempt).
+OUTBOX_ENQUEUE = "enqueue"
+OUTBOX_CLOSE = "close"
+OUTBOX_RECENT = "recent"
+OUTBOX_WAITING = "waiting"
 #: Why a delivery ended without retrying (``ApplicationError`` types).
 SUBSCRIBER_REFUSED = "SubscriberRefused"
 SUBSCRIBER_GONE = "SubscriberGone"
@@ -163,6 +171,11 @@ ROTATION_OVERLAP = timedelta(hours=24)
 def subscriptions_workflow_id(task_queue: str) -> str:
     """The one subscription store of the sagas on ``task_queue``."""
     return f"outcome-subscriptions-{task_queue}"
+
+
+def outbox_workflow_id(subscription: str) -> str:
+    """The one outbox of a subscription: every event for it is signalled there."""
+    return f"outbox-{subscription}"
 
 
 def delivery_workflow_id(event: str, subscription: str) -> str:
@@ -391,12 +404,77 @@ class PublishResult(CamelModel):
     started: int
 
 
+class FirstAttempt(CamelModel):
+    """How the outbox's first attempt of a delivery it handed over went."""
+
+    failure: str
+    failure_type: str
+    #: Whether the lane's activity goes on (5xx, 429, timeouts) or the delivery ends.
+    retried: bool
+    #: The subscriber's ``Retry-After`` (a 429), if it gave one.
+    retry_after_seconds: float | None = None
+
+
 class Delivery(CamelModel):
     """One event for one subscription (``WebhookDelivery``'s input)."""
 
     subscription_id: str
     store_id: str
     event: OutcomeEvent
+    #: Set when the subscriber's outbox made the first attempt and it failed; a replay
+    #: clears it (the replayed delivery attempts again at once).
+    first_attempt: FirstAttempt | None = None
+
+
+class DeliveryBatch(CamelModel):
+    """The outbox's local activity's input: events for one subscription."""
+
+    subscription_id: str
+    store_id: str
+    #: The sagas' task queue: where a failed first attempt's delivery workflow runs.
+    task_queue: str
+    events: list[OutcomeEvent]
+
+
+class BatchAttempt(CamelModel):
+    """How one event of a batch went: delivered, or handed to a ``WebhookDelivery``."""
+
+    event_id: str
+    status: int | None = None
+    delivered: bool
+    failure: str | None = None
+    failure_type: str | None = None
+    retried: bool = False
+
+
+class BatchResult(CamelModel):
+    attempts: list[BatchAttempt]
+    #: The subscription was removed or disabled: the outbox ends once it is empty.
+    inactive: bool = False
+
+
+class OutboxDelivery(CamelModel):
+    """One event as the subscriber's outbox remembers it (its recent deliveries)."""
+
+    event_id: str
+    event_type: str
+    saga_id: str
+    attempted_at: datetime
+    status: int | None = None
+    delivered: bool
+    failure: str | None = None
+    retried: bool = False
+
+
+class OutboxState(CamelModel):
+    """A subscriber outbox's input, carried over when it continues as new."""
+
+    subscription_id: str
+    store_id: str
+    queued: list[OutcomeEvent] = Field(default_factory=list)
+    recent: list[OutboxDelivery] = Field(default_factory=list)
+    #: The latest event ids queued (a retried publish enqueues the same event again).
+    seen: list[str] = Field(default_factory=list)
 
 
 class DeliveryResult(CamelModel):
@@ -413,7 +491,10 @@ class DeliveryState(StrEnum):
 
 
 class DeliveryListed(CamelModel):
-    delivery_id: str
+    delivery_id: str = Field(
+        description="delivery-<event id>-<subscription id>: the WebhookDelivery workflow "
+        "of an event not accepted at its first attempt (none exists for one that was)"
+    )
     event_id: str | None
     event_type: str | None
     saga_id: str | None

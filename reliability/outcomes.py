@@ -6,7 +6,8 @@ sandbox's subscriber endpoint (``sandbox/subscriber.py``), which is down (503) f
 scenario's first seconds and answers slowly after (so that a worker killed meanwhile
 dies mid-delivery). The sandbox keeps the endpoint in its state file: a restarted
 sandbox checks the same secret and still knows what it received. After the sagas
-settle, the suite waits until no delivery is still retrying, then :func:`check`:
+settle, the suite waits until no outbox holds an event and no delivery is still
+retrying, then :func:`check`:
 
 * every saga run that closed in a final phase has exactly one event of that phase's
   type (``saga.completed`` ...) among the endpoint's accepted deliveries, after dedupe
@@ -22,12 +23,14 @@ import base64
 import os
 import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from config.settings import Environment
-from domain.outcomes import FINAL_EVENTS, SubscriptionRequest
+from domain.outcomes import FINAL_EVENTS, OUTBOX_WAITING, SubscriptionRequest
 from reliability.invariants import Violation
 from reliability.observe import RunRecord
 from sandbox.testing import SandboxAdmin
@@ -37,6 +40,7 @@ ENDPOINT = "reliability"
 #: The subscriber answers this long after each request arrives (kills land mid-delivery).
 SLOW_ANSWER_SECONDS = 0.5
 RUNNING_DELIVERIES = 'WorkflowType = "WebhookDelivery" AND ExecutionStatus = "Running"'
+RUNNING_OUTBOXES = 'WorkflowType = "SubscriberOutbox" AND ExecutionStatus = "Running"'
 
 
 #: Requests the subscriber refuses first, whatever the clock says.
@@ -65,16 +69,33 @@ async def subscribe(
 
 
 async def wait_delivered(client: Client, deadline_seconds: float) -> bool:
-    """Until no delivery is retrying (twice in a row: visibility lags), or the deadline."""
+    """Until no outbox holds an event not yet attempted and no delivery is retrying
+    (twice in a row: visibility lags, and an outbox may hand an event over between the
+    two looks), or the deadline."""
     deadline = time.monotonic() + deadline_seconds
     quiet_once = False
     while time.monotonic() < deadline:
-        running = (await client.count_workflows(RUNNING_DELIVERIES)).count
-        if running == 0 and quiet_once:
+        quiet = await _outboxes_empty(client) and (
+            (await client.count_workflows(RUNNING_DELIVERIES)).count == 0
+        )
+        if quiet and quiet_once:
             return True
-        quiet_once = running == 0
+        quiet_once = quiet
         await asyncio.sleep(1.0)
     return False
+
+
+async def _outboxes_empty(client: Client) -> bool:
+    async for outbox in client.list_workflows(RUNNING_OUTBOXES):
+        handle = client.get_workflow_handle(outbox.id, run_id=outbox.run_id)
+        try:
+            if await handle.query(
+                OUTBOX_WAITING, result_type=int, rpc_timeout=timedelta(seconds=5)
+            ):
+                return False
+        except RPCError:
+            return False  # continued as new, or its worker just restarted: look again
+    return True
 
 
 def check(runs: list[RunRecord], received: dict[str, Any]) -> list[Violation]:

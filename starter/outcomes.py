@@ -2,14 +2,17 @@
 
 One home for both entry points (like ``starter/sagas.py``): the store is the entity
 workflow ``OutcomeSubscriptions`` (``workflows/outcome_subscriptions.py``), created on
-the first change with update-with-start; deliveries are ``WebhookDelivery`` workflows
-found through visibility by the ``OutcomeSubscriptionId`` search attribute. Secrets go
+the first change with update-with-start; deliveries are what each subscription's outbox
+remembers (``SubscriberOutbox``: events accepted at its first attempt) and the
+``WebhookDelivery`` workflows it handed the others to, found through visibility by the
+``OutcomeSubscriptionId`` search attribute. Secrets go
 in (add, rotate) and never come out: every answer is a ``SubscriptionView``.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import (
@@ -28,10 +31,13 @@ from config.settings import Environment
 from domain import search_attributes as sa
 from domain.common import FieldProblem, InvalidRequest
 from domain.outcomes import (
+    OUTBOX_CLOSE,
+    OUTBOX_RECENT,
     Delivery,
     DeliveryListed,
     DeliveryState,
     NewSubscription,
+    OutboxDelivery,
     RemoveSubscription,
     RotateSecret,
     SubscriptionRequest,
@@ -39,6 +45,8 @@ from domain.outcomes import (
     SubscriptionStoreQuery,
     SubscriptionStoreUpdate,
     SubscriptionView,
+    delivery_workflow_id,
+    outbox_workflow_id,
     subscriptions_workflow_id,
 )
 from workflows.patches import WEBHOOK_FIRST_ATTEMPT_LOCAL
@@ -138,13 +146,21 @@ async def _change(
 async def remove_subscription(
     client: Client, task_queue: str, subscription_id: str
 ) -> SubscriptionView:
-    return await _change(
+    """Remove it from the store, then end its outbox (once what it holds is attempted:
+    handed over as failed, the subscription being gone)."""
+    removed = await _change(
         client,
         task_queue,
         SubscriptionStoreUpdate.REMOVE,
         RemoveSubscription(subscription_id=subscription_id),
         subscription_id,
     )
+    try:
+        await client.get_workflow_handle(outbox_workflow_id(subscription_id)).signal(OUTBOX_CLOSE)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:  # no event ever went to it, or ended
+            raise
+    return removed
 
 
 async def rotate_secret(
@@ -186,7 +202,49 @@ async def list_deliveries(
             listed[execution.id] = await _delivery(client, execution)
             if len(listed) == limit:
                 break
-    return list(listed.values())
+    # Accepted at the outbox's first attempt: no workflow of their own. Handed over: the
+    # delivery workflow tells more, once visibility shows it.
+    for attempted in await _outbox_recent(client, subscription_id):
+        delivery_id = delivery_workflow_id(attempted.event_id, subscription_id)
+        listed.setdefault(delivery_id, _attempted(delivery_id, attempted))
+    newest_first = sorted(listed.values(), key=_started, reverse=True)
+    return newest_first[:limit]
+
+
+def _started(delivery: DeliveryListed) -> datetime:
+    return delivery.started_at or datetime.min.replace(tzinfo=UTC)
+
+
+async def _outbox_recent(client: Client, subscription_id: str) -> list[OutboxDelivery]:
+    """What the subscription's outbox remembers (its latest run), newest first."""
+    outbox = client.get_workflow_handle(outbox_workflow_id(subscription_id))
+    try:
+        recent: list[OutboxDelivery] = await outbox.query(
+            OUTBOX_RECENT, result_type=list[OutboxDelivery]
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return []  # no event went to the subscription yet
+        raise
+    return recent
+
+
+def _attempted(delivery_id: str, attempted: OutboxDelivery) -> DeliveryListed:
+    if attempted.delivered:
+        state = DeliveryState.DELIVERED
+    else:  # its delivery workflow not yet visible
+        state = DeliveryState.RETRYING if attempted.retried else DeliveryState.FAILED
+    return DeliveryListed(
+        delivery_id=delivery_id,
+        event_id=attempted.event_id,
+        event_type=attempted.event_type,
+        saga_id=attempted.saga_id,
+        state=state,
+        started_at=attempted.attempted_at,
+        closed_at=attempted.attempted_at if attempted.delivered else None,
+        attempt=1,
+        last_failure=attempted.failure,
+    )
 
 
 async def _delivery(client: Client, execution: WorkflowExecution) -> DeliveryListed:

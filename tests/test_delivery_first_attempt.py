@@ -1,70 +1,80 @@
-"""A delivery's first attempt is a local activity in the delivery's one workflow task
-(patch ``webhook-first-attempt-local``); only a failed first attempt falls back to the
-regular activity on the webhooks lane, retried with backoff. Over real HTTP to the
-sandbox's subscriber: the history a delivery leaves, counted, and the same webhook-id
-on the retry."""
+"""The first attempt of every event is its subscriber outbox's (``SubscriberOutbox``):
+events accepted at once leave no workflow of their own; an event not accepted is handed
+to a ``WebhookDelivery`` that goes on from there with the lane's retries. Over real HTTP
+to the sandbox's subscriber: the histories left, counted, and the same webhook-id on
+every attempt."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import OrchestratorSettings
-from domain.outcomes import DeliveryListed, DeliveryResult, OutcomeEventType
+from domain.outcomes import (
+    OUTBOX_ENQUEUE,
+    OUTBOX_WAITING,
+    DeliveryResult,
+    OutboxState,
+    OutcomeEvent,
+    OutcomeEventType,
+    outbox_workflow_id,
+    subscriptions_workflow_id,
+)
 from sandbox.testing import SandboxAdmin
+from starter import outcomes
 from tests.helpers import eventually, record_history
-from tests.outcomes import subscribe
+from tests.outcomes import events, subscribe
 from tests.test_outcome_delivery import attempts, deliveries_of, terminate
 from worker import ProductWorkers
 
 COMPLETED = [OutcomeEventType.COMPLETED]
 
 
-async def delivered_history(
-    client: Client, settings: OrchestratorSettings, subscription_id: str, name: str
-) -> tuple[DeliveryListed, DeliveryResult, Counter[str]]:
-    """The one delivery of the subscription once delivered: its listing, its result and
-    how many of each history event it left (recorded as ``name``)."""
-    [delivery] = await deliveries_of(client, settings.task_queue, subscription_id, "delivered")
-    handle = client.get_workflow_handle(delivery.delivery_id, result_type=DeliveryResult)
-    result = await handle.result()
-    await record_history(handle, name)
-    history = await handle.fetch_history()
-    counts = Counter(EventType.Name(event.event_type) for event in history.events)
-    return delivery, result, counts
+def counted(events_: Any) -> Counter[str]:
+    return Counter(EventType.Name(event.event_type) for event in events_)
 
 
-async def test_a_delivery_accepted_at_once_is_one_workflow_task_and_no_activity_task(
+async def test_events_accepted_at_once_leave_no_workflow_of_their_own(
     client: Client,
     worker: ProductWorkers,
     settings: OrchestratorSettings,
     sandbox_admin: SandboxAdmin,
     uid: str,
 ) -> None:
-    endpoint = f"e2e-once-{uid}"
+    endpoint = f"e2e-outbox-{uid}"
     subscription, _ = await subscribe(
         client, settings.task_queue, sandbox_admin, endpoint, types=COMPLETED
     )
-    await terminate(client, settings, uid)
+    sagas = await asyncio.gather(*(terminate(client, settings, f"{uid}{n}") for n in range(4)))
 
-    _, result, counts = await delivered_history(
-        client, settings, subscription.id, "webhook_delivery_delivered_at_once"
-    )
-
-    assert [a["status"] for a in attempts(sandbox_admin, endpoint)] == [204]
-    assert result.status == 204 and result.attempt == 1
-    assert counts["EVENT_TYPE_WORKFLOW_TASK_COMPLETED"] == 1, counts
+    delivered = await deliveries_of(client, settings.task_queue, subscription.id, "delivered")
+    assert sorted(d.saga_id or "" for d in delivered) == sorted(sagas)
+    assert [a["status"] for a in attempts(sandbox_admin, endpoint)] == [204] * 4
+    for delivery in delivered:
+        with pytest.raises(RPCError) as absent:
+            await client.get_workflow_handle(delivery.delivery_id).describe()
+        assert absent.value.status == RPCStatusCode.NOT_FOUND
+    # Removing the subscription ends its outbox.
+    await outcomes.remove_subscription(client, settings.task_queue, subscription.id)
+    outbox = client.get_workflow_handle(outbox_workflow_id(subscription.id))
+    await outbox.result()
+    await record_history(outbox, "subscriber_outbox")
+    counts = counted((await outbox.fetch_history()).events)
+    assert counts["EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED"] == 5, counts  # 4 events, close
+    # One local activity marker per batch: at most one per event, no activity task.
+    assert 1 <= counts["EVENT_TYPE_MARKER_RECORDED"] <= 4, counts
     assert counts["EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"] == 0, counts
-    assert counts["EVENT_TYPE_TIMER_STARTED"] == 0, counts
-    # The patch's marker and the local activity's.
-    assert counts["EVENT_TYPE_MARKER_RECORDED"] == 2, counts
     assert counts["EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"] == 1, counts
 
 
-async def test_a_503_first_attempt_falls_back_to_the_retried_activity_with_the_same_id(
+async def test_a_503_first_attempt_is_handed_to_a_delivery_with_the_same_id(
     client: Client,
     worker: ProductWorkers,
     settings: OrchestratorSettings,
@@ -83,15 +93,70 @@ async def test_a_503_first_attempt_falls_back_to_the_retried_activity_with_the_s
         return seen
 
     seen = await eventually(three_attempts, within=30)
-    _, result, counts = await delivered_history(
-        client, settings, subscription.id, "webhook_delivery_first_attempt_failed"
+    [delivery] = await deliveries_of(client, settings.task_queue, subscription.id, "delivered")
+    handle: WorkflowHandle[Any, DeliveryResult] = client.get_workflow_handle(
+        delivery.delivery_id, result_type=DeliveryResult
     )
+    result = await handle.result()
+    await record_history(handle, "webhook_delivery_handed_over")
+    counts = counted((await handle.fetch_history()).events)
 
     assert len({a["webhookId"] for a in seen}) == 1
     assert seen[0]["raw"] == seen[2]["raw"]
-    # Attempts count from the local one: the activity's second attempt is the third.
+    # Attempts count from the outbox's: the activity's second attempt is the third.
     assert result.status == 204 and result.attempt == 3
     assert counts["EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"] == 1, counts
-    # The backoff before the first regular attempt is a durable timer.
+    # The backoff before the lane's first attempt is a durable timer; no local attempt
+    # (the only marker is the patch's).
     assert counts["EVENT_TYPE_TIMER_STARTED"] == 1, counts
-    assert counts["EVENT_TYPE_MARKER_RECORDED"] == 2, counts
+    assert counts["EVENT_TYPE_MARKER_RECORDED"] == 1, counts
+
+
+async def test_an_event_signalled_twice_is_attempted_once(
+    client: Client,
+    worker: ProductWorkers,
+    settings: OrchestratorSettings,
+    sandbox_admin: SandboxAdmin,
+    uid: str,
+) -> None:
+    """A retried publish signals the same event again: the outbox drops the repeat."""
+    endpoint = f"e2e-twice-{uid}"
+    subscription, _ = await subscribe(client, settings.task_queue, sandbox_admin, endpoint)
+
+    def event(n: int) -> OutcomeEvent:
+        return OutcomeEvent(
+            id=f"evt_{uid}{n}",
+            type=OutcomeEventType.COMPLETED,
+            subject=f"terminate-{uid}",
+            time=datetime.now(UTC),
+            data={"phase": "COMPLETED", "sequence": n},
+        )
+
+    async def signal(sent: OutcomeEvent) -> None:
+        await client.start_workflow(
+            "SubscriberOutbox",
+            OutboxState(
+                subscription_id=subscription.id,
+                store_id=subscriptions_workflow_id(settings.task_queue),
+            ),
+            id=outbox_workflow_id(subscription.id),
+            task_queue=settings.task_queue,
+            start_signal=OUTBOX_ENQUEUE,
+            start_signal_args=[sent],
+        )
+
+    for sent in (event(1), event(1), event(2)):
+        await signal(sent)
+
+    outbox = client.get_workflow_handle(outbox_workflow_id(subscription.id))
+
+    async def attempted() -> None:
+        # Every event signalled was attempted (the query counts a batch under way).
+        assert await outbox.query(OUTBOX_WAITING, result_type=int) == 0
+        assert sorted(e["id"] for e in events(sandbox_admin, endpoint)) == [
+            f"evt_{uid}1",
+            f"evt_{uid}2",
+        ]
+
+    await eventually(attempted, within=30)
+    assert len(attempts(sandbox_admin, endpoint)) == 2  # the repeat was never POSTed

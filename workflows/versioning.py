@@ -53,6 +53,11 @@ BEHAVIOURS: Mapping[str, Declared] = {
         "a delivery retries for up to 72 hours while its subscriber is down; pinned, "
         "every release would keep the old workers up for three days",
     ),
+    "SubscriberOutbox": Declared(
+        VersioningBehavior.AUTO_UPGRADE,
+        "a subscriber's outbox runs as long as events come (continuing as new); pinned, "
+        "it would hold its first version's workers while its subscriber is busy",
+    ),
     "BulkOperation": Declared(
         VersioningBehavior.AUTO_UPGRADE,
         "an operation steers thousands of sagas for hours (continuing as new); pinned, "

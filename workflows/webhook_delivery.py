@@ -1,10 +1,16 @@
 """WebhookDelivery: one outcome event POSTed to one subscriber, durably, at least once.
 
-Started by the ``outcomes.publish`` local activity with the id
-``delivery-<event id>-<subscription id>`` (a second start finds it: nothing doubles),
-eagerly: its first workflow task comes back to the starting worker in the start's answer.
+Started with the id ``delivery-<event id>-<subscription id>`` (a second start finds it:
+nothing doubles), eagerly: its first workflow task comes back to the starting worker in
+the start's answer. Since the subscriber outboxes (``workflows/subscriber_outbox.py``)
+it is started only for an event whose first attempt, the outbox's, failed; its input
+then carries how (``Delivery.first_attempt``): not retried (a 410, another 4xx, an
+inactive subscription), it ends failed at once with that failure, without a POST;
+retried, it waits the first interval (or the ``Retry-After``) and goes on with the
+lane's activity as below. A replayed delivery (and, before the outboxes, every one,
+started by the ``outcomes.publish`` local activity) makes the first attempt itself:
 
-The first attempt is a local activity in that task (patch ``webhook-first-attempt-local``):
+That first attempt is a local activity in that task (patch ``webhook-first-attempt-local``):
 a subscriber that accepts at once costs the delivery one workflow task and no activity
 task (started, its markers, completed). Only a failed first attempt falls back to the
 regular activity, ``webhooks.deliver`` on the webhooks lane (``<queue>-webhooks``), after
@@ -77,6 +83,16 @@ class WebhookDelivery:
         # A final failure fails this workflow (status "failed"), with the activity's cause.
         if not workflow.patched(patches.WEBHOOK_FIRST_ATTEMPT_LOCAL):
             return await self._attempts(delivery, DELIVERY_RETRY, DELIVERY_DEADLINE)
+        handed = delivery.first_attempt
+        if handed is not None:  # the subscriber's outbox made the first attempt
+            if not handed.retried:
+                raise ApplicationError(handed.failure, type=handed.failure_type, non_retryable=True)
+            await workflow.sleep(
+                timedelta(seconds=handed.retry_after_seconds)
+                if handed.retry_after_seconds
+                else DELIVERY_RETRY.initial_interval
+            )
+            return await self._after_first_attempt(delivery)
         try:
             delivered: DeliveryResult = await workflow.execute_local_activity(
                 DELIVER_ACTIVITY,
@@ -92,9 +108,13 @@ class WebhookDelivery:
             if not _retried(failed):
                 raise  # 410, another 4xx, an inactive subscription, a refused destination
             await workflow.sleep(_first_interval(failed))
+        return await self._after_first_attempt(delivery)
+
+    async def _after_first_attempt(self, delivery: Delivery) -> DeliveryResult:
+        """The lane's attempts after a failed first one, within the delivery's deadline."""
         elapsed = workflow.now() - workflow.info().workflow_start_time
         result = await self._attempts(delivery, AFTER_FIRST_ATTEMPT, DELIVERY_DEADLINE - elapsed)
-        # The activity counts its own attempts; the local one came before them.
+        # The activity counts its own attempts; the first one came before them.
         return result.model_copy(update={"attempt": result.attempt + 1})
 
     async def _attempts(
