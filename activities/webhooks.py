@@ -1,4 +1,6 @@
-"""``webhooks.deliver``: one attempt to POST one outcome event to one subscriber.
+"""``webhooks.deliver``: one attempt to POST one outcome event to one subscriber; and
+``webhooks.deliver_batch``, the subscriber outbox's local activity: the first attempt
+of each event of a batch, an event not accepted handed to its ``WebhookDelivery``.
 
 Signed the Standard Webhooks way with the maintained ``standardwebhooks`` library:
 ``webhook-id`` is the event id (the same on every attempt and replay, so receivers
