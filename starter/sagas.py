@@ -520,6 +520,12 @@ def check_list_limit(limit: int) -> None:
         )
 
 
+#: A customer id a visibility query can hold: no quote or backslash (no injection), no
+#: control character (a NUL ends the dev server's SQLite query early).
+LIST_CUSTOMER_ID_PATTERN = r"^[^'\\\x00-\x1f\x7f]*$"
+_LIST_CUSTOMER_ID = re.compile(LIST_CUSTOMER_ID_PATTERN)
+
+
 def list_query(phase: str | None = None, customer_id: str | None = None) -> str:
     """A visibility query over our sagas (values validated, so no injection)."""
     clauses = [f"{sa.CANCELLATION_KIND.name} IS NOT NULL"]
@@ -533,8 +539,15 @@ def list_query(phase: str | None = None, customer_id: str | None = None) -> str:
             ) from None
         clauses.append(f"{sa.CANCELLATION_STATUS.name} = '{phase}'")
     if customer_id is not None:
-        if "'" in customer_id or "\\" in customer_id:
-            raise InvalidRequest([FieldProblem(field="customerId", rule="must not contain quotes")])
+        if not _LIST_CUSTOMER_ID.match(customer_id):
+            raise InvalidRequest(
+                [
+                    FieldProblem(
+                        field="customerId",
+                        rule="must not contain quotes, backslashes or control characters",
+                    )
+                ]
+            )
         clauses.append(f"{sa.CUSTOMER_ID.name} = '{customer_id}'")
     return " AND ".join(clauses)
 

@@ -279,6 +279,10 @@ async def test_a_body_over_the_limit_is_413_and_starts_nothing(
         ({"limit": "many"}, "limit"),
         ({"status": "SLEEPING"}, "status"),
         ({"customerId": "C'1"}, "customerId"),
+        # A NUL ends the dev server's SQLite query early: Temporal answered "unavailable"
+        # (503) to what is a bad filter (found by make reliability's Schemathesis run).
+        ({"customerId": "\u00a5\x00"}, "customerId"),
+        ({"customerId": "C\n1"}, "customerId"),
     ],
 )
 async def test_listing_filters_are_validated_like_the_cli(

@@ -103,7 +103,11 @@ async def list_sagas(
     status: Annotated[SagaPhase | None, Query(description="only sagas in this phase")] = None,
     customer_id: Annotated[
         str | None,
-        Query(alias="customerId", pattern=r"^[^'\\]*$", description="no quotes or backslashes"),
+        Query(
+            alias="customerId",
+            pattern=sagas.LIST_CUSTOMER_ID_PATTERN,
+            description="no quotes, backslashes or control characters",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=sagas.MAX_LIST_LIMIT)] = 100,
 ) -> SagaList:
