@@ -6,8 +6,8 @@ emits one event, ``saga.completed``), on one stack, one way after another:
 * **throughput, events off / on**: ``--sagas`` terminations started with 32 in flight;
   sagas per second from the first start until the last one completed (visibility).
   Two rounds each, in the order off, on, on, off: the stack slows as its histories
-  grow (a round after another is slower by itself), so the second way measured first
-  would be favoured; each way's rate is its two rounds together (both shown).
+  grow (a round after another is slower by itself), so measuring one way before the
+  other would favour the first; each way's rate is its two rounds together (both shown).
   *Off*: no subscription (every saga still records its publish marker; the local
   activity finds nothing to deliver). *On*: one subscription to every type, its
   endpoint the sandbox's subscriber (checks the signature, answers 204): each saga
