@@ -35,7 +35,7 @@ FULL = {
     "calls": ["--sagas", "20"],
     "intake": ["--sagas", "300"],
     "bulk": ["--sagas", "10000", "--singles", "300"],
-    "outcomes": ["--sagas", "1000", "--rate", "10"],
+    "outcomes": ["--sagas", "1000", "--blocks", "2", "--rate", "10"],
     "lanes": ["--terminations", "600", "--samples", "5", "--sample-every", "30"],
     "lane-rates": ["--wave", "stn=600,rebilly=600,airalo=150"],
     "scale": ["--pending", "100000", "--chunk", "10000", "--wave", "10000"],
@@ -47,7 +47,7 @@ QUICK = {
     "calls": ["--sagas", "5"],
     "intake": ["--sagas", "100"],
     "bulk": ["--sagas", "300", "--singles", "60"],
-    "outcomes": ["--sagas", "60", "--rate", "10"],
+    "outcomes": ["--sagas", "60", "--blocks", "1", "--rate", "10"],
     "lanes": ["--terminations", "120", "--samples", "3", "--sample-every", "20"],
     "lane-rates": ["--wave", "stn=200,rebilly=200,airalo=50"],
     # Limits 5x the full run's: the first polls' window (sized for 10,000 at sTN's

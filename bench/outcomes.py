@@ -160,15 +160,31 @@ async def latency(bench: Bench, endpoint: str, count: int, rate: float) -> Laten
     return Latency(count, rate, len(first), list(first.values()))
 
 
-async def measure(bench: Bench, count: int, rate: float) -> tuple[list[Throughput], Latency]:
-    """Off, on, on, off (each way's two rounds on either side of the middle, so a stack
-    that slows as its history grows favours neither), then the latency, on."""
+def order(blocks: int) -> list[str]:
+    """The ways' rounds: ``blocks`` blocks of four, off-on-on-off then on-off-off-on and so
+    on. One block cancels a stack that slows steadily; two cancel one whose slowing
+    itself speeds up or slows down; more shrink the noise of any one round."""
+    first, second = [OFF, ON, ON, OFF], [ON, OFF, OFF, ON]
+    return [way for block in range(blocks) for way in (first if block % 2 == 0 else second)]
+
+
+async def measure(
+    bench: Bench, count: int, rate: float, blocks: int
+) -> tuple[list[Throughput], Latency]:
+    """The throughput rounds in :func:`order` (the subscription made or removed between
+    rounds of different ways), then the latency, on."""
     await throughput(bench, "warm-up", WARM_UP)
-    rounds = [await throughput(bench, OFF, count)]
-    subscription = await subscribe(bench, f"bench-{uuid.uuid4().hex[:8]}")
-    rounds += [await throughput(bench, ON, count), await throughput(bench, ON, count)]
-    await unsubscribe(bench, subscription)
-    rounds.append(await throughput(bench, OFF, count))
+    rounds: list[Throughput] = []
+    subscription: str | None = None
+    for way in order(blocks):
+        if way == ON and subscription is None:
+            subscription = await subscribe(bench, f"bench-{uuid.uuid4().hex[:8]}")
+        elif way == OFF and subscription is not None:
+            await unsubscribe(bench, subscription)
+            subscription = None
+        rounds.append(await throughput(bench, way, count))
+    if subscription is not None:
+        await unsubscribe(bench, subscription)
     endpoint = f"bench-{uuid.uuid4().hex[:8]}"
     await subscribe(bench, endpoint)
     steady = await latency(bench, endpoint, count, rate)
@@ -233,11 +249,12 @@ def tables(rounds: list[Throughput], steady: Latency) -> str:
 
 async def main(args: argparse.Namespace) -> str:
     async with running(args.target) as bench:
-        rounds, steady = await measure(bench, args.sagas, args.rate)
+        rounds, steady = await measure(bench, args.sagas, args.rate, args.blocks)
     section = report.Section(
         "outcomes",
         "8. Outcome events: throughput with events on and off, state change to first delivery",
-        f"python -m bench.outcomes --sagas {args.sagas} --rate {args.rate:g}",
+        f"python -m bench.outcomes --sagas {args.sagas} --blocks {args.blocks}"
+        f" --rate {args.rate:g}",
         __doc__ or "",
         tables(rounds, steady),
     )
@@ -247,6 +264,9 @@ async def main(args: argparse.Namespace) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser("python -m bench.outcomes", __doc__)
     parser.add_argument("--sagas", type=int, default=1000, help="sagas per round")
+    parser.add_argument(
+        "--blocks", type=int, default=2, help="blocks of four throughput rounds (see order)"
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="starts per second (latency)")
     return parser.parse_args(argv)
 
