@@ -49,7 +49,7 @@ from starter import outcomes, sagas
 
 SETTINGS = OrchestratorSettings(task_queue=TASK_QUEUE)
 WARM_UP = 10
-OFF = "events off (no subscription)"
+OFF = "events off (no subscription matches)"
 ON = "events on (one subscription, every type)"
 
 
@@ -77,35 +77,34 @@ class Latency:
         return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
 
 
-async def subscribe(bench: Bench, endpoint: str) -> str:
-    """A subscription to every type, once the worker sees it; its id."""
+#: The customers of the sagas whose events a subscription takes (on), and of those it
+#: leaves out (off); the latency's own.
+CUSTOMER_ON = "BENCH-ON"
+CUSTOMER_OFF = "BENCH-OFF"
+CUSTOMER_LATENCY = "BENCH-LATENCY"
+
+
+async def subscribe(bench: Bench, endpoint: str, customer: str) -> None:
+    """A subscription to every type of ``customer``'s sagas, once the worker sees it."""
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     admin = bench.admin()
     admin.configure_subscriber(endpoint, secrets=[secret])
     request = SubscriptionRequest(
-        url=admin.subscriber_url(endpoint), secret=secret, types=list(OutcomeEventType)
+        url=admin.subscriber_url(endpoint),
+        secret=secret,
+        types=list(OutcomeEventType),
+        customers=[customer],
     )
-    view = await outcomes.add_subscription(
-        bench.client, TASK_QUEUE, request, Environment.DEVELOPMENT
-    )
-    await cache_expired(bench)
-    return view.id
-
-
-async def unsubscribe(bench: Bench, subscription_id: str) -> None:
-    await outcomes.remove_subscription(bench.client, TASK_QUEUE, subscription_id)
-    await cache_expired(bench)
-
-
-async def cache_expired(bench: Bench) -> None:
-    """The worker reads the store at most this often (README "Outcome events"): after a
-    change, wait until its last read is older, then warm up again."""
+    await outcomes.add_subscription(bench.client, TASK_QUEUE, request, Environment.DEVELOPMENT)
+    # The worker reads the store at most this often (README "Outcome events").
     await asyncio.sleep(WebhookSettings().subscription_cache_seconds + 1)
-    await throughput(bench, "warm-up", WARM_UP)
 
 
-def requests(tag: str, count: int) -> list[TerminationRequest]:
-    return [TerminationRequest(subscription_id=f"SUB-O{tag}-{i:05d}") for i in range(count)]
+def requests(tag: str, count: int, customer: str) -> list[TerminationRequest]:
+    return [
+        TerminationRequest(subscription_id=f"SUB-O{tag}-{i:05d}", customer_id=customer)
+        for i in range(count)
+    ]
 
 
 async def completed(bench: Bench, tag: str, count: int, what: str) -> None:
@@ -118,7 +117,7 @@ async def completed(bench: Bench, tag: str, count: int, what: str) -> None:
 async def throughput(bench: Bench, way: str, count: int) -> Throughput:
     bench.reset_sandbox()
     tag = uuid.uuid4().hex[:8].upper()
-    batch = requests(tag, count)
+    batch = requests(tag, count, CUSTOMER_ON if way == ON else CUSTOMER_OFF)
     before = cpu_of(bench.pids)
     began = time.monotonic()
 
@@ -134,7 +133,7 @@ async def throughput(bench: Bench, way: str, count: int) -> Throughput:
 async def latency(bench: Bench, endpoint: str, count: int, rate: float) -> Latency:
     """Every event's first attempt; a batch whose events never arrive is an error."""
     tag = uuid.uuid4().hex[:8].upper()
-    batch = requests(tag, count)
+    batch = requests(tag, count, CUSTOMER_LATENCY)
     began = time.monotonic()
     for index, request in enumerate(batch):
         # A steady load: the next start at its place in the schedule, not in a burst.
@@ -171,23 +170,15 @@ def order(blocks: int) -> list[str]:
 async def measure(
     bench: Bench, count: int, rate: float, blocks: int
 ) -> tuple[list[Throughput], Latency]:
-    """The throughput rounds in :func:`order` (the subscription made or removed between
-    rounds of different ways), then the latency, on."""
+    """The throughput rounds in :func:`order`, one right after the other (a round is on
+    or off by its sagas' customer: nothing to change and wait for between rounds), then
+    the latency."""
+    await subscribe(bench, f"bench-{uuid.uuid4().hex[:8]}", CUSTOMER_ON)
+    latency_endpoint = f"bench-{uuid.uuid4().hex[:8]}"
+    await subscribe(bench, latency_endpoint, CUSTOMER_LATENCY)
     await throughput(bench, "warm-up", WARM_UP)
-    rounds: list[Throughput] = []
-    subscription: str | None = None
-    for way in order(blocks):
-        if way == ON and subscription is None:
-            subscription = await subscribe(bench, f"bench-{uuid.uuid4().hex[:8]}")
-        elif way == OFF and subscription is not None:
-            await unsubscribe(bench, subscription)
-            subscription = None
-        rounds.append(await throughput(bench, way, count))
-    if subscription is not None:
-        await unsubscribe(bench, subscription)
-    endpoint = f"bench-{uuid.uuid4().hex[:8]}"
-    await subscribe(bench, endpoint)
-    steady = await latency(bench, endpoint, count, rate)
+    rounds = [await throughput(bench, way, count) for way in order(blocks)]
+    steady = await latency(bench, latency_endpoint, count, rate)
     return rounds, steady
 
 
