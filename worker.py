@@ -29,6 +29,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.bulk import BulkSteering
 from activities.heartbeat import HeartbeatingActivities
+from activities.outbox_signals import AttemptLog
 from activities.outcomes import OutcomeActivities, SubscriptionDirectory
 from activities.providers import PROVIDERS, activity_methods
 from activities.webhooks import WebhookActivities
@@ -293,7 +294,9 @@ def build_worker(
             # operation steers sagas from here (through Temporal, no provider).
             activities=[
                 *clients.activities(),
-                OutcomeActivities(directory).publish,
+                OutcomeActivities(
+                    directory, deliveries, AttemptLog(client), webhooks.inline_timeout_seconds
+                ).publish,
                 # The outboxes' first attempts and a replayed delivery's, local
                 # activities (the retries: the lane).
                 deliveries.deliver_batch,

@@ -1,21 +1,33 @@
 """Publishing outcome events: the subscription store as the worker reads it, and the
-local activity that starts one delivery per matching subscription.
+local activity that makes each event's first attempt, or leaves it to the outbox.
 
 ``outcomes.publish`` runs in the saga's own workflow task (a local activity: one
-marker event, no task queue round trip). It does no HTTP: it reads the subscription
-store (a short per-process cache, :class:`SubscriptionDirectory`) and signals the event
-to each matching subscription's outbox (``SubscriberOutbox``, id
-``outbox-<subscription id>``, started by the signal if it is not running), which makes
-the first attempts in batches and hands what fails to a ``WebhookDelivery``
-(:func:`start_delivery`). A retried attempt signals again; the outbox drops the repeat.
-With no matching subscription it returns at once.
+marker event, no task queue round trip). It reads the subscription store (a short
+per-process cache, :class:`SubscriptionDirectory`) and, for each matching
+subscription, POSTs the event itself (**inline**), its HTTP exchange bounded by
+``CANCEL_WEBHOOK_INLINE_TIMEOUT_SECONDS`` (1 s): accepted, it is recorded in the
+subscriber's outbox for the listing (``activities/outbox_signals.py``, in the
+background); not, it is handed to a ``WebhookDelivery`` (:func:`start_delivery`) that
+retries it on the webhooks lane, and the subscription is **paused** in this process
+for :data:`INLINE_PAUSE` seconds: its next events are signalled to its outbox
+(``SubscriberOutbox``), which attempts them in batches with the full timeout, so a
+subscriber that is slow or down holds a saga's workflow task at most once per pause.
+With the inline timeout 0, every event goes to the outbox.
+
+Why inline first: a signal to the outbox cost the server an event and a share of the
+outbox's workflow tasks, and the worker the outbox's activations, for every event;
+with a subscription to every type the sagas' throughput fell to 0.82-0.85x of the same
+without subscribers (``docs/performance.md``, section 8). The POST alone costs what it
+must. A retried publish POSTs again (the same ``webhook-id``: receivers dedupe).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
@@ -27,25 +39,23 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.outbox_signals import AttemptLog, enqueue
 from domain import search_attributes as sa
 from domain.outcomes import (
-    OUTBOX_ENQUEUE,
     PUBLISH_ACTIVITY,
+    BatchAttempt,
     Delivery,
-    OutboxState,
+    OutboxDelivery,
     PublishRequest,
     PublishResult,
     Subscription,
     SubscriptionStoreQuery,
     delivery_workflow_id,
-    outbox_workflow_id,
     subscriptions_workflow_id,
 )
 
 #: The delivery workflow's type (``workflows.webhook_delivery.WebhookDelivery``).
 DELIVERY_WORKFLOW = "WebhookDelivery"
-#: A subscriber's outbox (``workflows.subscriber_outbox.SubscriberOutbox``).
-OUTBOX_WORKFLOW = "SubscriberOutbox"
 DELIVERY_EXECUTION_TIMEOUT = timedelta(days=4)
 
 
@@ -87,11 +97,60 @@ async def _read_store(store: WorkflowHandle[object, object]) -> list[Subscriptio
     return found
 
 
-class OutcomeActivities:
-    """The publish local activity, bound to this worker's :class:`SubscriptionDirectory`."""
+#: Seconds a subscription's events go to its outbox after an inline attempt failed.
+INLINE_PAUSE = 30.0
 
-    def __init__(self, directory: SubscriptionDirectory) -> None:
+
+class FirstAttempts(Protocol):
+    """``activities.webhooks.WebhookActivities``: a first attempt, handed over if it
+    failed (a protocol: that module imports this one)."""
+
+    async def first_attempt(
+        self,
+        client: Client,
+        delivery: Delivery,
+        task_queue: str,
+        http_seconds: float | None = None,
+    ) -> BatchAttempt: ...
+
+
+class InlinePauses:
+    """The subscriptions whose events this process leaves to their outboxes for now."""
+
+    def __init__(
+        self, seconds: float = INLINE_PAUSE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def paused(self, subscription_id: str) -> bool:
+        until = self._until.get(subscription_id)
+        if until is not None and self._clock() >= until:
+            del self._until[subscription_id]
+            return False
+        return until is not None
+
+    def pause(self, subscription_id: str) -> None:
+        self._until[subscription_id] = self._clock() + self._seconds
+
+
+class OutcomeActivities:
+    """The publish local activity, bound to this worker's subscription directory, its
+    first attempts (HTTP), the inline timeout and the log of inline attempts."""
+
+    def __init__(
+        self,
+        directory: SubscriptionDirectory,
+        attempts: FirstAttempts,
+        log: AttemptLog,
+        inline_seconds: float,
+    ) -> None:
         self._directory = directory
+        self._attempts = attempts
+        self._log = log
+        self._inline_seconds = inline_seconds
+        self._pauses = InlinePauses()
 
     @activity.defn(name=PUBLISH_ACTIVITY)
     async def publish(self, request: PublishRequest) -> PublishResult:
@@ -105,30 +164,42 @@ class OutcomeActivities:
         ]
         if not matching:
             return PublishResult(matched=0, started=0)
-        await asyncio.gather(
-            *(_enqueue(client, request, store, subscription) for subscription in matching)
+        inline = await asyncio.gather(
+            *(self._publish_to(client, request, store, subscription) for subscription in matching)
         )
-        # ``started``: the outboxes the event went to (the field's name is older).
-        return PublishResult(matched=len(matching), started=len(matching))
+        # ``started``: the subscriptions the event went to (the field's name is older).
+        return PublishResult(matched=len(matching), started=len(matching), inline=sum(inline))
 
-
-async def _enqueue(
-    client: Client, request: PublishRequest, store: str, subscription: Subscription
-) -> None:
-    """Signal the event to the subscriber's outbox, starting it if it is not running
-    (a retried attempt signals it again; the outbox drops the repeat)."""
-    await client.start_workflow(
-        OUTBOX_WORKFLOW,
-        OutboxState(subscription_id=subscription.id, store_id=store),
-        id=outbox_workflow_id(subscription.id),
-        task_queue=request.task_queue,
-        start_signal=OUTBOX_ENQUEUE,
-        start_signal_args=[request.event],
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(sa.OUTCOME_SUBSCRIPTION_ID, subscription.id)]
-        ),
-        static_summary=f"Outbox of subscription {subscription.id}",
-    )
+    async def _publish_to(
+        self, client: Client, request: PublishRequest, store: str, subscription: Subscription
+    ) -> bool:
+        """The event's first attempt inline (``True``), or the event to the outbox."""
+        if self._inline_seconds <= 0 or self._pauses.paused(subscription.id):
+            await enqueue(client, request.task_queue, store, subscription.id, request.event)
+            return False
+        event = request.event
+        delivery = Delivery(subscription_id=subscription.id, store_id=store, event=event)
+        attempt = await self._attempts.first_attempt(
+            client, delivery, request.task_queue, self._inline_seconds
+        )
+        if not attempt.delivered:
+            self._pauses.pause(subscription.id)
+        self._log.record(
+            request.task_queue,
+            store,
+            subscription.id,
+            OutboxDelivery(
+                event_id=event.id,
+                event_type=str(event.type),
+                saga_id=event.subject,
+                attempted_at=datetime.now(UTC),
+                status=attempt.status,
+                delivered=attempt.delivered,
+                failure=attempt.failure,
+                retried=attempt.retried,
+            ),
+        )
+        return True
 
 
 async def start_delivery(

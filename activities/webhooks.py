@@ -140,31 +140,46 @@ class WebhookActivities:
         client = activity.client()
         slots = asyncio.Semaphore(BATCH_CONCURRENCY)
 
-        async def first_attempt(event: OutcomeEvent) -> BatchAttempt:
+        async def attempted(event: OutcomeEvent) -> BatchAttempt:
             delivery = Delivery(
                 subscription_id=batch.subscription_id, store_id=batch.store_id, event=event
             )
             async with slots:
-                try:
-                    delivered = await self._attempt(client, delivery, 1)
-                except ApplicationError as failed:
-                    first = first_attempt_of(failed)
-                    handed = delivery.model_copy(update={"first_attempt": first})
-                    await start_delivery(client, handed, batch.task_queue)
-                    return BatchAttempt(
-                        event_id=event.id,
-                        delivered=False,
-                        failure=first.failure,
-                        failure_type=first.failure_type,
-                        retried=first.retried,
-                    )
-            return BatchAttempt(event_id=event.id, status=delivered.status, delivered=True)
+                return await self.first_attempt(client, delivery, batch.task_queue)
 
-        attempts = await asyncio.gather(*(first_attempt(event) for event in batch.events))
+        attempts = await asyncio.gather(*(attempted(event) for event in batch.events))
         inactive = any(a.failure_type in ENDS_SUBSCRIPTION for a in attempts)
         return BatchResult(attempts=list(attempts), inactive=inactive)
 
-    async def _attempt(self, client: Client, delivery: Delivery, attempt: int) -> DeliveryResult:
+    async def first_attempt(
+        self,
+        client: Client,
+        delivery: Delivery,
+        task_queue: str,
+        http_seconds: float | None = None,
+    ) -> BatchAttempt:
+        """The first POST of ``delivery`` (its HTTP exchange bounded by ``http_seconds``
+        if given, else by the configured timeout); if not accepted, handed to its
+        ``WebhookDelivery`` with how it went. Made by an outbox's batch, or inline by a
+        publish (``activities/outcomes.py``)."""
+        try:
+            delivered = await self._attempt(client, delivery, 1, http_seconds)
+        except ApplicationError as failed:
+            first = first_attempt_of(failed)
+            handed = delivery.model_copy(update={"first_attempt": first})
+            await start_delivery(client, handed, task_queue)
+            return BatchAttempt(
+                event_id=delivery.event.id,
+                delivered=False,
+                failure=first.failure,
+                failure_type=first.failure_type,
+                retried=first.retried,
+            )
+        return BatchAttempt(event_id=delivery.event.id, status=delivered.status, delivered=True)
+
+    async def _attempt(
+        self, client: Client, delivery: Delivery, attempt: int, http_seconds: float | None = None
+    ) -> DeliveryResult:
         """One POST of ``delivery``: its result, or the ``ApplicationError`` that says
         whether it is retried (see the module docstring)."""
         subscription = await self._subscription(client, delivery)
@@ -178,7 +193,11 @@ class WebhookActivities:
         headers = signed_headers(event, body, subscription.signing_secrets(now), now)
         try:
             async with self.http.stream(
-                "POST", subscription.url, content=body.encode(), headers=headers
+                "POST",
+                subscription.url,
+                content=body.encode(),
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if http_seconds is None else http_seconds,
             ) as response:
                 status = response.status_code  # the body is never read: any size, any speed
                 delay = retry_after(response) if status == 429 else None

@@ -35,7 +35,7 @@ FULL = {
     "calls": ["--sagas", "20"],
     "intake": ["--sagas", "300"],
     "bulk": ["--sagas", "10000", "--singles", "300"],
-    "outcomes": ["--sagas", "1000", "--blocks", "2", "--rate", "10"],
+    "outcomes": ["--sagas", "500", "--blocks", "4", "--rate", "10"],
     "lanes": ["--terminations", "600", "--samples", "5", "--sample-every", "30"],
     "lane-rates": ["--wave", "stn=600,rebilly=600,airalo=150"],
     "scale": ["--pending", "100000", "--chunk", "10000", "--wave", "10000"],

@@ -219,7 +219,10 @@ class WebhookSettings(BaseSettings):
     Env prefix ``CANCEL_WEBHOOK_``.
 
     ``TIMEOUT_SECONDS`` bounds one delivery attempt's HTTP exchange (a slow subscriber
-    holds its delivery, never a worker slot for long); ``SUBSCRIPTION_CACHE_SECONDS`` is
+    holds its delivery, never a worker slot for long); ``INLINE_TIMEOUT_SECONDS`` bounds
+    the first attempt a publish makes itself, in the saga's workflow task (0: none, every
+    event goes to its subscriber's outbox; ``activities/outcomes.py``);
+    ``SUBSCRIPTION_CACHE_SECONDS`` is
     how long a worker process reuses what it read of the subscription store (a new
     subscription receives events from at most that long after it was added).
     """
@@ -227,6 +230,7 @@ class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CANCEL_WEBHOOK_", extra="ignore")
 
     timeout_seconds: float = Field(default=10.0, gt=0, le=25)
+    inline_timeout_seconds: float = Field(default=1.0, ge=0, le=5)
     subscription_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
 

@@ -96,6 +96,8 @@ DELIVER_BATCH_ACTIVITY = "webhooks.deliver_batch"
 #: The subscriber outbox's signals (one event to deliver; its subscription removed) and
 #: queries (its recent deliveries; how many events wait for their first attempt).
 OUTBOX_ENQUEUE = "enqueue"
+#: First attempts a publish made itself (inline), for the outbox's recent deliveries.
+OUTBOX_RECORD = "record"
 OUTBOX_CLOSE = "close"
 OUTBOX_RECENT = "recent"
 OUTBOX_WAITING = "waiting"
@@ -402,6 +404,8 @@ class PublishRequest(CamelModel):
 class PublishResult(CamelModel):
     matched: int
     started: int
+    #: Of those, attempted inline (the rest went to their outboxes).
+    inline: int = 0
 
 
 class FirstAttempt(CamelModel):
@@ -454,7 +458,8 @@ class BatchResult(CamelModel):
 
 
 class OutboxDelivery(CamelModel):
-    """One event as the subscriber's outbox remembers it (its recent deliveries)."""
+    """One event's first attempt as the subscriber's outbox remembers it (its recent
+    deliveries): made by the outbox, or inline by a publish and recorded there."""
 
     event_id: str
     event_type: str

@@ -3,9 +3,9 @@
 One home for both entry points (like ``starter/sagas.py``): the store is the entity
 workflow ``OutcomeSubscriptions`` (``workflows/outcome_subscriptions.py``), created on
 the first change with update-with-start; deliveries are what each subscription's outbox
-remembers (``SubscriberOutbox``: events accepted at its first attempt) and the
-``WebhookDelivery`` workflows it handed the others to, found through visibility by the
-``OutcomeSubscriptionId`` search attribute. Secrets go
+remembers (``SubscriberOutbox``: events accepted at the first attempt, its own or a
+publish's inline one) and the ``WebhookDelivery`` workflows the others were handed to,
+found through visibility by the ``OutcomeSubscriptionId`` search attribute. Secrets go
 in (add, rotate) and never come out: every answer is a ``SubscriptionView``.
 """
 
@@ -202,7 +202,7 @@ async def list_deliveries(
             listed[execution.id] = await _delivery(client, execution)
             if len(listed) == limit:
                 break
-    # Accepted at the outbox's first attempt: no workflow of their own. Handed over: the
+    # Accepted at the first attempt: no workflow of their own. Handed over: the
     # delivery workflow tells more, once visibility shows it.
     for attempted in await _outbox_recent(client, subscription_id):
         delivery_id = delivery_workflow_id(attempted.event_id, subscription_id)

@@ -43,10 +43,14 @@ async def test_a_lanes_limit_is_set_and_reset_at_run_time(
     task_queue: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    lanes = await lanes_json(capsys)
-    assert set(lanes) == {provider.value for provider in Provider}
-    assert lanes["stn"]["taskQueue"] == f"{task_queue}-stn"
-    assert lanes["stn"]["limitSource"] == "none" and lanes["stn"]["pollers"] >= 1
+    async def unlimited_and_polled() -> None:
+        # The server lists a lane's pollers from their first poll on: not at once.
+        lanes = await lanes_json(capsys)
+        assert set(lanes) == {provider.value for provider in Provider}
+        assert lanes["stn"]["taskQueue"] == f"{task_queue}-stn"
+        assert lanes["stn"]["limitSource"] == "none" and lanes["stn"]["pollers"] >= 1
+
+    await eventually(unlimited_and_polled)
 
     assert await cancelctl("lanes", "set", "stn", "--max-calls-per-second", "3") == 0
     shown = capsys.readouterr().out

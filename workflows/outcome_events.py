@@ -18,10 +18,12 @@ When each type is emitted (README "Outcome events"):
   deadline a part declared (:meth:`~workflows.ledger.SagaLedger.deadline`), or a stay in
   ``NEEDS_ATTENTION``, outlasts its horizon.
 
-Publishing never blocks, slows or fails the saga: each event goes to the local activity
-``outcomes.publish`` as a background task; :meth:`settle` waits for those only when the
-run closes, and a publish that still fails after its retries is logged and counted
-(``cancel_outcome_publish_failures_total``), never raised. Event ids come from
+Publishing never fails the saga nor makes it wait on a subscriber for long: each event
+goes to the local activity ``outcomes.publish`` as a background task (its first POST
+bounded by ``CANCEL_WEBHOOK_INLINE_TIMEOUT_SECONDS``, ``activities/outcomes.py``);
+:meth:`settle` waits for those only when the run closes, and a publish that still
+fails after its retries is logged and counted (``cancel_outcome_publish_failures_total``),
+never raised. Event ids come from
 ``workflow.uuid4()``, so a replay makes the same ids. All of it only in runs that carry
 the ``outcome-events`` patch generation: runs from before emit nothing and start no timer.
 """
@@ -56,7 +58,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows import patches
 from workflows.ledger import LedgerWatcher, SagaLedger
 
-#: The publish local activity: it only reads a cached store and starts workflows.
+#: The publish local activity: a cached store read, a first POST of at most 5 s
+#: (``CANCEL_WEBHOOK_INLINE_TIMEOUT_SECONDS``), a signal or a workflow start.
 PUBLISH_TIMEOUT = timedelta(seconds=10)
 #: Retried this long (with backoff), then given up: logged and counted, never raised.
 PUBLISH_DEADLINE = timedelta(minutes=2)

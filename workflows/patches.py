@@ -101,6 +101,13 @@ WEBHOOK_FIRST_ATTEMPT_LOCAL = "webhook-first-attempt-local"
 # always said. Asked only on that path, so only such runs carry its marker.
 PUBLISH_FAILURE_COUNTED = "outcome-publish-failure-counted"
 
+# 2026-12: an outbox is also told of the first attempts publishes made inline (signal
+# ``record``), which come without events to attempt: it continues as new when the server
+# suggests it while it waits, not only after a batch (an outbox of only records would
+# otherwise grow until the server ends it). Asked by SubscriberOutbox with
+# ``workflow.patched`` (tests/histories/subscriber_outbox.json is from before).
+OUTBOX_CONTINUES_WHILE_WAITING = "outbox-continues-as-new-while-waiting"
+
 #: Generations, newest first: the marker a new run records (one, asked once) and the
 #: patches a run carrying it has by construction. A run of a generation has every
 #: patch of the generations after it in this tuple, and their markers.
@@ -123,7 +130,9 @@ RETIRED: frozenset[str] = FIRST_GENERATION
 
 #: Patches asked on their own, outside every generation: in a workflow that records no
 #: generation marker, or only on a rare path.
-UNGROUPED: frozenset[str] = frozenset({WEBHOOK_FIRST_ATTEMPT_LOCAL, PUBLISH_FAILURE_COUNTED})
+UNGROUPED: frozenset[str] = frozenset(
+    {WEBHOOK_FIRST_ATTEMPT_LOCAL, PUBLISH_FAILURE_COUNTED, OUTBOX_CONTINUES_WHILE_WAITING}
+)
 
 #: Every patch id the workflows ask for (``CANCEL_WORKER_HOLD_PATCHES`` is checked against
 #: it): a retired patch can no longer be held.

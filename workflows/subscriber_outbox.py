@@ -1,24 +1,26 @@
-"""SubscriberOutbox: one subscriber's outcome events, first attempts made in batches.
+"""SubscriberOutbox: one subscriber's first attempts when its publishes do not make them.
 
-Why a workflow per subscription rather than one per event: a ``WebhookDelivery`` per
-(event, subscription) cost the server a workflow start, a workflow task and a close for
-every event, and with a subscription to every type the sagas' throughput fell to
-0.69-0.89x of the same without subscribers (``docs/performance.md``, section 8). Here the
-saga's publish local activity signals this workflow with the event (signal-with-start:
-the first event starts it); events that arrive while a batch is under way wait for the
-next, so the busier the sagas, the bigger the batches and the fewer workflow tasks per
-event. The POST itself is the local activity ``webhooks.deliver_batch``: every event of
-a batch attempted concurrently, each with its own timeout.
+A publish makes an event's first attempt itself, inline (``activities/outcomes.py``),
+unless its subscription is paused in that worker process (an inline attempt failed in
+the last 30 s) or inline attempts are off (``CANCEL_WEBHOOK_INLINE_TIMEOUT_SECONDS=0``):
+then it signals the event here (signal ``enqueue``, signal-with-start: the first event
+starts it). Events that arrive while a batch is under way wait for the next, so the
+busier the sagas, the bigger the batches and the fewer workflow tasks per event. The
+POST itself is the local activity ``webhooks.deliver_batch``: every event of a batch
+attempted concurrently, each with the full HTTP timeout. Why not every event through
+here: a signal and a share of this workflow's tasks per event cost the sagas'
+throughput 15-18% with a subscription to every type (``docs/performance.md``, section
+8); an inline POST costs what it must.
 
-Only the first attempt is made here. An event its subscriber did not accept at once
-(5xx, 429, a timeout, a 410, another 4xx, an inactive subscription) is handed, inside
-that activity, to a ``WebhookDelivery`` with the id ``delivery-<event>-<subscription>``
-carrying how the first attempt went: it retries on the webhooks lane for 72 hours, or
-ends failed at once, listed and replayable as before. So the outbox never waits for a
-subscriber that is down, and one slow event never holds the next batch for longer
-than the HTTP timeout.
+An event its subscriber did not accept at once (5xx, 429, a timeout, a 410, another
+4xx, an inactive subscription) is handed, inside that activity, to a ``WebhookDelivery``
+with the id ``delivery-<event>-<subscription>`` carrying how the first attempt went: it
+retries on the webhooks lane for 72 hours, or ends failed at once, listed and replayable
+as before. So the outbox never waits for a subscriber that is down, and one slow event
+never holds the next batch for longer than the HTTP timeout.
 
-The latest :data:`RECENT` events (delivered or handed over) are kept for the query
+The latest :data:`RECENT` first attempts (its own, and the inline ones each worker
+process records here, signal ``record``, about once a second) are kept for the query
 ``recent``, which ``GET /v1/subscriptions/{id}/deliveries`` reads beside the delivery
 workflows. A retried publish signals an event twice: the latest :data:`SEEN` ids are
 remembered and a repeat is dropped (receivers dedupe by ``webhook-id`` in any case).
@@ -37,12 +39,15 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows import patches
+
 with workflow.unsafe.imports_passed_through():
     from domain.outcomes import (
         DELIVER_BATCH_ACTIVITY,
         OUTBOX_CLOSE,
         OUTBOX_ENQUEUE,
         OUTBOX_RECENT,
+        OUTBOX_RECORD,
         OUTBOX_WAITING,
         BatchResult,
         DeliveryBatch,
@@ -88,6 +93,13 @@ class SubscriberOutbox:
             del self._seen[next(iter(self._seen))]
         self._queued.append(event)
 
+    @workflow.signal(name=OUTBOX_RECORD)
+    def record(self, attempts: list[OutboxDelivery]) -> None:
+        """First attempts a publish made itself (inline), listed with this outbox's own.
+        Only remembered: nothing to attempt, no command (a run from before this signal
+        replays the same with it)."""
+        self._recent.extend(attempts)
+
     @workflow.signal(name=OUTBOX_CLOSE)
     def close(self) -> None:
         """The subscription was removed: end once the events queued are attempted."""
@@ -105,16 +117,25 @@ class SubscriberOutbox:
 
     @workflow.run
     async def run(self, state: OutboxState) -> None:
+        # Runs from before continue as new only after a batch (patches.py says why).
+        while_waiting = workflow.patched(patches.OUTBOX_CONTINUES_WHILE_WAITING)
         while True:
-            await workflow.wait_condition(lambda: bool(self._queued) or self._closing)
-            if not self._queued:
+            await workflow.wait_condition(
+                lambda: (
+                    bool(self._queued)
+                    or self._closing
+                    or (while_waiting and workflow.info().is_continue_as_new_suggested())
+                )
+            )
+            if self._queued:
+                batch, self._queued = self._queued[:BATCH], self._queued[BATCH:]
+                self._attempting = len(batch)
+                inactive = await self._attempt(state, batch)
+                self._attempting = 0
+                if inactive and not self._queued:
+                    return  # removed or disabled: nothing more will come
+            elif self._closing:
                 return  # the subscription was removed
-            batch, self._queued = self._queued[:BATCH], self._queued[BATCH:]
-            self._attempting = len(batch)
-            inactive = await self._attempt(state, batch)
-            self._attempting = 0
-            if inactive and not self._queued:
-                return  # removed or disabled: nothing more will come
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
