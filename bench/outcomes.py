@@ -1,22 +1,24 @@
 """Benchmark 6: outcome events, their cost to saga throughput and their latency.
 
-``python -m bench.outcomes [--sagas 1000] [--rate 10]``, immediate sTN terminations (each
-emits one event, ``saga.completed``), on one stack, one way after another:
+``python -m bench.outcomes [--sagas 500] [--blocks 4] [--rate 10]``, immediate sTN
+terminations (each emits one event, ``saga.completed``), on one stack:
 
-* **throughput, events off / on**: ``--sagas`` terminations started with 32 in flight;
-  sagas per second from the first start until the last one completed (visibility).
-  Two rounds each, in the order off, on, on, off: the stack slows as its histories
-  grow (a round after another is slower by itself), so measuring one way before the
-  other would favour the first; each way's rate is its two rounds together (both shown).
-  *Off*: no subscription (every saga still records its publish marker; the local
-  activity finds nothing to deliver). *On*: one subscription to every type, its
-  endpoint the sandbox's subscriber (checks the signature, answers 204): each saga
-  also signals the event to the subscription's outbox (``SubscriberOutbox``), which
-  POSTs the events that came meanwhile as one batch (a local activity), on the same
-  server and worker. The ratio on / off is the price.
-* **latency at a steady load**: terminations started at ``--rate`` per second, the
-  subscription on; for each event, from the state change (the event's ``time``: the
-  workflow task that completed the saga) to the first delivery attempt reaching the
+* **throughput, events off / on**: rounds of ``--sagas`` terminations started with 32
+  in flight; sagas per second from the first start until the last one completed
+  (visibility). One subscription to every type, filtered to a customer: a round is
+  *on* when its sagas are that customer's (each event POSTed to the sandbox's
+  subscriber, which checks the signature and answers 204: inline by the publish, or
+  through the subscription's outbox), *off* when they are another's (every saga still
+  records its publish marker; the local activity finds nothing to deliver). So the
+  rounds run back to back, with nothing to change or wait for between them, in
+  ``--blocks`` blocks of four: off, on, on, off, then on, off, off, on. The stack slows
+  as its histories grow and its speed drifts from round to round on a small machine;
+  this order cancels a steady drift and the many rounds shrink the rest. Each way's
+  rate is its rounds together (each shown), on the same server and worker. The ratio
+  on / off is the price.
+* **latency at a steady load**: terminations started at ``--rate`` per second for
+  another subscription; for each event, from the state change (the event's ``time``:
+  the workflow task that completed the saga) to the first delivery attempt reaching the
   subscriber (its arrival time, same machine): p50, p99, max.
 
 CPU ms per saga: each process's CPU time over the batch, divided by its sagas. The
@@ -254,9 +256,9 @@ async def main(args: argparse.Namespace) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser("python -m bench.outcomes", __doc__)
-    parser.add_argument("--sagas", type=int, default=1000, help="sagas per round")
+    parser.add_argument("--sagas", type=int, default=500, help="sagas per round")
     parser.add_argument(
-        "--blocks", type=int, default=2, help="blocks of four throughput rounds (see order)"
+        "--blocks", type=int, default=4, help="blocks of four throughput rounds (see order)"
     )
     parser.add_argument("--rate", type=float, default=10.0, help="starts per second (latency)")
     return parser.parse_args(argv)
