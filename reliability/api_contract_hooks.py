@@ -10,6 +10,11 @@ fuzzer's process, never by the product:
   offset; what is no date stays as it is. The rule is not in the schema, so folding
   never turns a case the schema calls invalid into a valid one, nor the other way round;
 * **a line item's period** does not end before it starts: a period is put in order;
+* **the suite's own subscriber**: a subscription the fuzzer makes never points at the
+  endpoint the suite checks (``reliability.outcomes.ENDPOINT``), which the stateful phase
+  can take from ``GET /v1/subscriptions``: its events would arrive there signed with the
+  fuzzer's secret, refused as they should be, and counted as unsigned. Such a URL is
+  pointed at another endpoint of the same subscriber (the shape stays);
 * **credentials**, by the security scheme each operation names: the API key
   (``CANCEL_CONTRACT_API_KEY``), Rebilly's Basic credentials and Airalo's signature of
   the body, as Airalo signs (``domain.airalo_signature``, keyed with
@@ -129,6 +134,19 @@ def as_described(value: Any, now: datetime) -> Any:
     return _in_order(described)
 
 
+#: The suite's subscriber endpoint, as a URL ends (``sandbox.testing.subscriber_url``).
+SUITE_SUBSCRIBER = "/subscriber/reliability"
+FUZZER_SUBSCRIBER = "/subscriber/fuzzed"
+
+
+def away_from_the_suite_subscriber(body: Any) -> Any:
+    """A subscription's body pointed elsewhere than at the suite's own endpoint."""
+    url = body.get("url") if isinstance(body, dict) else None
+    if isinstance(url, str) and url.endswith(SUITE_SUBSCRIBER):
+        return {**body, "url": url[: -len(SUITE_SUBSCRIBER)] + FUZZER_SUBSCRIBER}
+    return body
+
+
 @schemathesis.hook
 def before_call(context: schemathesis.HookContext, case: Case, kwargs: Any) -> None:
     """Just before each request, in every phase (Schemathesis then re-reads the case).
@@ -140,6 +158,8 @@ def before_call(context: schemathesis.HookContext, case: Case, kwargs: Any) -> N
     described = as_described(case.body, datetime.now(UTC))
     if case.operation.path == "/v1/bulk-operations":
         described = with_a_query(described)
+    if case.operation.path == "/v1/subscriptions":
+        described = away_from_the_suite_subscriber(described)
     if described != case.body:  # untouched otherwise: Schemathesis re-reads what changed
         case.body = described
 
